@@ -1,0 +1,170 @@
+// The configuration schema: the single source of the config's shape, its defaults and its TypeScript
+// type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key.
+import { z } from 'zod'
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 ** 2, mb: 1000 ** 2, gib: 1024 ** 3, gb: 1000 ** 3 }
+
+/** `500ms`, `10s`, `5m`, `1h`, or a bare number of milliseconds → milliseconds. */
+export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value) && value >= 0) return value
+  } else {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value)
+    if (m) return Math.round(Number(m[1]) * (DURATION_UNITS[m[2] as string] as number))
+  }
+  ctx.addIssue({ code: 'custom', message: `expected a duration like 500ms, 10s or 5m, got ${JSON.stringify(value)}` })
+  return z.NEVER
+})
+
+/** `256`, `64KiB`, `1MiB` → bytes. */
+export const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value > 0) return value
+  } else {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value)
+    const unit = SIZE_UNITS[(m?.[2] ?? 'x').toLowerCase()]
+    if (m && unit !== undefined && Number(m[1]) > 0) return Math.round(Number(m[1]) * unit)
+  }
+  ctx.addIssue({ code: 'custom', message: `expected a size like 256, 64KiB or 1MiB, got ${JSON.stringify(value)}` })
+  return z.NEVER
+})
+
+const positive = z.number({ error: (i) => `expected a positive number, got ${JSON.stringify(i.input)}` }).positive()
+const count = z.number({ error: (i) => `expected a whole number, got ${JSON.stringify(i.input)}` }).int().positive()
+
+/** A DNS label, so a tenant ID can never contain `/`, `+`, `#` or `@` and never escape its namespace. */
+export const TENANT_ID = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
+export const tenantId = z.string().regex(TENANT_ID, 'expected a tenant ID of 1-63 characters a-z, 0-9 and -, not starting or ending with -')
+
+export const limitsSchema = z.strictObject({
+  maxConnections: count.optional(),
+  connectRate: positive.optional(),
+  maxSubscriptionsPerClient: count.optional(),
+  maxSubscriptions: count.optional(),
+  publishRate: positive.optional(),
+  clientPublishRate: positive.optional(),
+  rateAction: z.enum(['throttle', 'disconnect']).optional(),
+  bandwidth: size.optional(),
+  maxPacketSize: size.optional(),
+  maxQos: z.union([z.literal(0), z.literal(1), z.literal(2)], { error: 'expected 0, 1 or 2' }).optional(),
+  retain: z.boolean().optional(),
+  maxTopicLevels: count.optional(),
+  maxTopicLength: count.optional(),
+  maxSessionExpiry: z.number().int().nonnegative().optional(),
+  maxInflight: count.optional(),
+})
+export type Limits = z.infer<typeof limitsSchema>
+
+const aclAction = z.enum(['publish', 'subscribe', 'all'])
+/** `{ allow: publish, topic: "devices/%u/#" }` or `{ deny: all, topic: "#" }`, normalised to one shape. */
+export const aclRuleSchema = z.union([
+  z.strictObject({ allow: aclAction, topic: z.string().min(1) }).transform((r) => ({ effect: 'allow' as const, action: r.allow, topic: r.topic })),
+  z.strictObject({ deny: aclAction, topic: z.string().min(1) }).transform((r) => ({ effect: 'deny' as const, action: r.deny, topic: r.topic })),
+], { error: 'expected { allow|deny: publish|subscribe|all, topic: FILTER }' })
+export type AclRule = z.infer<typeof aclRuleSchema>
+
+export const userSchema = z.strictObject({
+  password: z.string().min(1),
+  acl: z.array(aclRuleSchema).optional(),
+})
+export type UserConfig = z.infer<typeof userSchema>
+
+export const tenantSchema = z.strictObject({
+  plan: z.string().optional(),
+  limits: limitsSchema.default({}),
+  hosts: z.array(z.string().min(1)).default([]),
+  anonymous: z.boolean().default(false),
+  disabled: z.boolean().default(false),
+  users: z.record(z.string().min(1), userSchema).default({}),
+  passwordFile: z.string().optional(),
+  acl: z.array(aclRuleSchema).optional(),
+})
+export type TenantConfig = z.infer<typeof tenantSchema>
+
+/** `host:port`, `[v6]:port` or `:port`; the host defaults to all interfaces (IPv4 and IPv6). */
+const bind = z.string().transform((value, ctx) => {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim())
+  const port = Number(m?.[3])
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port (e.g. 0.0.0.0:1883 or [::]:1883), got ${JSON.stringify(value)}` })
+    return z.NEVER
+  }
+  return { host: m[1] ?? (m[2] || '::'), port }
+})
+
+export const listenerSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['tcp', 'tls']),
+  bind,
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().optional() }).optional(),
+  tenant: tenantId.optional(),
+  connectTimeout: duration.default(10_000),
+}).refine((l) => l.type !== 'tls' || l.tls !== undefined, { message: 'a tls listener needs tls: { cert, key }', path: ['tls'] })
+export type ListenerConfig = z.infer<typeof listenerSchema>
+
+export const upstreamSchema = z.strictObject({
+  url: z.string().regex(/^(embedded|mqtts?:\/\/[^/\s]+\/?)$/, 'expected embedded, mqtt://host:port or mqtts://host:port'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  connectTimeout: duration.default(5_000),
+  /** for mqtts:// upstreams with a private CA */
+  ca: z.string().optional(),
+  rejectUnauthorized: z.boolean().default(true),
+})
+export type UpstreamConfig = z.infer<typeof upstreamSchema>
+
+const resolveSource = z.enum(['listener', 'sni', 'username'])
+export const tenancySchema = z.strictObject({
+  resolve: z.array(resolveSource).min(1).default(['listener', 'sni', 'username']),
+  sni: z.string().includes('{tenant}', { message: 'the sni pattern must contain {tenant}' }).optional(),
+  username: z.string().default('{username}@{tenant}'),
+  namespace: z.strictObject({
+    topic: z.string().includes('{tenant}', { message: 'the topic namespace must contain {tenant}' }).default('{tenant}/'),
+    clientId: z.string().includes('{tenant}', { message: 'the client ID namespace must contain {tenant}' }).default('{tenant}/'),
+  }).default({ topic: '{tenant}/', clientId: '{tenant}/' }),
+}).refine((t) => /^(\{username\}.+\{tenant\}|\{tenant\}.+\{username\})$/.test(t.username), {
+  message: 'the username pattern must be {username}SEP{tenant} or {tenant}SEP{username}', path: ['username'],
+})
+export type TenancyConfig = z.infer<typeof tenancySchema>
+
+export const authSchema = z.strictObject({
+  /** failed authentications per source IP per minute before the cooldown */
+  maxFailuresPerMinute: count.default(10),
+  cooldown: duration.default(60_000),
+  /** verified credentials kept in memory, so a reconnect storm is not bound by scrypt cost */
+  cacheSize: z.number().int().nonnegative().default(10_000),
+  cacheTtl: duration.default(300_000),
+}).default({ maxFailuresPerMinute: 10, cooldown: 60_000, cacheSize: 10_000, cacheTtl: 300_000 })
+
+export const gatewaySchema = z.strictObject({
+  listeners: z.array(listenerSchema).min(1, 'expected at least one listener'),
+  upstream: upstreamSchema,
+  tenancy: tenancySchema.default({ resolve: ['listener', 'sni', 'username'], username: '{username}@{tenant}', namespace: { topic: '{tenant}/', clientId: '{tenant}/' } }),
+  auth: authSchema,
+  /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
+  maxConnections: count.optional(),
+  plans: z.record(z.string().min(1), limitsSchema).default({}),
+  tenants: z.record(tenantId, tenantSchema).default({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    pretty: z.boolean().default(false),
+  }).default({ level: 'info', pretty: false }),
+}).superRefine((cfg, ctx) => {
+  const names = new Set<string>()
+  cfg.listeners.forEach((l, i) => {
+    if (names.has(l.name)) ctx.addIssue({ code: 'custom', message: `duplicate listener name ${JSON.stringify(l.name)}`, path: ['listeners', i, 'name'] })
+    names.add(l.name)
+    if (l.tenant !== undefined && !(l.tenant in cfg.tenants)) {
+      ctx.addIssue({ code: 'custom', message: `unknown tenant ${JSON.stringify(l.tenant)}`, path: ['listeners', i, 'tenant'] })
+    }
+  })
+  for (const [id, tenant] of Object.entries(cfg.tenants)) {
+    if (tenant.plan !== undefined && !(tenant.plan in cfg.plans)) {
+      ctx.addIssue({ code: 'custom', message: `unknown plan ${JSON.stringify(tenant.plan)} (plans: ${Object.keys(cfg.plans).join(', ') || 'none'})`, path: ['tenants', id, 'plan'] })
+    }
+  }
+})
+
+/** The validated configuration as the schema produces it (before password files are read). */
+export type GatewayConfig = z.infer<typeof gatewaySchema>
