@@ -1,0 +1,159 @@
+// The one codec boundary: only this module imports mqtt-packet. Frames are cut from the byte stream
+// here without decoding them, so packets the gateway does not rewrite (acks, pings) pass as raw bytes,
+// and PUBLISH can be rewritten by splicing (see session/publish.ts).
+import mqttPacket from 'mqtt-packet'
+import type { Packet } from 'mqtt-packet'
+import type { ProtocolVersion } from './reason-codes.js'
+
+export type {
+  Packet, IConnectPacket as ConnectPacket, IConnackPacket as ConnackPacket, IPublishPacket as PublishPacket,
+  ISubscribePacket as SubscribePacket, ISubackPacket as SubackPacket, IUnsubscribePacket as UnsubscribePacket,
+  IUnsubackPacket as UnsubackPacket, IDisconnectPacket as DisconnectPacket, ISubscription as Subscription,
+} from 'mqtt-packet'
+
+/** Fixed-header packet types [MQTT-2.1.2]. */
+export const PacketType = {
+  CONNECT: 1, CONNACK: 2, PUBLISH: 3, PUBACK: 4, PUBREC: 5, PUBREL: 6, PUBCOMP: 7,
+  SUBSCRIBE: 8, SUBACK: 9, UNSUBSCRIBE: 10, UNSUBACK: 11, PINGREQ: 12, PINGRESP: 13, DISCONNECT: 14, AUTH: 15,
+} as const
+
+/** The largest Remaining Length MQTT can express (268,435,455 bytes). */
+export const MQTT_MAX_REMAINING = 268_435_455
+
+/** A whole MQTT control packet as it came off the wire. */
+export interface Frame {
+  /** packet type, the high nibble of byte 0 */
+  readonly type: number
+  /** the low nibble of byte 0 (PUBLISH: dup/qos/retain) */
+  readonly flags: number
+  /** bytes of fixed header (1 + length of the Remaining Length varint) */
+  readonly headerLength: number
+  /** the whole packet, header included; a view into the socket's chunk, not a copy */
+  readonly bytes: Buffer
+}
+
+export class FrameError extends Error {
+  constructor (message: string, readonly tooLarge = false) { super(message) }
+}
+
+/**
+ * Cuts a byte stream into frames. Bytes of an incomplete frame are kept until the rest arrives;
+ * a frame larger than `maxBytes` is an error before its body is buffered, so memory stays bounded.
+ */
+export class FrameReader {
+  private pending: Buffer | null = null
+  constructor (public maxBytes: number) {}
+
+  /** Appends `chunk` and calls `onFrame` for every complete frame; throws FrameError on bad input. */
+  push (chunk: Buffer, onFrame: (frame: Frame) => void): void {
+    let buf = chunk
+    if (this.pending !== null) {
+      buf = Buffer.concat([this.pending, chunk])
+      this.pending = null
+    }
+    let offset = 0
+    const end = buf.length
+    while (offset < end) {
+      // Remaining Length: up to 4 bytes of 7-bit groups [MQTT-2.2.3]
+      let multiplier = 1
+      let remaining = 0
+      let pos = offset + 1
+      let complete = false
+      for (let i = 0; i < 4 && pos < end; i++) {
+        const byte = buf[pos++] as number
+        remaining += (byte & 0x7f) * multiplier
+        multiplier *= 128
+        if ((byte & 0x80) === 0) { complete = true; break }
+        if (i === 3) throw new FrameError('malformed remaining length')
+      }
+      if (!complete) break
+      const headerLength = pos - offset
+      const total = headerLength + remaining
+      if (total > this.maxBytes) throw new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true)
+      if (offset + total > end) break
+      const first = buf[offset] as number
+      onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
+      offset += total
+    }
+    if (offset < end) this.pending = buf.subarray(offset)
+  }
+
+  /** bytes held for an incomplete frame */
+  get buffered (): number { return this.pending?.length ?? 0 }
+}
+
+/** Bytes needed for a Remaining Length varint. */
+export function varintLength (n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4
+}
+
+/** Writes a Remaining Length varint at `offset`; returns the offset after it. */
+export function writeVarint (buf: Buffer, offset: number, n: number): number {
+  do {
+    let byte = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) byte |= 0x80
+    buf[offset++] = byte
+  } while (n > 0)
+  return offset
+}
+
+/** Reads a varint (v5 property length) at `offset`: [value, bytes used], or null if malformed/truncated. */
+export function readVarint (buf: Buffer, offset: number, end: number): [number, number] | null {
+  let value = 0
+  let multiplier = 1
+  for (let i = 0; i < 4; i++) {
+    if (offset + i >= end) return null
+    const byte = buf[offset + i] as number
+    value += (byte & 0x7f) * multiplier
+    if ((byte & 0x80) === 0) return [value, i + 1]
+    multiplier *= 128
+  }
+  return null
+}
+
+/**
+ * Decodes one complete frame with mqtt-packet. A fresh parser per call would lose nothing but speed;
+ * this keeps one per direction, created with the protocol version, because mqtt-packet's parser only
+ * learns the version from a CONNECT it parsed itself.
+ */
+export class PacketDecoder {
+  private readonly parser: ReturnType<typeof mqttPacket.parser>
+  private result: Packet | null = null
+  private error: Error | null = null
+
+  constructor (protocolVersion: ProtocolVersion) {
+    this.parser = mqttPacket.parser({ protocolVersion })
+    this.parser.on('packet', (p: Packet) => { this.result = p })
+    this.parser.on('error', (e: Error) => { this.error = e })
+  }
+
+  /** The decoded packet, or a FrameError when mqtt-packet rejects it. */
+  decode (frame: Frame): Packet {
+    this.result = null
+    this.error = null
+    this.parser.parse(frame.bytes)
+    const packet = this.result as Packet | null
+    if (this.error !== null || packet === null) {
+      throw new FrameError((this.error as Error | null)?.message ?? 'incomplete packet')
+    }
+    return packet
+  }
+}
+
+/** Decodes a CONNECT frame; the version comes from the packet itself. */
+export function decodeConnect (frame: Frame): Packet {
+  const parser = mqttPacket.parser()
+  let packet: Packet | null = null
+  let error: Error | null = null
+  parser.on('packet', (p: Packet) => { packet = p })
+  parser.on('error', (e: Error) => { error = e })
+  parser.parse(frame.bytes)
+  if (error !== null || packet === null) throw new FrameError((error as Error | null)?.message ?? 'incomplete CONNECT')
+  return packet
+}
+
+/** Encodes a packet for a peer speaking `protocolVersion` (mqtt-packet falls back to v4 without it). */
+export function encode (packet: Packet, protocolVersion: ProtocolVersion): Buffer {
+  return mqttPacket.generate(packet, { protocolVersion })
+}

@@ -1,0 +1,331 @@
+// One client connection and its own upstream connection: the pipe between them, its state, its
+// back-pressure and its ending. What happens to each packet lives in connect.ts, from-client.ts and
+// from-upstream.ts; this file is the plumbing they share.
+import type net from 'node:net'
+import { FrameReader, FrameError, PacketDecoder, encode, MQTT_MAX_REMAINING, type Frame, type Packet, type ConnackPacket } from '../codec.js'
+import { reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
+import type { Logger } from '../log.js'
+import type { ListenerConfig } from '../config/schema.js'
+import type { TenantRuntime } from '../tenancy/tenants.js'
+import type { AuthRequest, AuthResult } from '../tenancy/auth.js'
+import { openUpstream, type UpstreamTarget } from '../upstream/connect.js'
+import type { TopicAliases } from './topic-aliases.js'
+import type { SessionPolicy } from '../policy/session-policy.js'
+import { connect } from './connect.js'
+import { onClientFrame } from './from-client.js'
+import { onUpstreamFrame } from './from-upstream.js'
+
+/** What a session needs from the gateway around it: a narrow, injectable surface. */
+export interface SessionHost {
+  readonly log: Logger
+  /** false while the upstream is the embedded aedes, which speaks MQTT 3.1.1 only */
+  readonly v5Upstream: boolean
+  authenticate (req: AuthRequest): Promise<AuthResult>
+  tenant (id: string): TenantRuntime | undefined
+  upstreamFor (tenant: TenantRuntime): UpstreamTarget
+  /** admission (connection quotas); a refusal, or a policy that the session keeps until it ends */
+  admit (session: Session): SessionPolicy | ReasonName
+  /** called exactly once for every admitted session when it ends */
+  release (session: Session): void
+}
+
+export interface ConnectionMeta {
+  readonly listener: ListenerConfig
+  readonly remoteAddress: string
+  readonly remotePort: number
+  /** TLS SNI host name, when the listener is TLS and the client sent one */
+  readonly sniHost?: string
+}
+
+/** CONNECT (with its will) may not exceed this before a tenant's own limit is known. */
+const PRE_CONNECT_MAX_BYTES = 1024 * 1024
+/** Pipelined bytes held while the upstream connects; past this the client's reads pause. */
+const QUEUE_PAUSE_BYTES = 64 * 1024
+
+/** Why the client's socket is not being read: several may hold at once. */
+export const Pause = { connecting: 1, backpressure: 2, throttle: 4, queueFull: 8 } as const
+
+type State = 'awaitConnect' | 'connecting' | 'connected' | 'closed'
+
+export class Session {
+  state: State = 'awaitConnect'
+  /** the client's protocol version (3 = MQTT 3.1, 4 = 3.1.1, 5) */
+  version: ProtocolVersion = 4
+  tenant: TenantRuntime | undefined
+  user: string | undefined
+  /** tenant-local client ID (as the device knows it) */
+  clientId = ''
+  upstream: net.Socket | undefined
+  policy: SessionPolicy | undefined
+  aliases: TopicAliases | undefined
+  /** SUBSCRIBE/UNSUBSCRIBE answered partly by the gateway: per message ID, the codes it decided (null = the broker's) */
+  pendingAcks: Map<number, Array<number | null>> | undefined
+  /** QoS 2 packet IDs the gateway acknowledged itself (refused or dropped), so their PUBREL is answered here */
+  localQos2: Set<number> | undefined
+  readonly connectedAt = Date.now()
+
+  private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
+  private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
+  private clientDecoder: PacketDecoder | undefined
+  private upstreamDecoder: PacketDecoder | undefined
+  private queue: Frame[] = []
+  private queuedBytes = 0
+  private pauses = 0
+  private timer: NodeJS.Timeout | undefined
+  private connackWaiter: ((p: ConnackPacket | Error) => void) | undefined
+  private logger: Logger | undefined
+  private admitted = false
+
+  constructor (readonly host: SessionHost, readonly client: net.Socket, readonly meta: ConnectionMeta) {
+    client.setNoDelay(true)
+    client.on('data', this.onClientData)
+    client.on('error', this.onClientGone)
+    client.on('close', this.onClientGone)
+    client.on('drain', () => { this.upstream?.resume() })
+    this.timer = setTimeout(() => this.close(null, 'no CONNECT within connectTimeout'), meta.listener.connectTimeout)
+    this.timer.unref()
+  }
+
+  /** The connection's logger, made on first use: most connections never log after connecting. */
+  get log (): Logger {
+    this.logger ??= this.host.log.child({
+      listener: this.meta.listener.name,
+      remote: `${this.meta.remoteAddress}:${this.meta.remotePort}`,
+      ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
+    })
+    return this.logger
+  }
+
+  /** Call when the tenant and client ID are known, so later log lines carry them. */
+  identify (): void {
+    this.logger = undefined
+  }
+
+  get v5 (): boolean { return this.version === 5 }
+  /** The version spoken to the broker: MQTT 3.1 clients are carried as 3.1.1 (SPEC §5). */
+  get upstreamVersion (): ProtocolVersion { return this.version === 5 ? 5 : 4 }
+
+  // ---- client → gateway ----------------------------------------------------------------------
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    const up = this.upstream
+    up?.cork()
+    try {
+      this.clientReader.push(chunk, this.onClientFrame)
+    } catch (err) {
+      if (err instanceof FrameError && err.tooLarge) this.close('packetTooLarge', err.message)
+      else this.close('malformedPacket', err instanceof Error ? err.message : String(err))
+    } finally {
+      up?.uncork()
+    }
+    this.policy?.afterClientChunk(this, chunk.length)
+  }
+
+  private readonly onClientFrame = (frame: Frame): void => {
+    switch (this.state) {
+      case 'connected':
+        onClientFrame(this, frame)
+        return
+      case 'awaitConnect':
+        this.startConnect(frame)
+        return
+      case 'connecting':
+        // Pipelined after CONNECT: held, in order, until the broker's CONNACK (SPEC §8).
+        this.queue.push(frame)
+        this.queuedBytes += frame.bytes.length
+        if (this.queuedBytes > QUEUE_PAUSE_BYTES) this.pauseClient(Pause.queueFull)
+        return
+      case 'closed':
+    }
+  }
+
+  private startConnect (frame: Frame): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.state = 'connecting'
+    this.pauseClient(Pause.connecting)
+    connect(this, frame).then((ok) => {
+      if (!ok || this.state !== 'connecting') return
+      this.state = 'connected'
+      this.clientReader.maxBytes = this.tenant?.limits.maxPacketSize ?? MQTT_MAX_REMAINING
+      const queued = this.queue
+      this.queue = []
+      this.queuedBytes = 0
+      const up = this.upstream
+      up?.cork()
+      for (const f of queued) {
+        if (this.state !== 'connected') break
+        onClientFrame(this, f)
+      }
+      up?.uncork()
+      this.resumeClient(Pause.connecting | Pause.queueFull)
+    }, (err: unknown) => {
+      this.log.error({ err }, 'connect failed unexpectedly')
+      this.close('unspecified', 'internal error')
+    })
+  }
+
+  private readonly onClientGone = (err?: Error | boolean): void => {
+    if (this.state === 'closed') return
+    if (err instanceof Error) this.log.debug({ err: err.message }, 'client socket error')
+    // No DISCONNECT came first, so the upstream is cut abruptly too: the broker publishes the will.
+    this.close(null, 'client closed the connection')
+  }
+
+  // ---- broker → gateway ----------------------------------------------------------------------
+
+  /** Opens the upstream, sends the mounted CONNECT and resolves with the broker's CONNACK. */
+  dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
+    return new Promise((resolve) => {
+      const up = openUpstream(target)
+      this.upstream = up
+      const timer = setTimeout(() => { this.connackWaiter = undefined; resolve(new Error('upstream CONNACK timeout')) }, target.connectTimeout)
+      this.connackWaiter = (result) => { clearTimeout(timer); this.connackWaiter = undefined; resolve(result) }
+      up.on('data', this.onUpstreamData)
+      up.on('drain', () => { this.resumeClient(Pause.backpressure) })
+      up.on('error', (err) => {
+        this.connackWaiter?.(err)
+        this.upstreamGone(err.message)
+      })
+      up.on('close', () => {
+        this.connackWaiter?.(new Error('upstream closed before CONNACK'))
+        this.upstreamGone('upstream closed')
+      })
+      up.write(connectBytes)
+    })
+  }
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.client.cork()
+    try {
+      this.upstreamReader.push(chunk, this.onUpstreamFrame)
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'malformed packet from the broker')
+      this.close('unspecified', 'malformed packet from the broker')
+    } finally {
+      this.client.uncork()
+    }
+  }
+
+  private readonly onUpstreamFrame = (frame: Frame): void => {
+    if (this.connackWaiter !== undefined) {
+      let result: ConnackPacket | Error = new Error('expected CONNACK from the broker')
+      if (frame.type === 2) {
+        const p = this.decodeUpstream(frame)
+        if (p?.cmd === 'connack') result = p
+      }
+      this.connackWaiter(result)
+      return
+    }
+    if (this.state === 'connected') onUpstreamFrame(this, frame)
+  }
+
+  private upstreamGone (why: string): void {
+    if (this.state === 'connected') this.close('serverUnavailable', why)
+  }
+
+  // ---- shared plumbing -----------------------------------------------------------------------
+
+  /** Decodes a client frame; on a malformed packet the session is closed and undefined returned. */
+  decodeClient (frame: Frame): Packet | undefined {
+    this.clientDecoder ??= new PacketDecoder(this.version === 5 ? 5 : 4)
+    try {
+      return this.clientDecoder.decode(frame)
+    } catch (err) {
+      this.close('malformedPacket', err instanceof Error ? err.message : String(err))
+      return undefined
+    }
+  }
+
+  decodeUpstream (frame: Frame): Packet | undefined {
+    this.upstreamDecoder ??= new PacketDecoder(this.upstreamVersion)
+    try {
+      return this.upstreamDecoder.decode(frame)
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'malformed packet from the broker')
+      this.close('unspecified', 'malformed packet from the broker')
+      return undefined
+    }
+  }
+
+  toUpstream (bytes: Buffer): void {
+    const up = this.upstream
+    if (up === undefined || up.destroyed) return
+    // A broker that cannot keep up pauses the client, so memory per connection stays bounded.
+    if (!up.write(bytes)) this.pauseClient(Pause.backpressure)
+  }
+
+  toClient (bytes: Buffer): void {
+    if (this.client.destroyed) return
+    if (!this.client.write(bytes)) this.upstream?.pause()
+  }
+
+  sendToClient (packet: Packet): void {
+    this.toClient(encode(packet, this.version === 5 ? 5 : 4))
+  }
+
+  sendToUpstream (packet: Packet): void {
+    this.toUpstream(encode(packet, this.upstreamVersion))
+  }
+
+  pauseClient (why: number): void {
+    if (this.pauses === 0) this.client.pause()
+    this.pauses |= why
+  }
+
+  resumeClient (why: number): void {
+    if ((this.pauses & why) === 0) return
+    this.pauses &= ~why
+    if (this.pauses === 0 && this.state !== 'closed') this.client.resume()
+  }
+
+  markAdmitted (policy: SessionPolicy): void {
+    this.policy = policy
+    this.admitted = true
+  }
+
+  /**
+   * Ends the session. `reason` is told to a v5 client in DISCONNECT (after CONNACK) when given; the
+   * upstream is cut abruptly (so the broker publishes the will) unless the client disconnected cleanly.
+   */
+  close (reason: ReasonName | null, why: string, opts: { graceful?: boolean } = {}): void {
+    if (this.state === 'closed') return
+    const wasConnected = this.state === 'connected'
+    this.state = 'closed'
+    clearTimeout(this.timer)
+    this.connackWaiter?.(new Error(why))
+    this.log.debug({ reason, why }, 'session closed')
+    const code = reason !== null && wasConnected && this.v5 ? reasonCode(reason, 5) : null
+    if (code !== null && !this.client.destroyed) this.client.write(encode({ cmd: 'disconnect', reasonCode: code }, 5))
+    endSocket(this.client)
+    if (this.upstream !== undefined) {
+      if (opts.graceful === true) endSocket(this.upstream)
+      else this.upstream.destroy()
+    }
+    if (this.admitted) {
+      this.admitted = false
+      this.host.release(this)
+    }
+  }
+
+  /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
+  refuseConnect (reason: ReasonName, why: string): false {
+    const code = reasonCode(reason, this.version === 5 ? 5 : 4)
+    if (code !== null && !this.client.destroyed) {
+      const connack: ConnackPacket = this.version === 5
+        ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
+        : { cmd: 'connack', sessionPresent: false, returnCode: code }
+      this.client.write(encode(connack, this.version === 5 ? 5 : 4))
+    }
+    this.log.info({ reason, why }, 'connection refused')
+    this.close(null, why)
+    return false
+  }
+}
+
+/** Flush, send FIN, and make sure the socket is gone even if the peer never closes its side. */
+function endSocket (socket: net.Socket): void {
+  if (socket.destroyed) return
+  socket.end()
+  setTimeout(() => socket.destroy(), 2000).unref()
+}

@@ -1,0 +1,72 @@
+// Dialing the shared broker: one upstream connection per client, so sessions, QoS, retained messages
+// and wills stay the broker's job. Kept a per-tenant lookup (`upstreamFor`) so tenants can later be
+// placed on different brokers.
+import net from 'node:net'
+import tls from 'node:tls'
+import { readFileSync } from 'node:fs'
+import type { UpstreamConfig } from '../config/schema.js'
+
+export interface UpstreamTarget {
+  readonly host: string
+  readonly port: number
+  readonly tls: boolean
+  readonly ca?: Buffer
+  readonly rejectUnauthorized: boolean
+  /** templates with {tenant}, {username}, {clientId} */
+  readonly username?: string
+  readonly password?: string
+  /** bounds the TCP connect and the CONNACK, in ms */
+  readonly connectTimeout: number
+}
+
+/** The target for `upstream`; `embedded` resolves to the in-process broker's loopback address. */
+export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: string; port: number }): UpstreamTarget {
+  let host: string
+  let port: number
+  let secure = false
+  if (upstream.url === 'embedded') {
+    if (embedded === undefined) throw new Error('embedded upstream is not running')
+    ;({ host, port } = embedded)
+  } else {
+    const url = new URL(upstream.url)
+    secure = url.protocol === 'mqtts:'
+    host = url.hostname.replace(/^\[|\]$/g, '')
+    port = url.port === '' ? (secure ? 8883 : 1883) : Number(url.port)
+  }
+  return {
+    host,
+    port,
+    tls: secure,
+    ...(upstream.ca !== undefined ? { ca: readFileSync(upstream.ca) } : {}),
+    rejectUnauthorized: upstream.rejectUnauthorized,
+    ...(upstream.username !== undefined ? { username: upstream.username } : {}),
+    ...(upstream.password !== undefined && upstream.password !== '' ? { password: upstream.password } : {}),
+    connectTimeout: upstream.connectTimeout,
+  }
+}
+
+export function openUpstream (target: UpstreamTarget): net.Socket {
+  const socket = target.tls
+    ? tls.connect({ host: target.host, port: target.port, servername: net.isIP(target.host) === 0 ? target.host : undefined, ...(target.ca !== undefined ? { ca: target.ca } : {}), rejectUnauthorized: target.rejectUnauthorized })
+    : net.connect({ host: target.host, port: target.port })
+  socket.setNoDelay(true)
+  return socket
+}
+
+export interface CredentialFields {
+  tenant: string
+  username: string | undefined
+  clientId: string
+}
+
+function fill (template: string, f: CredentialFields): string {
+  return template.replace(/\{(tenant|username|clientId)\}/g, (_m, key: keyof CredentialFields) => f[key] ?? '')
+}
+
+/** Username/password sent to the broker, from the upstream templates; none when not configured. */
+export function upstreamCredentials (target: UpstreamTarget, f: CredentialFields): { username?: string; password?: Buffer } {
+  return {
+    ...(target.username !== undefined ? { username: fill(target.username, f) } : {}),
+    ...(target.password !== undefined ? { password: Buffer.from(fill(target.password, f)) } : {}),
+  }
+}
