@@ -62,6 +62,8 @@ export class Session {
   pendingAcks: Map<number, Array<number | null>> | undefined
   /** QoS 2 packet IDs the gateway acknowledged itself (refused or dropped), so their PUBREL is answered here */
   localQos2: Set<number> | undefined
+  /** QoS 2 packet IDs of foreign messages the gateway acknowledged to the broker and dropped */
+  foreignQos2: Set<number> | undefined
   readonly connectedAt = Date.now()
 
   private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)

@@ -1,0 +1,11 @@
+// Plain TCP listener.
+import net from 'node:net'
+import type { ListenerConfig } from '../config/schema.js'
+import { listenOn, type AcceptConnection } from './listen.js'
+
+export function startTcpListener (listener: ListenerConfig, accept: AcceptConnection): Promise<net.Server> {
+  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+    accept(socket, { listener, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 })
+  })
+  return listenOn(server, listener)
+}

@@ -1,0 +1,31 @@
+// TLS listener; the SNI host name the client asked for is handed to tenant resolution.
+import tls from 'node:tls'
+import { readFileSync } from 'node:fs'
+import type { ListenerConfig } from '../config/schema.js'
+import { listenOn, type AcceptConnection } from './listen.js'
+
+export function startTlsListener (listener: ListenerConfig, accept: AcceptConnection): Promise<tls.Server> {
+  const files = listener.tls
+  if (files === undefined) throw new Error(`listener ${listener.name}: tls needs cert and key`)
+  const server = tls.createServer({
+    cert: readFileSync(files.cert),
+    key: readFileSync(files.key),
+    ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: 60_000,
+    // A client that never finishes the handshake is cut like one that never sends CONNECT.
+    handshakeTimeout: listener.connectTimeout,
+  }, (socket) => {
+    const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername
+    accept(socket, {
+      listener,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      ...(typeof servername === 'string' && servername !== '' ? { sniHost: servername } : {}),
+    })
+  })
+  // Handshake failures are the client's problem, never the process's.
+  server.on('tlsClientError', () => {})
+  return listenOn(server, listener)
+}
