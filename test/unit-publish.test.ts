@@ -1,0 +1,80 @@
+// The byte-splicing PUBLISH rewrite must produce exactly what a full decode → re-encode would.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import mqttPacket from 'mqtt-packet'
+import { FrameReader, type Frame } from '../src/codec.js'
+import { readPublish, mountPublish, unmountPublish, isValidTopicBytes } from '../src/session/publish.js'
+
+function frameOf (bytes: Buffer): Frame {
+  const frames: Frame[] = []
+  new FrameReader(1 << 28).push(bytes, (f) => frames.push(f))
+  assert.equal(frames.length, 1)
+  return frames[0] as Frame
+}
+
+const topicArb = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((t) => !/[+#\u0000]/.test(t))
+const publishArb = fc.record({
+  topic: topicArb,
+  payload: fc.uint8Array({ maxLength: 300 }),
+  qos: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
+  retain: fc.boolean(),
+  dup: fc.boolean(),
+  messageId: fc.integer({ min: 1, max: 65535 }),
+  version: fc.constantFrom(4, 5),
+  prefix: fc.constantFrom('acme/', 'a/', 'tenant-with-a-long-name-for-varint-growth/'.repeat(4)),
+})
+
+test('mountPublish equals re-encoding with the mounted topic', () => {
+  fc.assert(fc.property(publishArb, (p) => {
+    const packet = { cmd: 'publish' as const, topic: p.topic, payload: Buffer.from(p.payload), qos: p.qos, retain: p.retain, dup: p.qos > 0 && p.dup, messageId: p.qos > 0 ? p.messageId : undefined }
+    const wire = mqttPacket.generate(packet, { protocolVersion: p.version })
+    const frame = frameOf(wire)
+    const view = readPublish(frame, p.version === 5)
+    assert.ok(view)
+    assert.ok(isValidTopicBytes(frame.bytes, view.topicOffset, view.topicLength))
+    const mounted = mountPublish(frame, view, Buffer.from(p.prefix))
+    const expected = mqttPacket.generate({ ...packet, topic: p.prefix + p.topic }, { protocolVersion: p.version })
+    assert.deepEqual(mounted, expected)
+  }), { numRuns: 300 })
+})
+
+test('unmountPublish equals re-encoding with the prefix removed, and refuses foreign topics', () => {
+  fc.assert(fc.property(publishArb, topicArb, (p, other) => {
+    const packet = { cmd: 'publish' as const, topic: p.prefix + p.topic, payload: Buffer.from(p.payload), qos: p.qos, retain: p.retain, dup: false, messageId: p.qos > 0 ? p.messageId : undefined }
+    const frame = frameOf(mqttPacket.generate(packet, { protocolVersion: p.version }))
+    const view = readPublish(frame, p.version === 5)
+    assert.ok(view)
+    const out = unmountPublish(frame, view, Buffer.from(p.prefix))
+    assert.deepEqual(out, mqttPacket.generate({ ...packet, topic: p.topic }, { protocolVersion: p.version }))
+    if (!other.startsWith(p.prefix)) {
+      const foreign = frameOf(mqttPacket.generate({ ...packet, topic: other }, { protocolVersion: p.version }))
+      const fv = readPublish(foreign, p.version === 5)
+      assert.ok(fv)
+      assert.equal(unmountPublish(foreign, fv, Buffer.from(p.prefix)), null)
+    }
+  }), { numRuns: 300 })
+})
+
+test('a topic equal to the bare prefix is not delivered (nothing left to unmount)', () => {
+  const frame = frameOf(mqttPacket.generate({ cmd: 'publish', topic: 'acme/', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, { protocolVersion: 4 }))
+  const view = readPublish(frame, false)
+  assert.ok(view)
+  assert.equal(unmountPublish(frame, view, Buffer.from('acme/')), null)
+})
+
+test('readPublish rejects QoS 3, packet id 0 and truncated topics', () => {
+  assert.equal(readPublish(frameOf(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])), false), null)
+  assert.equal(readPublish(frameOf(Buffer.from([0x32, 0x05, 0x00, 0x01, 0x61, 0x00, 0x00])), false), null)
+  assert.equal(readPublish(frameOf(Buffer.from([0x30, 0x03, 0x00, 0x09, 0x61])), false), null)
+})
+
+test('FrameReader reassembles split frames and refuses oversize before buffering the body', () => {
+  const wire = mqttPacket.generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(500), qos: 0, retain: false, dup: false }, { protocolVersion: 4 })
+  const reader = new FrameReader(1000)
+  const got: Buffer[] = []
+  for (let i = 0; i < wire.length; i += 7) reader.push(wire.subarray(i, i + 7), (f) => got.push(Buffer.from(f.bytes)))
+  assert.deepEqual(got, [wire])
+  assert.throws(() => new FrameReader(100).push(wire.subarray(0, 4), () => {}), /exceeds/)
+  assert.throws(() => new FrameReader(100).push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), () => {}), /remaining length/)
+})
