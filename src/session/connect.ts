@@ -170,7 +170,8 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     return false
   }
   const connack: ConnackPacket = { cmd: 'connack', sessionPresent: upstream.sessionPresent }
-  if (session.version === 5) {
+  if (session.version !== 5) connack.returnCode = 0
+  else {
     connack.reasonCode = 0
     const {
       serverReference: _ref, assignedClientIdentifier: _assigned, responseInformation, topicAliasMaximum: _alias,

@@ -1,0 +1,158 @@
+// Reading the configuration: YAML with positions, ${ENV} substitution, schema validation, files read
+// relative to the config. The only module that touches the config's files and the environment.
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import type { z } from 'zod'
+import { ConfigError, type ConfigIssue } from '../errors.js'
+import { gatewaySchema, type GatewayConfig } from './schema.js'
+import { parsePasswordFile } from '../tenancy/passwords.js'
+
+export interface LoadedConfig {
+  config: GatewayConfig
+  warnings: string[]
+  file?: string
+}
+
+export interface ParseOptions {
+  file?: string
+  baseDir: string
+  env?: NodeJS.ProcessEnv
+}
+
+type Path = ReadonlyArray<string | number>
+
+export function pathString (path: Path): string {
+  return path.map((p, i) => typeof p === 'number' ? `[${p}]` : (i === 0 ? p : `.${p}`)).join('')
+}
+
+export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file)
+  }
+  return parseConfigText(text, { file, baseDir: dirname(resolve(file)), env })
+}
+
+export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
+  const lineOf = (offset: number | undefined): number | undefined => offset === undefined ? undefined : lines.linePos(offset).line
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: e.message.split('\n')[0] ?? e.message })), opts.file)
+  }
+  const issues: ConfigIssue[] = []
+  const raw = substituteEnv(doc.toJS({ maxAliasCount: 100 }) as unknown, opts.env ?? process.env, [], issues, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
+  if (issues.length > 0) throw new ConfigError(issues, opts.file)
+  if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([{ path: '', line: 1, message: 'expected a mapping with listeners, upstream and tenants' }], opts.file)
+  }
+  const parsed = gatewaySchema.safeParse(raw)
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => toIssue(i, doc, lineOf)), opts.file)
+  const config = parsed.data
+  const warnings: string[] = []
+  readFiles(config, opts.baseDir, issues, warnings, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
+  if (issues.length > 0) throw new ConfigError(issues, opts.file)
+  return { config: deepFreeze(config), warnings, ...(opts.file !== undefined ? { file: opts.file } : {}) }
+}
+
+function nodeAt (doc: Document, path: Path): Node | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true)
+    if (node !== undefined && node !== null && typeof node === 'object' && 'range' in node) return node as Node
+  }
+  return undefined
+}
+
+/** The line of the key itself for unknown keys, else the value's line. */
+function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | undefined) => number | undefined): ConfigIssue {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol')
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] as string
+    const parent = doc.getIn(path, true)
+    let line: number | undefined
+    if (isMap(parent)) {
+      const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === key)
+      line = lineOf((pair?.key as Node | undefined)?.range?.[0])
+    }
+    const names = issue.keys.map((k) => JSON.stringify(k)).join(', ')
+    return { path: pathString([...path, key]), line: line ?? lineOf(nodeAt(doc, path)?.range?.[0]), message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${names}` }
+  }
+  const node = nodeAt(doc, path)
+  const present = doc.getIn(path, true) !== undefined
+  let message = issue.message
+  if (issue.code === 'invalid_type') {
+    const value = present ? (doc.getIn(path) as unknown) : undefined
+    message = present ? `expected ${issue.expected}, got ${JSON.stringify(value)}` : `missing required key (expected ${issue.expected})`
+  } else if (issue.code === 'too_small' && issue.origin === 'number') {
+    message = `expected a number ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, got ${JSON.stringify(doc.getIn(path))}`
+  } else if (issue.code === 'invalid_value' || issue.code === 'invalid_union') {
+    message = `${issue.message}, got ${JSON.stringify(doc.getIn(path))}`
+  }
+  if (isSeq(node) || isMap(node) || present || node !== undefined) return { path: pathString(path), line: lineOf(node?.range?.[0]), message }
+  return { path: pathString(path), message }
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+function substituteEnv (value: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name]
+      if (v !== undefined && v !== '') return v
+      if (fallback !== undefined) return fallback
+      if (v === '') return ''
+      issues.push({ path: pathString(path), line: lineAt(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` })
+      return ''
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], issues, lineAt))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, env, [...path, k], issues, lineAt)
+    return out
+  }
+  return value
+}
+
+/** Resolves file paths against the config's folder; merges password files; warns of plaintext. */
+function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[], warnings: string[], lineAt: (p: Path) => number | undefined): void {
+  const file = (p: string, path: Path): string => {
+    const abs = isAbsolute(p) ? p : resolve(baseDir, p)
+    if (!existsSync(abs)) issues.push({ path: pathString(path), line: lineAt(path), message: `file not found: ${abs}` })
+    return abs
+  }
+  config.listeners.forEach((l, i) => {
+    if (l.tls !== undefined) {
+      l.tls.cert = file(l.tls.cert, ['listeners', i, 'tls', 'cert'])
+      l.tls.key = file(l.tls.key, ['listeners', i, 'tls', 'key'])
+      if (l.tls.ca !== undefined) l.tls.ca = file(l.tls.ca, ['listeners', i, 'tls', 'ca'])
+    }
+  })
+  if (config.upstream.ca !== undefined) config.upstream.ca = file(config.upstream.ca, ['upstream', 'ca'])
+  for (const [id, tenant] of Object.entries(config.tenants)) {
+    if (tenant.passwordFile !== undefined) {
+      const abs = file(tenant.passwordFile, ['tenants', id, 'passwordFile'])
+      tenant.passwordFile = abs
+      if (existsSync(abs)) {
+        for (const [user, hash] of Object.entries(parsePasswordFile(readFileSync(abs, 'utf8')))) {
+          // Users written in the YAML win over the file's.
+          if (!(user in tenant.users)) tenant.users[user] = { password: hash }
+        }
+      }
+    }
+    for (const [user, u] of Object.entries(tenant.users)) {
+      if (u.password.startsWith('plain:')) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
+    }
+  }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

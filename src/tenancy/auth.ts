@@ -1,0 +1,108 @@
+// Authentication against the resolved tenant's users (SPEC §4). Every failure — unknown tenant, unknown
+// user, wrong password, no tenant, anonymous not allowed — answers the same reason in similar time, so
+// tenants and users cannot be enumerated; failures are throttled per source IP; verified credentials
+// are cached under a keyed hash so a reconnect storm is not bound by scrypt's cost.
+import { createHmac, randomBytes } from 'node:crypto'
+import { RateLimiterMemory } from 'rate-limiter-flexible'
+import type { GatewayConfig } from '../config/schema.js'
+import { resolveTenant } from './resolve.js'
+import { verifyDummy, verifyPassword } from './passwords.js'
+
+export interface AuthRequest {
+  listenerTenant?: string
+  sniHost?: string
+  username?: string
+  password?: Buffer
+  remoteAddress: string
+}
+
+export type AuthResult =
+  | { ok: true; tenant: string; user: string | undefined }
+  | { ok: false; reason: 'badCredentials' | 'notAuthorized' }
+
+/** Failed attempts per source; behind an interface so a shared (Redis) limiter can replace it. */
+export interface FailureThrottle {
+  /** true while the source is cooling down */
+  blocked (source: string): Promise<boolean>
+  fail (source: string): Promise<void>
+}
+
+export function memoryThrottle (perMinute: number, cooldownMs: number): FailureThrottle {
+  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration: Math.ceil(cooldownMs / 1000) })
+  return {
+    async blocked (source) {
+      const res = await limiter.get(source)
+      return res !== null && res.consumedPoints >= perMinute
+    },
+    async fail (source) {
+      const res = await limiter.consume(source).catch((r: unknown) => r)
+      // The Nth failure in a minute starts the cooldown, however the minute's window lies.
+      if (typeof res === 'object' && res !== null && 'consumedPoints' in res && (res.consumedPoints as number) >= perMinute) {
+        await limiter.block(source, Math.ceil(cooldownMs / 1000))
+      }
+    },
+  }
+}
+
+const BAD: AuthResult = { ok: false, reason: 'badCredentials' }
+
+export class Authenticator {
+  private config: GatewayConfig
+  private throttle: FailureThrottle
+  private readonly cacheKey = randomBytes(32)
+  private readonly verified = new Map<string, number>()
+
+  constructor (config: GatewayConfig, throttle?: FailureThrottle) {
+    this.config = config
+    this.throttle = throttle ?? memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+  }
+
+  update (config: GatewayConfig): void {
+    if (config.auth.maxFailuresPerMinute !== this.config.auth.maxFailuresPerMinute || config.auth.cooldown !== this.config.auth.cooldown) {
+      this.throttle = memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+    }
+    this.config = config
+  }
+
+  /** verified credentials held in memory */
+  get cacheSize (): number { return this.verified.size }
+
+  async authenticate (req: AuthRequest): Promise<AuthResult> {
+    if (await this.throttle.blocked(req.remoteAddress)) return BAD
+    const result = await this.check(req)
+    if (!result.ok && result.reason === 'badCredentials') await this.throttle.fail(req.remoteAddress)
+    return result
+  }
+
+  private async check (req: AuthRequest): Promise<AuthResult> {
+    const password = req.password ?? Buffer.alloc(0)
+    const resolved = resolveTenant(req, this.config.tenancy, this.config.tenants)
+    const tenant = resolved.ok ? this.config.tenants[resolved.tenant] : undefined
+    if (!resolved.ok || tenant === undefined) return verifyDummy(password).then(() => BAD)
+    if (resolved.user === undefined) {
+      if (!tenant.anonymous) return BAD
+      return tenant.disabled ? { ok: false, reason: 'notAuthorized' } : { ok: true, tenant: resolved.tenant, user: undefined }
+    }
+    const stored = tenant.users[resolved.user]?.password
+    if (stored === undefined) return verifyDummy(password).then(() => BAD)
+    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return BAD
+    // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
+    if (tenant.disabled) return { ok: false, reason: 'notAuthorized' }
+    return { ok: true, tenant: resolved.tenant, user: resolved.user }
+  }
+
+  private async verify (tenant: string, user: string, stored: string, password: Buffer): Promise<boolean> {
+    const { cacheSize, cacheTtl } = this.config.auth
+    // The stored hash is part of the key, so a changed password invalidates the entry by itself.
+    const key = createHmac('sha256', this.cacheKey).update(`${tenant}\0${user}\0${stored}\0`).update(password).digest('base64')
+    const until = this.verified.get(key)
+    if (until !== undefined && until > Date.now()) return true
+    if (!(await verifyPassword(stored, password))) return false
+    if (cacheSize > 0) {
+      this.verified.delete(key)
+      if (this.verified.size >= cacheSize) this.verified.delete(this.verified.keys().next().value as string)
+      this.verified.set(key, Date.now() + cacheTtl)
+    }
+    return true
+  }
+}
