@@ -4,7 +4,8 @@ import type { GatewayConfig } from './config/schema.js'
 import type { Logger } from './log.js'
 import { Authenticator } from './tenancy/auth.js'
 import { buildTenants, type TenantRuntime } from './tenancy/tenants.js'
-import { ConnectionQuotas } from './policy/limits.js'
+import { TenantLimits } from './policy/limits.js'
+import type { TenantCounters } from './policy/counters.js'
 import { Session, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
@@ -22,6 +23,8 @@ export interface Gateway {
   readonly addresses: readonly ListeningAddress[]
   /** the live sessions' count, per tenant or in all */
   connections (tenant?: string): number
+  /** a tenant's counters (connections, messages and bytes in/out, denials, limit hits) */
+  counters (tenant: string): Readonly<TenantCounters> | undefined
   /** apply a new validated config: new users/ACLs/limits at once, removed/disabled tenants disconnected */
   reload (config: GatewayConfig): Promise<void>
   /** stop accepting, DISCONNECT v5 clients with 0x8B, close the rest, stop the embedded broker */
@@ -40,7 +43,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   let config = initial
   let tenants = buildTenants(config)
   const authenticator = new Authenticator(config)
-  const quotas = new ConnectionQuotas(config.maxConnections)
+  const quotas = new TenantLimits(config.maxConnections)
   const sessions = new Set<Session>()
   const servers: net.Server[] = []
 
@@ -54,16 +57,16 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     authenticate: (req) => authenticator.authenticate(req),
     tenant: (id) => tenants.get(id),
     upstreamFor: (_tenant: TenantRuntime) => target,
-    admit (session) {
+    async admit (session) {
       const tenant = session.tenant
       if (tenant === undefined) return 'notAuthorized'
-      const result = quotas.admit(tenant)
+      const result = await quotas.admit(tenant)
       if (typeof result !== 'string') sessions.add(session)
       return result
     },
-    release (session) {
+    release (session, policy) {
       sessions.delete(session)
-      if (session.tenant !== undefined) quotas.release(session.tenant.id)
+      quotas.release(policy)
     },
   }
 
@@ -96,12 +99,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   return {
     addresses,
     connections: (tenant) => quotas.connections(tenant),
+    counters: (tenant) => quotas.counters(tenant),
 
     async reload (next) {
       config = next
       tenants = buildTenants(next)
       authenticator.update(next)
-      quotas.gatewayMax = next.maxConnections
+      quotas.update(tenants, next.maxConnections)
       target = upstreamTarget(next.upstream, embedded)
       let dropped = 0
       for (const session of [...sessions]) {

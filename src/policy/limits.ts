@@ -1,34 +1,184 @@
-// Connection quotas (SPEC §7): per tenant and for the whole gateway. A slot is taken at admission and
-// given back exactly once when the session ends, on every close path.
+// Quotas and rates per tenant (SPEC §7), for one gateway instance. A connection slot is taken at
+// admission and given back exactly once when the session ends. Rates throttle by pausing the client's
+// socket — back-pressure, so nothing is lost — or disconnect with 0x96 when `rateAction: disconnect`.
+import type { Limits } from '../config/schema.js'
 import type { ReasonName } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
-import { UNLIMITED, type SessionPolicy } from './session-policy.js'
+import type { Session } from '../session/session.js'
+import { Pause } from '../session/pause.js'
+import { countRefusal, newCounters, type TenantCounters } from './counters.js'
+import { memoryRateLimiter, type RateLimiter } from './rate.js'
+import type { SessionPolicy } from './session-policy.js'
 
-export class ConnectionQuotas {
-  private readonly perTenant = new Map<string, number>()
+/** A tenant's live state: shared by its sessions, kept across reloads (limiters rebuilt as needed). */
+interface TenantState {
+  readonly counters: TenantCounters
+  subscriptions: number
+  limits: Limits
+  publish: RateLimiter | undefined
+  clientPublish: RateLimiter | undefined
+  bandwidth: RateLimiter | undefined
+  connect: RateLimiter | undefined
+}
+
+function limiter (rate: number | undefined): RateLimiter | undefined {
+  return rate === undefined ? undefined : memoryRateLimiter(rate)
+}
+
+function applyLimits (state: TenantState, limits: Limits): void {
+  const old = state.limits
+  if (old.publishRate !== limits.publishRate || state.publish === undefined) state.publish = limiter(limits.publishRate)
+  if (old.clientPublishRate !== limits.clientPublishRate || state.clientPublish === undefined) state.clientPublish = limiter(limits.clientPublishRate)
+  if (old.bandwidth !== limits.bandwidth || state.bandwidth === undefined) state.bandwidth = limiter(limits.bandwidth)
+  if (old.connectRate !== limits.connectRate || state.connect === undefined) state.connect = limiter(limits.connectRate)
+  state.limits = limits
+}
+
+export class TenantLimits {
+  private readonly tenants = new Map<string, TenantState>()
   private total = 0
+  private nextSessionKey = 0
 
   constructor (public gatewayMax: number | undefined) {}
 
-  /** Takes a slot for a new connection of `tenant`, or names the limit that refuses it. */
-  admit (tenant: TenantRuntime): SessionPolicy | ReasonName {
-    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return 'serverBusy'
-    const current = this.perTenant.get(tenant.id) ?? 0
-    const max = tenant.limits.maxConnections
-    if (max !== undefined && current >= max) return 'quotaExceeded'
-    this.perTenant.set(tenant.id, current + 1)
-    this.total++
-    return UNLIMITED
+  private state (tenant: TenantRuntime): TenantState {
+    let s = this.tenants.get(tenant.id)
+    if (s === undefined) {
+      s = { counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, clientPublish: undefined, bandwidth: undefined, connect: undefined }
+      applyLimits(s, tenant.limits)
+      this.tenants.set(tenant.id, s)
+    } else if (s.limits !== tenant.limits) {
+      applyLimits(s, tenant.limits)
+    }
+    return s
   }
 
-  release (tenantId: string): void {
-    const current = this.perTenant.get(tenantId) ?? 0
-    if (current <= 1) this.perTenant.delete(tenantId)
-    else this.perTenant.set(tenantId, current - 1)
+  /** After a reload: new limits for every tenant still configured (existing sessions included). */
+  update (tenants: ReadonlyMap<string, TenantRuntime>, gatewayMax: number | undefined): void {
+    this.gatewayMax = gatewayMax
+    for (const tenant of tenants.values()) if (this.tenants.has(tenant.id)) this.state(tenant)
+  }
+
+  /** Takes a slot for a new connection of `tenant`, or names the limit that refuses it. */
+  async admit (tenant: TenantRuntime): Promise<SessionPolicy | ReasonName> {
+    const s = this.state(tenant)
+    const refusal = await this.refusal(tenant, s)
+    if (refusal !== undefined) {
+      countRefusal(s.counters, refusal)
+      return refusal
+    }
+    s.counters.connections++
+    s.counters.connects++
+    this.total++
+    return new SessionLimits(s, `${tenant.id}\u0000${this.nextSessionKey++}`)
+  }
+
+  private async refusal (tenant: TenantRuntime, s: TenantState): Promise<ReasonName | undefined> {
+    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return 'serverBusy'
+    const max = tenant.limits.maxConnections
+    if (max !== undefined && s.counters.connections >= max) return 'quotaExceeded'
+    if (s.connect !== undefined && await s.connect.take(tenant.id, 1) > 0) return 'connectionRateExceeded'
+    // The slot may have gone while the rate limiter answered.
+    if (max !== undefined && s.counters.connections >= max) return 'quotaExceeded'
+    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return 'serverBusy'
+    return undefined
+  }
+
+  release (policy: SessionPolicy): void {
+    if (!(policy instanceof SessionLimits) || policy.released) return
+    policy.released = true
+    policy.tenant.counters.connections--
+    policy.tenant.subscriptions -= policy.filters?.size ?? 0
     this.total--
   }
 
   connections (tenantId?: string): number {
-    return tenantId === undefined ? this.total : (this.perTenant.get(tenantId) ?? 0)
+    return tenantId === undefined ? this.total : (this.tenants.get(tenantId)?.counters.connections ?? 0)
+  }
+
+  counters (tenantId: string): Readonly<TenantCounters> | undefined {
+    return this.tenants.get(tenantId)?.counters
+  }
+}
+
+/** One admitted session's share of its tenant's limits. */
+class SessionLimits implements SessionPolicy {
+  released = false
+  /** mounted filters the broker granted this client */
+  filters: Set<string> | undefined
+  private publishes = 0
+  private throttled: NodeJS.Timeout | undefined
+
+  constructor (readonly tenant: TenantState, private readonly key: string) {}
+
+  countPublish (): void {
+    this.publishes++
+  }
+
+  countDelivery (bytes: number): void {
+    const c = this.tenant.counters
+    c.messagesOut++
+    c.bytesOut += bytes
+  }
+
+  countRefusal (reason: ReasonName): void {
+    if (reason === 'notAuthorized') this.tenant.counters.aclDenials++
+    countRefusal(this.tenant.counters, reason)
+  }
+
+  countIsolationFault (): void {
+    this.tenant.counters.isolationFaults++
+  }
+
+  afterClientChunk (session: Session, bytes: number): void {
+    const t = this.tenant
+    const publishes = this.publishes
+    this.publishes = 0
+    t.counters.messagesIn += publishes
+    t.counters.bytesIn += bytes
+    if (t.publish === undefined && t.clientPublish === undefined && t.bandwidth === undefined) return
+    const waits: Array<Promise<number>> = []
+    if (publishes > 0 && t.publish !== undefined) waits.push(t.publish.take('tenant', publishes))
+    if (publishes > 0 && t.clientPublish !== undefined) waits.push(t.clientPublish.take(this.key, publishes))
+    if (t.bandwidth !== undefined) waits.push(t.bandwidth.take('tenant', bytes))
+    if (waits.length === 0) return
+    Promise.all(waits).then((ms) => this.throttle(session, Math.max(...ms)), () => {})
+  }
+
+  private throttle (session: Session, ms: number): void {
+    if (ms <= 0 || session.state === 'closed') return
+    countRefusal(this.tenant.counters, 'messageRateTooHigh')
+    if (this.tenant.limits.rateAction === 'disconnect') return session.close('messageRateTooHigh', 'rate limit reached')
+    // Stop reading the client until the window reopens: the socket's buffers and TCP hold the rest.
+    session.pauseClient(Pause.throttle)
+    clearTimeout(this.throttled)
+    this.throttled = setTimeout(() => session.resumeClient(Pause.throttle), ms)
+    this.throttled.unref()
+  }
+
+  subscriptionRoom (_session: Session, filters: readonly string[]): number {
+    const limits = this.tenant.limits
+    let room = filters.length
+    if (limits.maxSubscriptionsPerClient !== undefined) room = Math.min(room, limits.maxSubscriptionsPerClient - (this.filters?.size ?? 0))
+    if (limits.maxSubscriptions !== undefined) room = Math.min(room, limits.maxSubscriptions - this.tenant.subscriptions)
+    return Math.max(0, room)
+  }
+
+  isSubscribed (filter: string): boolean {
+    return this.filters?.has(filter) === true
+  }
+
+  subscribed (filters: readonly string[]): void {
+    const set = (this.filters ??= new Set())
+    for (const f of filters) {
+      if (!set.has(f)) { set.add(f); this.tenant.subscriptions++ }
+    }
+  }
+
+  unsubscribed (filters: readonly string[]): void {
+    if (this.filters === undefined) return
+    for (const f of filters) {
+      if (this.filters.delete(f)) this.tenant.subscriptions--
+    }
   }
 }

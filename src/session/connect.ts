@@ -24,7 +24,7 @@ export async function connect (session: Session, frame: Frame): Promise<boolean>
 
   return await checkProtocol(session, packet) &&
     await authenticate(session, packet) &&
-    admit(session) &&
+    await admit(session) &&
     assignClientId(session, packet) &&
     checkWill(session, packet) &&
     await dialUpstream(session, packet)
@@ -66,8 +66,13 @@ async function authenticate (session: Session, packet: ConnectPacket): Promise<b
   return true
 }
 
-function admit (session: Session): boolean {
-  const policy = session.host.admit(session)
+async function admit (session: Session): Promise<boolean> {
+  const policy = await session.host.admit(session)
+  if (session.state !== 'connecting') {
+    // The client left while the limiter answered: give the slot straight back.
+    if (typeof policy !== 'string') session.host.release(session, policy)
+    return false
+  }
   if (typeof policy === 'string') return session.refuseConnect(policy, 'limit reached')
   session.markAdmitted(policy)
   return true

@@ -103,7 +103,9 @@ function vetPublish (session: Session, qos: number, retain: boolean, topicBytes:
 
 /** v5: PUBACK/PUBREC with the reason; v3: acknowledged and dropped (SPEC §6); QoS 0: dropped. */
 function refusePublish (session: Session, view: Pick<PublishView, 'qos' | 'packetId'>, refusal: ReasonName | 'closed'): void {
-  if (refusal === 'closed' || view.qos === 0) return
+  if (refusal === 'closed') return
+  session.policy?.countRefusal(refusal)
+  if (view.qos === 0) return
   const messageId = view.packetId
   const cmd = view.qos === 1 ? 'puback' : 'pubrec'
   if (session.v5) {
@@ -154,27 +156,33 @@ function onSubscribe (session: Session, frame: Frame): void {
   const packet = session.decodeClient(frame)
   if (packet?.cmd !== 'subscribe') return
   const tenant = session.tenant
-  if (tenant === undefined) return
+  const policy = session.policy
+  if (tenant === undefined || policy === undefined) return
   const maxQos = tenant.limits.maxQos ?? 2
   const codes: Array<number | null> = []
   const forward: Subscription[] = []
-  let room = session.policy?.subscriptionRoom(session, packet.subscriptions.length) ?? packet.subscriptions.length
-  for (const sub of packet.subscriptions) {
-    const refusal = vetFilter(session, sub.topic)
-    if (refusal !== undefined || room <= 0) {
-      codes.push(subackFailure(refusal ?? 'quotaExceeded', session.version))
-      continue
+  const mounted = packet.subscriptions.map((sub) => mountFilter(tenant.ns, sub.topic))
+  let room = policy.subscriptionRoom(session, mounted.filter((f): f is string => f !== undefined))
+  packet.subscriptions.forEach((sub, i) => {
+    const filter = mounted[i]
+    let refusal = vetFilter(session, sub.topic)
+    // A filter the client already holds is a resubscription and takes no new slot.
+    if (refusal === undefined && filter !== undefined && !policy.isSubscribed(filter) && room-- <= 0) refusal = 'quotaExceeded'
+    if (refusal !== undefined || filter === undefined) {
+      const reason = refusal ?? 'topicFilterInvalid'
+      policy.countRefusal(reason)
+      codes.push(subackFailure(reason, session.version))
+      return
     }
-    room--
-    forward.push({ ...sub, topic: mountFilter(tenant.ns, sub.topic) as string, qos: Math.min(sub.qos, maxQos) as Subscription['qos'] })
+    forward.push({ ...sub, topic: filter, qos: Math.min(sub.qos, maxQos) as Subscription['qos'] })
     codes.push(null)
-  }
+  })
   const messageId = packet.messageId ?? 0
   if (forward.length === 0) {
     session.sendToClient({ cmd: 'suback', messageId, granted: codes as number[] })
     return
   }
-  ;(session.pendingAcks ??= new Map()).set(messageId, codes)
+  ;(session.pendingAcks ??= new Map()).set(messageId, { codes, filters: forward.map((f) => f.topic) })
   session.sendToUpstream({ ...packet, subscriptions: forward })
 }
 
@@ -202,7 +210,8 @@ function onUnsubscribe (session: Session, frame: Frame): void {
     session.sendToClient(session.v5 ? { cmd: 'unsuback', messageId, granted: codes as number[] } : { cmd: 'unsuback', messageId, granted: [] })
     return
   }
-  ;(session.pendingAcks ??= new Map()).set(-messageId - 1, codes) // negative keys: UNSUBSCRIBE, apart from SUBSCRIBE's
+  // Negative keys keep UNSUBSCRIBE apart from SUBSCRIBE with the same message ID.
+  ;(session.pendingAcks ??= new Map()).set(-messageId - 1, { codes, filters: forward })
   session.sendToUpstream({ ...packet, unsubscriptions: forward })
 }
 

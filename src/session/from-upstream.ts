@@ -4,7 +4,7 @@
 import { PacketType, type Frame, type PublishPacket, type SubackPacket, type UnsubackPacket } from '../codec.js'
 import { unmountTopic } from '../tenancy/namespace.js'
 import { readPublish, unmountPublish, type PublishView } from './publish.js'
-import type { Session } from './session.js'
+import type { PendingAck, Session } from './session.js'
 
 export function onUpstreamFrame (session: Session, frame: Frame): void {
   switch (frame.type) {
@@ -34,6 +34,7 @@ function onPublish (session: Session, frame: Frame): void {
   if (view.hasProperties) return onPublishWithProperties(session, frame, view)
   const out = unmountPublish(frame, view, tenant.ns.topicPrefixBytes)
   if (out === null) return dropForeign(session, view, frame.bytes.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength))
+  session.policy?.countDelivery(out.length)
   session.toClient(out)
 }
 
@@ -54,12 +55,14 @@ function onPublishWithProperties (session: Session, frame: Frame, view: PublishV
       if (local !== undefined) out.properties.responseTopic = local
     }
   }
+  session.policy?.countDelivery(frame.bytes.length)
   session.sendToClient(out)
 }
 
 /** Never delivered; acknowledged so the broker's in-flight window does not stall. */
 function dropForeign (session: Session, view: PublishView, topic: string): void {
   session.log.error({ topic }, 'isolation fault: message outside the tenant namespace dropped')
+  session.policy?.countIsolationFault()
   if (view.qos === 1) session.sendToUpstream({ cmd: 'puback', messageId: view.packetId })
   if (view.qos === 2) {
     ;(session.foreignQos2 ??= new Set()).add(view.packetId)
@@ -77,9 +80,9 @@ function onPubrel (session: Session, frame: Frame): void {
 }
 
 /** Merges the broker's codes into the places the gateway left open (filters it refused itself). */
-function merge (decided: Array<number | null>, fromBroker: number[]): number[] {
+function merge (pending: PendingAck, fromBroker: number[]): number[] {
   let next = 0
-  return decided.map((code) => code ?? fromBroker[next++] ?? 0x80)
+  return pending.codes.map((code) => code ?? fromBroker[next++] ?? 0x80)
 }
 
 function onSuback (session: Session, frame: Frame): void {
@@ -91,10 +94,9 @@ function onSuback (session: Session, frame: Frame): void {
   const decided = pending.get(messageId)
   if (decided === undefined) return session.toClient(frame.bytes)
   pending.delete(messageId)
-  const granted = merge(decided, packet.granted as number[])
-  const added = granted.filter((code, i) => decided[i] === null && code < 0x80).length
-  if (added > 0) session.policy?.subscriptionsChanged(session, added)
-  session.sendToClient({ ...packet, granted })
+  const fromBroker = packet.granted as number[]
+  session.policy?.subscribed(decided.filters.filter((_f, i) => (fromBroker[i] ?? 0x80) < 0x80))
+  session.sendToClient({ ...packet, granted: merge(decided, fromBroker) })
 }
 
 function onUnsuback (session: Session, frame: Frame): void {
@@ -103,6 +105,7 @@ function onUnsuback (session: Session, frame: Frame): void {
   const decided = pending?.get(-messageId - 1)
   if (pending === undefined || decided === undefined) return session.toClient(frame.bytes)
   pending.delete(-messageId - 1)
+  session.policy?.unsubscribed(decided.filters)
   if (!session.v5) return session.toClient(frame.bytes)
   const packet = session.decodeUpstream(frame) as UnsubackPacket | undefined
   if (packet === undefined) return

@@ -11,6 +11,7 @@ import type { AuthRequest, AuthResult } from '../tenancy/auth.js'
 import { openUpstream, type UpstreamTarget } from '../upstream/connect.js'
 import type { TopicAliases } from './topic-aliases.js'
 import type { SessionPolicy } from '../policy/session-policy.js'
+import { Pause } from './pause.js'
 import { connect } from './connect.js'
 import { onClientFrame } from './from-client.js'
 import { onUpstreamFrame } from './from-upstream.js'
@@ -23,10 +24,18 @@ export interface SessionHost {
   authenticate (req: AuthRequest): Promise<AuthResult>
   tenant (id: string): TenantRuntime | undefined
   upstreamFor (tenant: TenantRuntime): UpstreamTarget
-  /** admission (connection quotas); a refusal, or a policy that the session keeps until it ends */
-  admit (session: Session): SessionPolicy | ReasonName
+  /** admission (connection quotas and rates); a refusal, or the policy the session keeps until it ends */
+  admit (session: Session): Promise<SessionPolicy | ReasonName>
   /** called exactly once for every admitted session when it ends */
-  release (session: Session): void
+  release (session: Session, policy: SessionPolicy): void
+}
+
+/** What the gateway decided for a SUBSCRIBE/UNSUBSCRIBE before forwarding the rest to the broker. */
+export interface PendingAck {
+  /** per filter of the client's packet: the gateway's own code, or null where the broker's code goes */
+  readonly codes: Array<number | null>
+  /** the mounted filters forwarded, in order */
+  readonly filters: string[]
 }
 
 export interface ConnectionMeta {
@@ -42,10 +51,10 @@ const PRE_CONNECT_MAX_BYTES = 1024 * 1024
 /** Pipelined bytes held while the upstream connects; past this the client's reads pause. */
 const QUEUE_PAUSE_BYTES = 64 * 1024
 
-/** Why the client's socket is not being read: several may hold at once. */
-export const Pause = { connecting: 1, backpressure: 2, throttle: 4, queueFull: 8 } as const
 
 type State = 'awaitConnect' | 'connecting' | 'connected' | 'closed'
+
+export { Pause }
 
 export class Session {
   state: State = 'awaitConnect'
@@ -58,8 +67,8 @@ export class Session {
   upstream: net.Socket | undefined
   policy: SessionPolicy | undefined
   aliases: TopicAliases | undefined
-  /** SUBSCRIBE/UNSUBSCRIBE answered partly by the gateway: per message ID, the codes it decided (null = the broker's) */
-  pendingAcks: Map<number, Array<number | null>> | undefined
+  /** SUBSCRIBE/UNSUBSCRIBE in flight to the broker, by message ID (UNSUBSCRIBE as −id−1) */
+  pendingAcks: Map<number, PendingAck> | undefined
   /** QoS 2 packet IDs the gateway acknowledged itself (refused or dropped), so their PUBREL is answered here */
   localQos2: Set<number> | undefined
   /** QoS 2 packet IDs of foreign messages the gateway acknowledged to the broker and dropped */
@@ -304,9 +313,9 @@ export class Session {
       if (opts.graceful === true) endSocket(this.upstream)
       else this.upstream.destroy()
     }
-    if (this.admitted) {
+    if (this.admitted && this.policy !== undefined) {
       this.admitted = false
-      this.host.release(this)
+      this.host.release(this, this.policy)
     }
   }
 
