@@ -115,7 +115,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
           session.close('notAuthorized', tenant === undefined ? 'tenant removed' : 'tenant disabled')
           dropped++
         } else {
-          session.tenant = tenant
+          session.applyTenant(tenant)
         }
       }
       log.info({ tenants: tenants.size, disconnected: dropped }, 'configuration reloaded')

@@ -194,6 +194,9 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     const maxQos = minDefined(maximumQoS, limits?.maxQos)
     if (maxQos !== undefined && maxQos < 2) out.maximumQoS = maxQos
     if (retainAvailable === false || limits?.retain === false) out.retainAvailable = false
+    // Receive Maximum: how many QoS 1/2 PUBLISH the client may have unacknowledged towards us.
+    const receiveMaximum = minDefined(props.receiveMaximum, limits?.maxInflight)
+    if (receiveMaximum !== undefined) out.receiveMaximum = receiveMaximum
     if (sessionExpiryInterval !== undefined) out.sessionExpiryInterval = sessionExpiryInterval
     else if (limits?.maxSessionExpiry !== undefined && requestedExpiry !== undefined && requestedExpiry > limits.maxSessionExpiry) {
       out.sessionExpiryInterval = limits.maxSessionExpiry

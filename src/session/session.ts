@@ -290,6 +290,12 @@ export class Session {
     if (this.pauses === 0 && this.state !== 'closed') this.client.resume()
   }
 
+  /** A reload's new snapshot of this session's tenant: its limits and ACL apply from the next packet. */
+  applyTenant (tenant: TenantRuntime): void {
+    this.tenant = tenant
+    if (this.state === 'connected') this.clientReader.maxBytes = tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
+  }
+
   markAdmitted (policy: SessionPolicy): void {
     this.policy = policy
     this.admitted = true
