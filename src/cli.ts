@@ -1,0 +1,153 @@
+// The command line (SPEC §2): a thin shell over the library. Exit codes: 0 ok, 1 bad config or usage,
+// 2 runtime failure. Expected errors print one line; no stack traces for operators.
+import { watch } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Command, CommanderError, Option } from 'commander'
+import { loadConfigFile, type LoadedConfig } from './config/load.js'
+import { summarizeConfig } from './config/summary.js'
+import { ConfigError } from './errors.js'
+import { startGateway, type Gateway } from './gateway.js'
+import { ListenFailure } from './listeners/listen.js'
+import { createLogger, type Logger } from './log.js'
+import { hashPassword } from './tenancy/passwords.js'
+import { readPassword } from './password-prompt.js'
+
+export const EXIT = { ok: 0, config: 1, runtime: 2 } as const
+
+class ExitError extends Error {
+  constructor (readonly exitCode: number, message: string) { super(message) }
+}
+
+/** How long SIGTERM waits for the drain before exiting anyway. */
+const SHUTDOWN_BOUND_MS = 10_000
+
+function load (file: string): LoadedConfig {
+  try {
+    return loadConfigFile(file)
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ExitError(EXIT.config, err.format())
+    throw err
+  }
+}
+
+async function start (opts: { config: string; logLevel?: string; pretty?: boolean; watch?: boolean }): Promise<void> {
+  const file = resolve(opts.config)
+  const loaded = load(file)
+  const log = createLogger({ level: opts.logLevel ?? loaded.config.log.level, pretty: opts.pretty === true || loaded.config.log.pretty })
+  for (const w of loaded.warnings) log.warn(w)
+  let gateway: Gateway
+  try {
+    gateway = await startGateway(loaded.config, { logger: log })
+  } catch (err) {
+    if (err instanceof ListenFailure) throw new ExitError(EXIT.runtime, err.message)
+    throw err
+  }
+  log.info({ config: file }, 'mqtt-tenant-gateway started')
+
+  const reload = (why: string): void => {
+    let next: LoadedConfig
+    try {
+      next = loadConfigFile(file)
+    } catch (err) {
+      // An invalid new config is refused; the running one stays.
+      log.error({ reason: why, errors: err instanceof ConfigError ? err.issues : String(err) }, 'reload rejected: configuration invalid, keeping the current one')
+      return
+    }
+    for (const w of next.warnings) log.warn(w)
+    gateway.reload(next.config).catch((err: unknown) => log.error({ err }, 'reload failed'))
+  }
+  process.on('SIGHUP', () => reload('SIGHUP'))
+  if (opts.watch === true) watchFile(file, log, () => reload('file changed'))
+
+  await new Promise<void>((done) => {
+    let stopping = false
+    const stop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'shutting down')
+      const timer = setTimeout(() => { log.warn('shutdown bound reached, exiting'); done() }, SHUTDOWN_BOUND_MS)
+      timer.unref()
+      gateway.close().then(() => { clearTimeout(timer); done() }, () => done())
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+/** Editors replace files rather than writing them: re-arm on rename, debounce bursts. */
+function watchFile (file: string, log: Logger, onChange: () => void): void {
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    try {
+      const watcher = watch(file, (event) => {
+        clearTimeout(timer)
+        timer = setTimeout(onChange, 200)
+        if (event === 'rename') { watcher.close(); setTimeout(arm, 100) }
+      })
+      watcher.unref()
+    } catch (err) {
+      log.warn({ err: String(err) }, 'cannot watch the config file; SIGHUP still reloads')
+    }
+  }
+  arm()
+}
+
+function check (opts: { config: string }): void {
+  const loaded = load(resolve(opts.config))
+  process.stdout.write(summarizeConfig(loaded) + '\n')
+  for (const w of loaded.warnings) process.stdout.write(`warning: ${w}\n`)
+  process.stdout.write('configuration OK\n')
+}
+
+async function passwd (user: string | undefined): Promise<void> {
+  const password = await readPassword()
+  if (password === '') throw new ExitError(EXIT.config, 'empty password')
+  const hash = await hashPassword(password)
+  process.stdout.write(user !== undefined ? `${user}: { password: "${hash}" }\n` : `${hash}\n`)
+}
+
+export function program (): Command {
+  const cmd = new Command('mqtt-tenant-gateway')
+    .description('Multi-tenant MQTT gateway: many isolated tenants on one shared broker.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+  cmd.command('start')
+    .description('run the gateway; SIGHUP reloads the configuration, SIGTERM drains and exits')
+    .option('-c, --config <file>', 'configuration file', 'gateway.yaml')
+    .addOption(new Option('--log-level <level>', 'overrides log.level of the config').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .option('--pretty', 'human-readable logs (only on a terminal; pipes always get JSON lines)')
+    .option('--watch', 'reload when the configuration file changes')
+    .addHelpText('after', '\nExample:\n  mqtt-tenant-gateway start -c /etc/mqtt-tenant-gateway/gateway.yaml --log-level debug')
+    .action(start)
+  cmd.command('check')
+    .description('validate a configuration and print its listeners, upstream, tenants and effective limits')
+    .option('-c, --config <file>', 'configuration file', 'gateway.yaml')
+    .addHelpText('after', '\nExits 0 when the configuration is valid, 1 with one line per error (YAML path and line) otherwise.')
+    .action(check)
+  cmd.command('passwd')
+    .description('read a password (prompt without echo, or the first line of stdin) and print a hash for the config')
+    .argument('[user]', 'user name, to print a ready-to-paste YAML line')
+    .addHelpText('after', '\nExample:\n  echo "s3cret" | mqtt-tenant-gateway passwd alice')
+    .action(passwd)
+  return cmd
+}
+
+export async function main (argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv)
+    return EXIT.ok
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.config
+    if (err instanceof ExitError) {
+      process.stderr.write(err.message + '\n')
+      return err.exitCode
+    }
+    process.stderr.write(`mqtt-tenant-gateway: ${err instanceof Error ? err.message : String(err)}\n`)
+    return EXIT.runtime
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main(process.argv).then((code) => process.exit(code), () => process.exit(EXIT.runtime))
+}

@@ -1,0 +1,31 @@
+// What `check` prints: the configuration as the gateway will run it, each tenant's effective limits.
+import type { LoadedConfig } from './load.js'
+import { effectiveLimits } from '../policy/plans.js'
+
+function limitsText (limits: object): string {
+  const entries = Object.entries(limits).filter(([, v]) => v !== undefined)
+  return entries.length === 0 ? 'unlimited' : entries.map(([k, v]) => `${k}=${String(v)}`).join(', ')
+}
+
+export function summarizeConfig ({ config, file }: LoadedConfig): string {
+  const out: string[] = []
+  if (file !== undefined) out.push(`config: ${file}`)
+  out.push('listeners:')
+  for (const l of config.listeners) {
+    out.push(`  ${l.name}: ${l.type} ${l.bind.host.includes(':') ? `[${l.bind.host}]` : l.bind.host}:${l.bind.port}${l.tenant !== undefined ? ` (tenant ${l.tenant})` : ''}, connectTimeout ${l.connectTimeout}ms`)
+  }
+  const u = config.upstream
+  out.push(`upstream: ${u.url}${u.username !== undefined ? `, username "${u.username}"` : ''}${u.password !== undefined && u.password !== '' ? ', password set' : ''}, connectTimeout ${u.connectTimeout}ms`)
+  const t = config.tenancy
+  out.push(`tenancy: resolve ${t.resolve.join(' → ')}; username "${t.username}"${t.sni !== undefined ? `; sni "${t.sni}"` : ''}; topics "${t.namespace.topic}", client IDs "${t.namespace.clientId}"`)
+  if (config.maxConnections !== undefined) out.push(`gateway maxConnections: ${config.maxConnections}`)
+  out.push('plans:')
+  for (const [name, limits] of Object.entries(config.plans)) out.push(`  ${name}: ${limitsText(limits)}`)
+  out.push(`tenants (${Object.keys(config.tenants).length}):`)
+  for (const [id, tenant] of Object.entries(config.tenants)) {
+    const flags = [tenant.disabled ? 'DISABLED' : '', tenant.anonymous ? 'anonymous allowed' : '', tenant.acl !== undefined ? `${tenant.acl.length} ACL rules` : ''].filter(Boolean)
+    out.push(`  ${id}: plan ${tenant.plan ?? '(none)'}, ${Object.keys(tenant.users).length} users${tenant.hosts.length > 0 ? `, hosts ${tenant.hosts.join(' ')}` : ''}${flags.length > 0 ? `, ${flags.join(', ')}` : ''}`)
+    out.push(`    limits: ${limitsText(effectiveLimits(config, id))}`)
+  }
+  return out.join('\n')
+}
