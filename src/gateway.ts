@@ -77,7 +77,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     socket.on('error', () => {})
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    new Session(host, socket, meta) // eslint-disable-line no-new
+    new Session(host, socket, meta)
   }
 
   try {
