@@ -1,6 +1,6 @@
 // Packets from the client after CONNACK: mounted, vetted against ACL and limits, forwarded upstream.
 import { PacketType, type Frame, type PublishPacket, type Subscription } from '../codec.js'
-import { mountFilter, mountTopic, isValidTopicName, isValidTopicFilter } from '../tenancy/namespace.js'
+import { mountFilter, mountTopic, isValidTopicName, isValidTopicFilter, parseShared } from '../tenancy/namespace.js'
 import { Reason, subackFailure, type ReasonName } from '../reason-codes.js'
 import { readPublish, isValidTopicBytes, mountPublish, topicLevels, type PublishView } from './publish.js'
 import { aclFor } from './acl-check.js'
@@ -142,8 +142,9 @@ function vetFilter (session: Session, filter: string): ReasonName | undefined {
   const tenant = session.tenant
   if (tenant === undefined || !isValidTopicFilter(filter)) return 'topicFilterInvalid'
   const mounted = mountFilter(tenant.ns, filter)
-  if (mounted === undefined) return filter.startsWith('$share/') ? 'topicFilterInvalid' : 'notAuthorized'
-  const local = filter.startsWith('$share/') ? filter.slice(filter.indexOf('/', 7) + 1) : filter
+  // $SYS and every other `$` filter, shared or not, belong to the broker (SPEC §5).
+  if (mounted === undefined) return filter.startsWith('$share/') && parseShared(filter) === undefined ? 'topicFilterInvalid' : 'notAuthorized'
+  const local = parseShared(filter)?.filter ?? filter
   const limits = tenant.limits
   if ((limits.maxTopicLength !== undefined && Buffer.byteLength(local) > limits.maxTopicLength) ||
       (limits.maxTopicLevels !== undefined && local.split('/').length > limits.maxTopicLevels)) return 'topicFilterInvalid'
