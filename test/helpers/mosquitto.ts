@@ -23,7 +23,10 @@ export async function startMosquitto (extraConf = ''): Promise<Mosquitto> {
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
-    'log_dest none',
+    'log_dest stderr',
+    'log_type error',
+    // Started as root, mosquitto would switch to user `mosquitto`, who cannot read the temp files.
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
     extraConf,
   ].join('\n') + '\n')
   let child: ChildProcess | undefined
