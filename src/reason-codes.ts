@@ -21,6 +21,9 @@ export const Reason = {
   notAuthorized: { v5: 0x87, v3: 0x05, text: 'not authorized' },
   serverUnavailable: { v5: 0x88, v3: 0x03, text: 'server unavailable' },
   serverBusy: { v5: 0x89, v3: 0x03, text: 'server busy' },
+  // 0x88 exists only in CONNACK; DISCONNECT has no "server unavailable" [MQTT-3.14.2.1], and clients
+  // built on mqtt-packet drop a DISCONNECT 0x88 as malformed. So a lost broker is 0x80 with this text.
+  upstreamLost: { v5: 0x80, v3: null, text: 'upstream broker unavailable' },
   serverShuttingDown: { v5: 0x8b, v3: null, text: 'server shutting down' },
   badAuthenticationMethod: { v5: 0x8c, v3: null, text: 'bad authentication method' },
   keepAliveTimeout: { v5: 0x8d, v3: null, text: 'keep alive timeout' },

@@ -3,7 +3,7 @@
 // from-upstream.ts; this file is the plumbing they share.
 import type net from 'node:net'
 import { FrameReader, FrameError, PacketDecoder, encode, MQTT_MAX_REMAINING, type Frame, type Packet, type ConnackPacket } from '../codec.js'
-import { reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
+import { Reason, reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import type { Logger } from '../log.js'
 import type { ListenerConfig } from '../config/schema.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
@@ -232,7 +232,7 @@ export class Session {
   }
 
   private upstreamGone (why: string): void {
-    if (this.state === 'connected') this.close('serverUnavailable', why)
+    if (this.state === 'connected') this.close('upstreamLost', why)
   }
 
   // ---- shared plumbing -----------------------------------------------------------------------
@@ -313,7 +313,9 @@ export class Session {
     this.connackWaiter?.(new Error(why))
     this.log.debug({ reason, why }, 'session closed')
     const code = reason !== null && wasConnected && this.v5 ? reasonCode(reason, 5) : null
-    if (code !== null && !this.client.destroyed) this.client.write(encode({ cmd: 'disconnect', reasonCode: code }, 5))
+    if (code !== null && reason !== null && !this.client.destroyed) {
+      this.client.write(encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5))
+    }
     endSocket(this.client)
     if (this.upstream !== undefined) {
       if (opts.graceful === true) endSocket(this.upstream)

@@ -35,6 +35,7 @@ export async function startMosquitto (extraConf = ''): Promise<Mosquitto> {
     let stderr = ''
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
     const exited = new Promise<never>((_resolve, reject) => child?.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${stderr}`))))
+    exited.catch(() => {}) // a later exit (stop, restart) is expected, not an error
     await Promise.race([waitForPort(port), exited])
   }
   const stop = async (): Promise<void> => {
