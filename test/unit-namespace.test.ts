@@ -49,7 +49,7 @@ test('matching, including the $-topic rule [MQTT-4.7.2-1]', () => {
 })
 
 const tenantId = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?$/)
-const level = fc.oneof(fc.constantFrom('a', 'b', 'x', 'ü', ''), fc.string({ maxLength: 6, unit: 'grapheme' }).map((s) => s.replace(/[/+#\u0000$]/g, '')))
+const level = fc.oneof(fc.constantFrom('a', 'b', 'x', 'ü', ''), fc.string({ maxLength: 6, unit: 'grapheme' }).map((s) => s.replace(/[/+#$]/g, '').replaceAll('\u0000', '')))
 const topic = fc.array(level, { minLength: 1, maxLength: 5 }).map((l) => l.join('/')).filter((t) => isValidTopicName(t) && !t.startsWith('$'))
 const filterLevel = fc.oneof(level, fc.constant('+'))
 const filter = fc.tuple(fc.array(filterLevel, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.option(fc.constantFrom('g', 'workers')))

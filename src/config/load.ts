@@ -44,7 +44,14 @@ export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig
     throw new ConfigError(doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: e.message.split('\n')[0] ?? e.message })), opts.file)
   }
   const issues: ConfigIssue[] = []
-  const raw = substituteEnv(doc.toJS({ maxAliasCount: 100 }) as unknown, opts.env ?? process.env, [], issues, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
+  let js: unknown
+  try {
+    js = doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    // e.g. an alias without its anchor, or an alias bomb: YAML that parses but has no value.
+    throw new ConfigError([{ path: '', message: err instanceof Error ? err.message : String(err) }], opts.file)
+  }
+  const raw = substituteEnv(js, opts.env ?? process.env, [], issues, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
   if (issues.length > 0) throw new ConfigError(issues, opts.file)
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ path: '', line: 1, message: 'expected a mapping with listeners, upstream and tenants' }], opts.file)
@@ -83,9 +90,13 @@ function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | u
   const node = nodeAt(doc, path)
   const present = doc.getIn(path, true) !== undefined
   let message = issue.message
-  if (issue.code === 'invalid_type') {
+  if (issue.code === 'invalid_key') {
+    // A record key (a tenant ID) that fails its own rule: say the rule, not "invalid key".
+    message = `${issue.issues[0]?.message ?? 'invalid key'}, got ${JSON.stringify(path[path.length - 1])}`
+  } else if (issue.code === 'invalid_type') {
     const value = present ? (doc.getIn(path) as unknown) : undefined
-    message = present ? `expected ${issue.expected}, got ${JSON.stringify(value)}` : `missing required key (expected ${issue.expected})`
+    if (!present) message = `missing required key (expected ${issue.expected})`
+    else if (!issue.message.startsWith('expected ')) message = `expected ${issue.expected}, got ${JSON.stringify(value)}`
   } else if (issue.code === 'too_small' && issue.origin === 'number') {
     message = `expected a number ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, got ${JSON.stringify(doc.getIn(path))}`
   } else if (issue.code === 'invalid_value' || issue.code === 'invalid_union') {
