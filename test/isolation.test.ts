@@ -2,12 +2,12 @@
 // gateway in front of a real mosquitto, MQTT 3.1.1 and 5 — nothing crosses, in any direction.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway, yamlConfig, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal, quiet, type TestClient } from './helpers/clients.js'
 import { rawConnect, connectPacket } from './helpers/raw.js'
+import { nextEvent } from './helpers/events.js'
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -44,7 +44,7 @@ async function direct (filter: string | string[], opts: mqtt.IClientOptions = {}
 
 /** Resolves with the reason code of the DISCONNECT the client gets (bounded). */
 async function disconnectReason (c: TestClient, ms = 3000): Promise<number | undefined> {
-  const [packet] = await once(c.client, 'disconnect', { signal: AbortSignal.timeout(ms) }) as [mqtt.IDisconnectPacket]
+  const packet = await nextEvent<mqtt.IDisconnectPacket>(c.client, 'disconnect', ms)
   return packet.reasonCode
 }
 
@@ -53,7 +53,7 @@ async function disconnectReason (c: TestClient, ms = 3000): Promise<number | und
 // broker unavailable" (SPEC §8, README reason codes). Either is a correct answer here.
 const TAKEN_OVER = [0x8e, 0x80]
 
-const closed = (c: TestClient, ms = 3000): Promise<unknown> => once(c.client, 'close', { signal: AbortSignal.timeout(ms) })
+const closed = (c: TestClient, ms = 3000): Promise<unknown> => nextEvent(c.client, 'close', ms)
 
 /** A full round trip through the gateway and the broker: the client is still connected and served. */
 async function alive (c: TestClient, tag: string): Promise<void> {
