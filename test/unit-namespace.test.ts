@@ -158,7 +158,7 @@ const unicodeLevel = fc.oneof(
   fc.constantFrom('a', 'b', 'x', 'ü', '', '$x', 'acme', 'ab', 'ab-c', '🙂'),
   fc.string({ maxLength: 6, unit: 'grapheme' }),
   fc.string({ maxLength: 4, unit: 'binary' }),
-).map((s) => s.replace(/[/+#\u0000]/g, ''))
+).map((s) => s.replace(/[/+#]/g, '').replaceAll('\u0000', ''))
 const topic = fc.array(unicodeLevel, { minLength: 1, maxLength: 5 }).map((l) => l.join('/'))
   .filter((t) => isValidTopicName(t) && !t.startsWith('$'))
 const filter = fc.tuple(fc.array(fc.oneof(unicodeLevel, fc.constant('+')), { minLength: 1, maxLength: 4 }), fc.boolean(), fc.option(fc.constantFrom('g', 'workers', 'ü')))

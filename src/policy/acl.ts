@@ -1,28 +1,33 @@
 // Authorization per tenant and user (SPEC §6): user rules, then tenant rules; first match wins.
 // Rules are written on tenant-local topics; the session checks before mounting.
 import type { AclRule, TenantConfig } from '../config/schema.js'
-import { parseShared, topicMatches } from '../tenancy/namespace.js'
+import { levelsMatch, parseShared } from '../tenancy/namespace.js'
 
 export type AclAction = 'publish' | 'subscribe'
 
 export interface AclContext {
+  /** the tenant-local user name; undefined for an anonymous client */
   username: string | undefined
+  /** the tenant-local (unmounted) client ID */
   clientId: string
 }
 
 /**
  * The rules that apply to `user`, user rules first; null when neither the tenant nor this user has an
- * `acl` — then the whole namespace is allowed. Another user's rules do not restrict this one.
+ * `acl`, and then the whole namespace is allowed. "No `acl` anywhere" is read per user: rules written
+ * for one user do not lock out the others (gateway.example.yaml gives bob rules and leaves alice
+ * open), and a tenant-level `acl` applies to every user, users from `passwordFile` and anonymous ones.
  */
 export function aclRulesFor (tenant: TenantConfig, user: string | undefined): readonly AclRule[] | null {
-  const userRules = user === undefined ? undefined : tenant.users[user]?.acl
+  const userRules = user === undefined || !Object.hasOwn(tenant.users, user) ? undefined : tenant.users[user]?.acl
   if (userRules === undefined && tenant.acl === undefined) return null
   return [...(userRules ?? []), ...(tenant.acl ?? [])]
 }
 
 /**
- * Substitutes %u and %c. A value containing `/`, `+` or `#` (or a missing username) makes the rule
- * match nothing: a device must not gain wildcard power, or another level, through its own name.
+ * Substitutes %u and %c in one pass (a value is never substituted again). A value that is missing or
+ * empty, or holds `/`, `+` or `#`, makes the rule match nothing: a device must not gain wildcard power,
+ * or another level, through its own name (`devices/%u/#` with user `+` would be `devices/+/#`).
  */
 function substitute (filter: string, ctx: AclContext): string | undefined {
   if (!filter.includes('%')) return filter
@@ -35,30 +40,29 @@ function substitute (filter: string, ctx: AclContext): string | undefined {
   return ok ? out : undefined
 }
 
-/** Whether every topic matched by `sub` is matched by `rule` (both valid filters). */
+/** Whether every topic matched by `sub` is matched by `rule` (both valid, non-shared filters). */
 export function filterCovers (rule: string, sub: string): boolean {
   const r = rule.split('/')
   const s = sub.split('/')
-  if (sub.startsWith('$') !== rule.startsWith('$') && (r[0] === '+' || r[0] === '#')) {
-    // a first-level wildcard in `rule` never matches `$` topics [MQTT-4.7.2-1]
-    if (sub.startsWith('$')) return false
-  }
+  // a first-level wildcard in `rule` never matches `$` topics [MQTT-4.7.2-1]; `sub` may name some
+  if (sub.startsWith('$') && (r[0] === '+' || r[0] === '#')) return false
   for (let i = 0; i < r.length; i++) {
     const rl = r[i]
     if (rl === '#') return true
     const sl = s[i]
-    if (sl === undefined) return false
-    if (sl === '#') return false
-    if (rl === '+') {
-      if (i === 0 && sl.startsWith('$')) return false
-      continue
+    if (sl === undefined) return false // `sub` matches a topic with fewer levels than `rule` needs
+    if (sl === '#') {
+      // `sub` matches every tail here, the empty one too unless it is at the first level (no topic is
+      // empty). Only `+/#` at the first level matches every non-empty tail.
+      return i === 0 && rl === '+' && r.length === 2 && r[1] === '#'
     }
+    if (rl === '+') continue
     if (sl === '+' || rl !== sl) return false
   }
   return r.length === s.length
 }
 
-/** Whether some topic matches both filters. */
+/** Whether some topic matches both filters (valid, non-shared). */
 export function filtersIntersect (a: string, b: string): boolean {
   const x = a.split('/')
   const y = b.split('/')
@@ -72,50 +76,90 @@ export function filtersIntersect (a: string, b: string): boolean {
     }
     if (xl === undefined || yl === undefined) return xl === yl
     if (xl === '+' || yl === '+') {
-      if (i === 0 && ((xl === '+' && yl.startsWith('$')) || (yl === '+' && xl.startsWith('$')))) return false
+      if (i === 0 && (xl.startsWith('$') || yl.startsWith('$'))) return false
       continue
     }
     if (xl !== yl) return false
   }
 }
 
-function applies (rule: AclRule, action: AclAction): boolean {
-  return rule.action === 'all' || rule.action === action
+/** One rule with its placeholders bound to a connection; `levels` is its filter split once. */
+interface BoundRule {
+  readonly allow: boolean
+  readonly publish: boolean
+  readonly subscribe: boolean
+  readonly filter: string
+  readonly levels: readonly string[]
+}
+
+/** Rules whose placeholders cannot be bound match nothing, so they are left out. */
+function bind (rules: readonly AclRule[], ctx: AclContext): BoundRule[] {
+  const bound: BoundRule[] = []
+  for (const rule of rules) {
+    const filter = substitute(rule.topic, ctx)
+    if (filter === undefined) continue
+    bound.push({
+      allow: rule.effect === 'allow',
+      publish: rule.action !== 'subscribe',
+      subscribe: rule.action !== 'publish',
+      filter,
+      levels: filter.split('/'),
+    })
+  }
+  return bound
+}
+
+function mayPublish (rules: readonly BoundRule[], topic: string): boolean {
+  for (const rule of rules) {
+    if (rule.publish && levelsMatch(rule.levels, topic)) return rule.allow
+  }
+  return false
+}
+
+/**
+ * Every topic the filter can match must be allowed under first-match semantics: a rule covering the
+ * whole filter decides; a deny covering part of it refuses (that part would be denied); an allow
+ * covering part of it lets the walk go on for the rest; nothing covering the rest refuses.
+ */
+function maySubscribe (rules: readonly BoundRule[], filter: string): boolean {
+  const sub = parseShared(filter)?.filter ?? filter
+  for (const rule of rules) {
+    if (!rule.subscribe) continue
+    if (filterCovers(rule.filter, sub)) return rule.allow
+    if (!rule.allow && filtersIntersect(rule.filter, sub)) return false
+  }
+  return false
 }
 
 /** The decision for one topic (publish) or one filter (subscribe: allowed only if all it can match is). */
 export function isAllowed (rules: readonly AclRule[] | null, action: AclAction, topicOrFilter: string, ctx: AclContext): boolean {
   if (rules === null) return true
-  if (action === 'publish') {
-    for (const rule of rules) {
-      if (!applies(rule, action)) continue
-      const f = substitute(rule.topic, ctx)
-      if (f !== undefined && topicMatches(f, topicOrFilter)) return rule.effect === 'allow'
-    }
-    return false
-  }
-  const sub = parseShared(topicOrFilter)?.filter ?? topicOrFilter
-  for (const rule of rules) {
-    if (!applies(rule, action)) continue
-    const f = substitute(rule.topic, ctx)
-    if (f === undefined) continue
-    if (filterCovers(f, sub)) return rule.effect === 'allow'
-    // Partly overlapping: a deny takes some of the filter's topics away; an allow leaves the rest open.
-    if (rule.effect === 'deny' && filtersIntersect(f, sub)) return false
-  }
-  return false
+  const bound = bind(rules, ctx)
+  return action === 'publish' ? mayPublish(bound, topicOrFilter) : maySubscribe(bound, topicOrFilter)
 }
 
-/** The check with placeholders bound to one connection, and publish decisions cached per topic. */
-export function compileAcl (rules: readonly AclRule[], ctx: AclContext): (action: AclAction, topicOrFilter: string) => boolean {
+/** Entries kept per connection, and the longest topic kept: at most ~16K characters per connection. */
+const CACHE_ENTRIES = 64
+const CACHE_TOPIC_LENGTH = 256
+
+/**
+ * isAllowed with the placeholders bound once per connection (SPEC §6), for the PUBLISH hot path: each
+ * rule's filter is substituted and split here, so a PUBLISH walks the topic in place and builds no
+ * strings; publish decisions for short topics are also kept in a small bounded map.
+ */
+export function compileAcl (rules: readonly AclRule[] | null, ctx: AclContext): (action: AclAction, topicOrFilter: string) => boolean {
+  if (rules === null) return () => true
+  const bound = bind(rules, ctx)
   const cache = new Map<string, boolean>()
   return (action, topicOrFilter) => {
-    if (action !== 'publish') return isAllowed(rules, action, topicOrFilter, ctx)
+    if (action === 'subscribe') return maySubscribe(bound, topicOrFilter)
     let allowed = cache.get(topicOrFilter)
     if (allowed === undefined) {
-      allowed = isAllowed(rules, action, topicOrFilter, ctx)
-      if (cache.size >= 256) cache.clear() // bounded: a device cycling through topics cannot grow it
-      cache.set(topicOrFilter, allowed)
+      allowed = mayPublish(bound, topicOrFilter)
+      if (topicOrFilter.length <= CACHE_TOPIC_LENGTH) {
+        if (cache.size >= CACHE_ENTRIES) cache.clear() // a device cycling through topics cannot grow it
+        cache.set(topicOrFilter, allowed)
+      }
     }
     return allowed
   }
