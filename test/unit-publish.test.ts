@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import mqttPacket from 'mqtt-packet'
 import { FrameReader, type Frame } from '../src/codec.js'
-import { readPublish, mountPublish, unmountPublish, isValidTopicBytes } from '../src/session/publish.js'
+import { readPublish, mountPublish, unmountPublish, topicBytesProblem } from '../src/session/publish.js'
 
 function frameOf (bytes: Buffer): Frame {
   const frames: Frame[] = []
@@ -32,11 +32,28 @@ test('mountPublish equals re-encoding with the mounted topic', () => {
     const frame = frameOf(wire)
     const view = readPublish(frame, p.version === 5)
     assert.ok(view)
-    assert.ok(isValidTopicBytes(frame.bytes, view.topicOffset, view.topicLength))
+    assert.equal(topicBytesProblem(frame.bytes, view.topicOffset, view.topicLength), undefined)
     const mounted = mountPublish(frame, view, Buffer.from(p.prefix))
     const expected = mqttPacket.generate({ ...packet, topic: p.prefix + p.topic }, { protocolVersion: p.version })
     assert.deepEqual(mounted, expected)
   }), { numRuns: 300 })
+})
+
+test('topicBytesProblem: ill-formed UTF-8 and U+0000 are malformed, wildcards and empty are invalid names', () => {
+  const cases: Array<[number[], string | undefined]> = [
+    [[0x61, 0x2f, 0x62], undefined],
+    [[0xc3, 0xa9], undefined], // é
+    [[0xc3, 0x28], 'malformedPacket'], // a lead byte without its continuation
+    [[0xed, 0xa0, 0x80], 'malformedPacket'], // a UTF-16 surrogate encoded as UTF-8
+    [[0x61, 0x00], 'malformedPacket'],
+    [[0x61, 0x2f, 0x2b], 'topicNameInvalid'],
+    [[0x23], 'topicNameInvalid'],
+    [[], 'topicNameInvalid'],
+  ]
+  for (const [bytes, expected] of cases) {
+    const buf = Buffer.from([0xff, ...bytes, 0xff]) // the topic sits inside a larger buffer, as in a frame
+    assert.equal(topicBytesProblem(buf, 1, bytes.length), expected, Buffer.from(bytes).toString('hex'))
+  }
 })
 
 test('unmountPublish equals re-encoding with the prefix removed, and refuses foreign topics', () => {

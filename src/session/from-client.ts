@@ -2,7 +2,7 @@
 import { PacketType, type Frame, type PublishPacket, type Subscription } from '../codec.js'
 import { mountFilter, mountTopic, isValidTopicName, isValidTopicFilter, parseShared } from '../tenancy/namespace.js'
 import { Reason, subackFailure, type ReasonName } from '../reason-codes.js'
-import { readPublish, isValidTopicBytes, mountPublish, topicLevels, type PublishView } from './publish.js'
+import { readPublish, topicBytesProblem, mountPublish, topicLevels, type PublishView } from './publish.js'
 import { aclFor } from './acl-check.js'
 import type { Session } from './session.js'
 
@@ -36,7 +36,8 @@ function onPublish (session: Session, frame: Frame): void {
   // Topic alias or response topic to rewrite: the slow path, through the codec.
   if (session.v5 && (view.hasProperties || view.topicLength === 0)) return onPublishWithProperties(session, frame)
   const buf = frame.bytes
-  if (!isValidTopicBytes(buf, view.topicOffset, view.topicLength)) return session.close('topicNameInvalid', 'invalid topic name')
+  const problem = topicBytesProblem(buf, view.topicOffset, view.topicLength)
+  if (problem !== undefined) return session.close(problem, 'invalid topic name')
   const tenant = session.tenant
   if (tenant === undefined) return
   const acl = aclFor(session)

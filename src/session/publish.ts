@@ -55,15 +55,20 @@ export function readPublish (frame: Frame, v5: boolean): PublishView | null {
   return { qos, retain: (frame.flags & 0x01) === 1, topicOffset, topicLength, packetId, hasProperties, payloadLength: end - pos }
 }
 
-/** A topic name as the client may publish it: UTF-8, no wildcards, no U+0000 [MQTT-4.7.3]. */
-export function isValidTopicBytes (buf: Buffer, offset: number, length: number): boolean {
-  if (length === 0) return false
+/**
+ * What is wrong with a topic name as the client may publish it, if anything: ill-formed UTF-8 or U+0000
+ * makes the packet malformed [MQTT-1.5.4-1, -2]; empty or a wildcard is an invalid topic name [MQTT-4.7.3].
+ */
+export function topicBytesProblem (buf: Buffer, offset: number, length: number): 'malformedPacket' | 'topicNameInvalid' | undefined {
   const end = offset + length
+  let wildcard = false
   for (let i = offset; i < end; i++) {
     const b = buf[i]
-    if (b === PLUS || b === HASH || b === 0) return false
+    if (b === 0) return 'malformedPacket'
+    if (b === PLUS || b === HASH) wildcard = true
   }
-  return isUtf8(buf.subarray(offset, end))
+  if (!isUtf8(buf.subarray(offset, end))) return 'malformedPacket'
+  return length === 0 || wildcard ? 'topicNameInvalid' : undefined
 }
 
 export function startsWithDollar (buf: Buffer, view: PublishView): boolean {

@@ -311,7 +311,10 @@ export class Session {
     this.state = 'closed'
     clearTimeout(this.timer)
     this.connackWaiter?.(new Error(why))
-    this.log.debug({ reason, why }, 'session closed')
+    // Closed by the gateway for a reason the device should hear (malformed, limits, upstream lost): an
+    // operator wants that in the log; ordinary leaves and shutdown (one line per client) stay at debug.
+    if (reason !== null && reason !== 'serverShuttingDown') this.log.info({ reason, why }, 'session closed')
+    else this.log.debug({ why }, 'session closed')
     const code = reason !== null && wasConnected && this.v5 ? reasonCode(reason, 5) : null
     if (code !== null && reason !== null && !this.client.destroyed) {
       this.client.write(encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5))

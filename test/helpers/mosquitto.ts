@@ -40,7 +40,7 @@ export async function startMosquitto (extraConf = ''): Promise<Mosquitto> {
   }
   const stop = async (): Promise<void> => {
     const c = child
-    if (c === undefined || c.exitCode !== null) return
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return // already gone (a killed child keeps exitCode null)
     const gone = new Promise((resolve) => c.once('exit', resolve))
     c.kill('SIGKILL')
     await gone
