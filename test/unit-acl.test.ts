@@ -260,6 +260,25 @@ test('property: filterCovers(a, b) and b matches t ⇒ a matches t (and it is ex
   }), { numRuns: 1500 })
 })
 
+test('filterCovers and filtersIntersect are exact over every pair of filters of up to 3 levels (a, empty, +, $s, then #)', () => {
+  const filters: string[] = ['#']
+  const grow = (prefix: string[], depth: number): void => {
+    if (prefix.length > 0) filters.push(prefix.join('/'), [...prefix, '#'].join('/'))
+    if (depth === 0) return
+    for (const l of prefix.length === 0 ? ['a', '', '+', '$s'] : ['a', '', '+']) grow([...prefix, l], depth - 1)
+  }
+  grow([], 3)
+  const valid = filters.filter((f) => f !== '')
+  const matched = new Map(valid.map((f) => [f, ALL_TOPICS.filter((t) => topicMatches(f, t))]))
+  for (const a of valid) {
+    for (const b of valid) {
+      const ofB = matched.get(b) ?? []
+      assert.equal(filterCovers(a, b), ofB.every((t) => topicMatches(a, t)), `${a} covers ${b}`)
+      assert.equal(filtersIntersect(a, b), ofB.some((t) => topicMatches(a, t)), `${a} intersects ${b}`)
+    }
+  }
+})
+
 test('property: filters that do not intersect share no topic (and it is exact)', () => {
   fc.assert(fc.property(filterArb, filterArb, (a, b) => {
     const truth = ALL_TOPICS.some((t) => topicMatches(a, t) && topicMatches(b, t))

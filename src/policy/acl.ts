@@ -52,9 +52,14 @@ export function filterCovers (rule: string, sub: string): boolean {
     const sl = s[i]
     if (sl === undefined) return false // `sub` matches a topic with fewer levels than `rule` needs
     if (sl === '#') {
-      // `sub` matches every tail here, the empty one too unless it is at the first level (no topic is
-      // empty). Only `+/#` at the first level matches every non-empty tail.
-      return i === 0 && rl === '+' && r.length === 2 && r[1] === '#'
+      // `sub` matches every tail here: the empty one too, unless that would leave the empty topic (no topic
+      // is empty: `#`, `/#`). The rest of `rule` covers all of them only if it is `+`s then `#`, with no
+      // more `+`s than the shortest tail has levels.
+      const shortestTail = i === 0 || (i === 1 && s[0] === '') ? 1 : 0
+      const rest = r.length - 1 - i // levels of `rule` before its last
+      if (r[r.length - 1] !== '#' || rest > shortestTail) return false
+      for (let j = i; j < r.length - 1; j++) if (r[j] !== '+') return false
+      return true
     }
     if (rl === '+') continue
     if (sl === '+' || rl !== sl) return false
@@ -72,6 +77,8 @@ export function filtersIntersect (a: string, b: string): boolean {
     if (xl === '#' || yl === '#') {
       // `#` at the first level never meets a `$` topic
       if (i === 0) return !((xl === '#' && yl?.startsWith('$') === true) || (yl === '#' && xl?.startsWith('$') === true))
+      // the other filter ends here: only `#`'s parent is shared, and at one level it must not be the empty topic
+      if (i === 1 && (xl === undefined || yl === undefined)) return x[0] !== '' && y[0] !== ''
       return true
     }
     if (xl === undefined || yl === undefined) return xl === yl
