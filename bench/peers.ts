@@ -1,0 +1,139 @@
+// The three endpoints measured side by side, all on loopback and all in front of ONE mosquitto:
+// the broker directly, an L4 proxy (haproxy `mode tcp`), and the gateway (a separate process).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface Endpoint {
+  readonly name: 'direct' | 'l4' | 'gateway'
+  readonly port: number
+  /** the process that holds the connections (for RSS) */
+  readonly pid: number
+  /** username for tenant A / tenant B (ignored by mosquitto, which allows anonymous) */
+  readonly userA: string
+  readonly userB: string
+  readonly password: string
+}
+
+export interface Peers {
+  readonly endpoints: Endpoint[]
+  readonly skipped: string[]
+  stop (): Promise<void>
+}
+
+async function freePort (): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const { port } = s.address() as net.AddressInfo
+  await new Promise((resolve) => s.close(resolve))
+  return port
+}
+
+async function waitForPort (port: number, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`)
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1' }, () => { s.destroy(); resolve(true) })
+      s.on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`${what} did not listen on ${port}`)
+}
+
+export interface PeerOptions {
+  /** tenant A's publish rate limit in the gateway (noisy-neighbour scenario) */
+  noisyPublishRate: number
+  /** a scrypt hash for the connection-rate scenario's user, or undefined for plain */
+  hashedPassword: string | undefined
+}
+
+export async function startPeers (opts: PeerOptions): Promise<Peers> {
+  const dir = mkdtempSync(join(tmpdir(), 'mtg-bench-'))
+  const children: ChildProcess[] = []
+  const endpoints: Endpoint[] = []
+  const skipped: string[] = []
+
+  const mqttPort = await freePort()
+  writeFileSync(join(dir, 'mosquitto.conf'), [
+    `listener ${mqttPort} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'log_dest none',
+    // Large enough that the broker does not drop QoS 1 backlog during the throughput runs.
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    'max_connections -1',
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
+  ].join('\n') + '\n')
+  const mosquitto = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' })
+  children.push(mosquitto)
+  await waitForPort(mqttPort, mosquitto, 'mosquitto')
+  endpoints.push({ name: 'direct', port: mqttPort, pid: mosquitto.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
+
+  if (existsSync('/usr/sbin/haproxy')) {
+    const port = await freePort()
+    writeFileSync(join(dir, 'haproxy.cfg'), `global
+  maxconn 9900   # two descriptors per connection; this machine caps a process at 20,000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen mqtt
+  bind 127.0.0.1:${port}
+  server broker 127.0.0.1:${mqttPort}
+`)
+    const haproxy = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' })
+    children.push(haproxy)
+    await waitForPort(port, haproxy, 'haproxy')
+    endpoints.push({ name: 'l4', port, pid: haproxy.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
+  } else {
+    skipped.push('l4: haproxy not installed (apt-get install haproxy)')
+  }
+
+  const gwPort = await freePort()
+  const password = opts.hashedPassword ?? 'plain:p'
+  writeFileSync(join(dir, 'gateway.yaml'), `listeners:
+  - { name: bench, type: tcp, bind: "127.0.0.1:${gwPort}" }
+upstream: { url: "mqtt://127.0.0.1:${mqttPort}" }
+auth: { maxFailuresPerMinute: 1000000 }
+log: { level: warn }
+tenants:
+  bench-a:
+    limits: { publishRate: ${opts.noisyPublishRate} }
+    users: { u: { password: "${password}" } }
+  bench-b:
+    users: { u: { password: "${password}" } }
+`)
+  const compiled = existsSync('dist/cli.js')
+  const gateway = spawn(process.execPath, compiled ? ['dist/cli.js', 'start', '-c', join(dir, 'gateway.yaml')] : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  children.push(gateway)
+  try {
+    await waitForPort(gwPort, gateway, 'gateway')
+    endpoints.push({ name: 'gateway', port: gwPort, pid: gateway.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
+  } catch (err) {
+    skipped.push(`gateway: ${(err as Error).message}`)
+  }
+
+  return {
+    endpoints,
+    skipped,
+    async stop () {
+      for (const c of children) c.kill('SIGKILL')
+      await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve))))
+    },
+  }
+}
+
+export function rssBytes (pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const m = /VmRSS:\s+(\d+) kB/.exec(status)
+    return m === null ? 0 : Number(m[1]) * 1024
+  } catch { return 0 }
+}
