@@ -113,32 +113,49 @@ export function readVarint (buf: Buffer, offset: number, end: number): [number, 
 }
 
 /**
- * Decodes one complete frame with mqtt-packet. A fresh parser per call would lose nothing but speed;
- * this keeps one per direction, created with the protocol version, because mqtt-packet's parser only
- * learns the version from a CONNECT it parsed itself.
+ * Decodes one complete frame with mqtt-packet. One parser per protocol version serves every
+ * connection: a frame is always whole, so a parse starts and ends within one call and no state is
+ * carried between frames. A parser left holding bytes (an error, or a packet shorter than its frame)
+ * is replaced, so nothing leaks into the next frame, which may be another connection's.
  */
-export class PacketDecoder {
-  private readonly parser: ReturnType<typeof mqttPacket.parser>
+class PacketDecoder {
+  private parser: ReturnType<typeof mqttPacket.parser>
   private result: Packet | null = null
   private error: Error | null = null
 
-  constructor (protocolVersion: ProtocolVersion) {
-    this.parser = mqttPacket.parser({ protocolVersion })
-    this.parser.on('packet', (p: Packet) => { this.result = p })
-    this.parser.on('error', (e: Error) => { this.error = e })
+  constructor (private readonly protocolVersion: ProtocolVersion) {
+    this.parser = this.freshParser()
   }
 
-  /** The decoded packet, or a FrameError when mqtt-packet rejects it. */
+  private freshParser (): ReturnType<typeof mqttPacket.parser> {
+    const parser = mqttPacket.parser({ protocolVersion: this.protocolVersion })
+    parser.on('packet', (p: Packet) => { this.result = p })
+    parser.on('error', (e: Error) => { this.error = e })
+    return parser
+  }
+
   decode (frame: Frame): Packet {
     this.result = null
     this.error = null
-    this.parser.parse(frame.bytes)
+    const left = this.parser.parse(frame.bytes)
     const packet = this.result as Packet | null
-    if (this.error !== null || packet === null) {
-      throw new FrameError((this.error as Error | null)?.message ?? 'incomplete packet')
+    const error = this.error as Error | null
+    this.result = null
+    if (error !== null || packet === null || left !== 0) {
+      this.parser = this.freshParser()
+      throw new FrameError(error?.message ?? (packet === null ? 'incomplete packet' : 'packet shorter than its frame'))
     }
     return packet
   }
+}
+
+const decoders = new Map<ProtocolVersion, PacketDecoder>()
+
+/** Decodes one complete frame of a connection speaking `protocolVersion`; throws FrameError when malformed. */
+export function decodePacket (frame: Frame, protocolVersion: ProtocolVersion): Packet {
+  let decoder = decoders.get(protocolVersion)
+  if (decoder === undefined) decoders.set(protocolVersion, decoder = new PacketDecoder(protocolVersion))
+  return decoder.decode(frame)
 }
 
 /** Decodes a CONNECT frame; the version comes from the packet itself. */

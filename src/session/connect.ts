@@ -88,7 +88,6 @@ function assignClientId (session: Session, packet: ConnectPacket): boolean {
     assignedIds.add(session)
   }
   session.clientId = id
-  session.identify()
   return true
 }
 

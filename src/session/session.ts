@@ -2,9 +2,9 @@
 // back-pressure and its ending. What happens to each packet lives in connect.ts, from-client.ts and
 // from-upstream.ts; this file is the plumbing they share.
 import type net from 'node:net'
-import { FrameReader, FrameError, PacketDecoder, encode, MQTT_MAX_REMAINING, type Frame, type Packet, type ConnackPacket } from '../codec.js'
+import { FrameReader, FrameError, decodePacket, encode, MQTT_MAX_REMAINING, type Frame, type Packet, type ConnackPacket } from '../codec.js'
 import { Reason, reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
-import type { Logger } from '../log.js'
+import { ConnectionLog, type Logger } from '../log.js'
 import type { ListenerConfig } from '../config/schema.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import type { AuthRequest, AuthResult } from '../tenancy/auth.js'
@@ -77,17 +77,22 @@ export class Session {
 
   private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
   private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
-  private clientDecoder: PacketDecoder | undefined
-  private upstreamDecoder: PacketDecoder | undefined
   private queue: Frame[] = []
   private queuedBytes = 0
   private pauses = 0
   private timer: NodeJS.Timeout | undefined
   private connackWaiter: ((p: ConnackPacket | Error) => void) | undefined
-  private logger: Logger | undefined
   private admitted = false
 
+  /** Log lines about this connection, with its listener, remote address, tenant and client ID. */
+  readonly log: ConnectionLog
+
   constructor (readonly host: SessionHost, readonly client: net.Socket, readonly meta: ConnectionMeta) {
+    this.log = new ConnectionLog(host.log, () => ({
+      listener: meta.listener.name,
+      remote: `${meta.remoteAddress}:${meta.remotePort}`,
+      ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
+    }))
     client.setNoDelay(true)
     client.on('data', this.onClientData)
     client.on('error', this.onClientGone)
@@ -95,21 +100,6 @@ export class Session {
     client.on('drain', () => { this.upstream?.resume() })
     this.timer = setTimeout(() => this.close(null, 'no CONNECT within connectTimeout'), meta.listener.connectTimeout)
     this.timer.unref()
-  }
-
-  /** The connection's logger, made on first use: most connections never log after connecting. */
-  get log (): Logger {
-    this.logger ??= this.host.log.child({
-      listener: this.meta.listener.name,
-      remote: `${this.meta.remoteAddress}:${this.meta.remotePort}`,
-      ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
-    })
-    return this.logger
-  }
-
-  /** Call when the tenant and client ID are known, so later log lines carry them. */
-  identify (): void {
-    this.logger = undefined
   }
 
   get v5 (): boolean { return this.version === 5 }
@@ -239,9 +229,8 @@ export class Session {
 
   /** Decodes a client frame; on a malformed packet the session is closed and undefined returned. */
   decodeClient (frame: Frame): Packet | undefined {
-    this.clientDecoder ??= new PacketDecoder(this.version === 5 ? 5 : 4)
     try {
-      return this.clientDecoder.decode(frame)
+      return decodePacket(frame, this.version === 5 ? 5 : 4)
     } catch (err) {
       this.close('malformedPacket', err instanceof Error ? err.message : String(err))
       return undefined
@@ -249,9 +238,8 @@ export class Session {
   }
 
   decodeUpstream (frame: Frame): Packet | undefined {
-    this.upstreamDecoder ??= new PacketDecoder(this.upstreamVersion)
     try {
-      return this.upstreamDecoder.decode(frame)
+      return decodePacket(frame, this.upstreamVersion)
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'malformed packet from the broker')
       this.close('unspecified', 'malformed packet from the broker')
