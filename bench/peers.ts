@@ -111,7 +111,9 @@ tenants:
     users: { u: { password: "${password}" } }
 `)
   const compiled = existsSync('dist/cli.js')
-  const gateway = spawn(process.execPath, compiled ? ['dist/cli.js', 'start', '-c', join(dir, 'gateway.yaml')] : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  // BENCH_GATEWAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=bench/results" profiles the gateway under load.
+  const nodeOptions = process.env.BENCH_GATEWAY_NODE_OPTIONS?.split(' ').filter((o) => o !== '') ?? []
+  const gateway = spawn(process.execPath, compiled ? [...nodeOptions, 'dist/cli.js', 'start', '-c', join(dir, 'gateway.yaml')] : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
   children.push(gateway)
   try {
     await waitForPort(gwPort, gateway, 'gateway')
@@ -124,8 +126,12 @@ tenants:
     endpoints,
     skipped,
     async stop () {
-      for (const c of children) c.kill('SIGKILL')
-      await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve))))
+      // SIGTERM first, so a profiled gateway writes its profile; SIGKILL whatever is left after 5 s.
+      const exited = children.map((c) => c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve)))
+      for (const c of children) c.kill('SIGTERM')
+      const timer = setTimeout(() => { for (const c of children) c.kill('SIGKILL') }, 5000)
+      await Promise.all(exited)
+      clearTimeout(timer)
     },
   }
 }

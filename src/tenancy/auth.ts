@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { GatewayConfig } from '../config/schema.js'
 import { resolveTenant } from './resolve.js'
-import { verifyDummy, verifyPassword } from './passwords.js'
+import { isCostlyHash, verifyDummy, verifyPassword } from './passwords.js'
 
 export interface AuthRequest {
   listenerTenant?: string
@@ -51,6 +51,8 @@ export class Authenticator {
   private throttle: FailureThrottle
   private readonly cacheKey = randomBytes(32)
   private readonly verified = new Map<string, number>()
+  /** verifications under way, by cache key: a reconnect storm of one device fleet costs one hash */
+  private readonly verifying = new Map<string, Promise<boolean>>()
 
   constructor (config: GatewayConfig, throttle?: FailureThrottle) {
     this.config = config
@@ -97,7 +99,12 @@ export class Authenticator {
     const key = createHmac('sha256', this.cacheKey).update(`${tenant}\0${user}\0${stored}\0`).update(password).digest('base64')
     const until = this.verified.get(key)
     if (until !== undefined && until > Date.now()) return true
-    if (!(await verifyPassword(stored, password))) return false
+    let pending = this.verifying.get(key)
+    if (pending === undefined) {
+      pending = costlyVerify(stored, password).finally(() => this.verifying.delete(key))
+      this.verifying.set(key, pending)
+    }
+    if (!(await pending)) return false
     if (cacheSize > 0) {
       this.verified.delete(key)
       if (this.verified.size >= cacheSize) this.verified.delete(this.verified.keys().next().value as string)
@@ -105,4 +112,14 @@ export class Authenticator {
     }
     return true
   }
+}
+
+/**
+ * Verifies, at no less than the cost of the dummy an unknown user is checked against: a `plain:`,
+ * `$6$` or `$7$` user answered in microseconds would tell a prober which users exist.
+ */
+async function costlyVerify (stored: string, password: Buffer): Promise<boolean> {
+  if (isCostlyHash(stored)) return verifyPassword(stored, password)
+  const [ok] = await Promise.all([verifyPassword(stored, password), verifyDummy(password)])
+  return ok
 }

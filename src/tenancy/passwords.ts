@@ -58,6 +58,11 @@ export async function verifyPassword (stored: string, password: string | Buffer)
 
 /** A real scrypt hash of a random password: verified when the user is unknown, so timing tells nothing. */
 let dummy: Promise<string> | undefined
+/** Whether checking `stored` costs what the dummy costs (scrypt), so timing tells nothing. */
+export function isCostlyHash (stored: string): boolean {
+  return stored.startsWith('scrypt$') && Number(stored.split('$')[1]) >= SCRYPT.N
+}
+
 export async function verifyDummy (password: string | Buffer): Promise<false> {
   dummy ??= hashPassword(randomBytes(16).toString('hex'))
   await verifyPassword(await dummy, password)
