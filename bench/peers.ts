@@ -143,3 +143,11 @@ export function rssBytes (pid: number): number {
     return m === null ? 0 : Number(m[1]) * 1024
   } catch { return 0 }
 }
+
+/** CPU time (user + system) a process has used, in seconds; 0 when it is gone. */
+export function cpuSeconds (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+  } catch { return 0 }
+}

@@ -3,7 +3,7 @@
 // one run, prints one table and writes JSON to bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { startPeers, type Endpoint } from './peers.js'
+import { startPeers, cpuSeconds, type Endpoint } from './peers.js'
 import { throughput, latency, connectionRate, memoryPerConnection, noisyNeighbour, fanOut } from './scenarios.js'
 import { hashPassword } from '../src/tenancy/passwords.js'
 
@@ -26,31 +26,40 @@ function record (metric: string, unit: string, higherIsBetter: boolean, name: En
 async function main (): Promise<void> {
   const peers = await startPeers({ noisyPublishRate: 2000, hashedPassword: await hashPassword('p') })
   for (const s of peers.skipped) process.stderr.write(`skipped ${s}\n`)
-  try {
+  // Scenario by scenario, each against every endpoint in turn, starting from a quiet broker: a run
+  // must not pay for the backlog the one before left in mosquitto. Memory goes first, while every
+  // process is fresh, so the growth measured is the connections' and not an earlier run's heap.
+  const broker = peers.endpoints.find((e) => e.name === 'direct')?.pid ?? 0
+  const each = async (name: string, run: (ep: Endpoint) => Promise<void>): Promise<void> => {
+    if (!want(name)) return
     for (const ep of peers.endpoints) {
-      process.stderr.write(`== ${ep.name}\n`)
-      if (want('qos0')) {
-        const r = await throughput(ep, 0, SECONDS)
-        record('QoS 0 throughput', 'msg/s', true, ep.name, r.msgs)
-        record('QoS 0 throughput (64 B payload)', 'MB/s', true, ep.name, r.mbps)
-      }
-      if (want('qos1')) record('QoS 1 throughput (window 100)', 'msg/s', true, ep.name, (await throughput(ep, 1, SECONDS)).msgs)
-      if (want('latency')) {
-        const l = await latency(ep, 1000, SECONDS)
-        record('latency p50 @1000 msg/s', 'ms', false, ep.name, l.p50)
-        record('latency p99 @1000 msg/s', 'ms', false, ep.name, l.p99)
-        record('latency p99.9 @1000 msg/s', 'ms', false, ep.name, l.p999)
-      }
-      if (want('connect')) record('connection rate (auth, concurrency 50)', 'conn/s', true, ep.name, await connectionRate(ep, SECONDS))
-      if (want('memory')) record(`RSS per idle connection (${MEMORY_CONNECTIONS})`, 'KiB', false, ep.name, await memoryPerConnection(ep, MEMORY_CONNECTIONS) / 1024)
-      if (want('noisy')) {
-        const n = await noisyNeighbour(ep, SECONDS)
-        record('noisy neighbour: B p99 alone', 'ms', false, ep.name, n.alone.p99)
-        record('noisy neighbour: B p99 while A floods', 'ms', false, ep.name, n.flooded.p99)
-        record('noisy neighbour: flooded / alone', '×', false, ep.name, n.flooded.p99 / n.alone.p99)
-      }
-      if (want('fanout')) record('fan-out 1 → 1000 @100 msg/s', 'deliveries/s', true, ep.name, await fanOut(ep, 1000, 100, SECONDS))
+      await quiet(broker)
+      process.stderr.write(`== ${name}: ${ep.name}\n`)
+      await run(ep)
     }
+  }
+  try {
+    await each('memory', async (ep) => { record(`RSS per idle connection (${MEMORY_CONNECTIONS})`, 'KiB', false, ep.name, await memoryPerConnection(ep, MEMORY_CONNECTIONS) / 1024) })
+    await each('qos0', async (ep) => {
+      const r = await throughput(ep, 0, SECONDS)
+      record('QoS 0 throughput', 'msg/s', true, ep.name, r.msgs)
+      record('QoS 0 throughput (64 B payload)', 'MB/s', true, ep.name, r.mbps)
+    })
+    await each('qos1', async (ep) => { record('QoS 1 throughput (window 100)', 'msg/s', true, ep.name, (await throughput(ep, 1, SECONDS)).msgs) })
+    await each('latency', async (ep) => {
+      const l = await latency(ep, 1000, SECONDS)
+      record('latency p50 @1000 msg/s', 'ms', false, ep.name, l.p50)
+      record('latency p99 @1000 msg/s', 'ms', false, ep.name, l.p99)
+      record('latency p99.9 @1000 msg/s', 'ms', false, ep.name, l.p999)
+    })
+    await each('connect', async (ep) => { record('connection rate (auth, concurrency 50)', 'conn/s', true, ep.name, await connectionRate(ep, SECONDS)) })
+    await each('noisy', async (ep) => {
+      const n = await noisyNeighbour(ep, SECONDS)
+      record('noisy neighbour: B p99 alone', 'ms', false, ep.name, n.alone.p99)
+      record('noisy neighbour: B p99 while A floods', 'ms', false, ep.name, n.flooded.p99)
+      record('noisy neighbour: flooded / alone', '×', false, ep.name, n.flooded.p99 / n.alone.p99)
+    })
+    await each('fanout', async (ep) => { record('fan-out 1 → 1000 @100 msg/s', 'deliveries/s', true, ep.name, await fanOut(ep, 1000, 100, SECONDS)) })
   } finally {
     await peers.stop()
   }
@@ -65,6 +74,16 @@ async function main (): Promise<void> {
   const file = `bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`
   writeFileSync(file, JSON.stringify({ machine, skipped: peers.skipped, rows }, null, 2) + '\n')
   process.stdout.write(`\nmachine: ${machine.cpu} × ${machine.cores}, ${machine.memoryGiB} GiB, node ${machine.node}\nresults: ${file}\n`)
+}
+
+/** Waits (at most 20 s) until the broker uses under 5% of a core, so runs do not overlap. */
+async function quiet (pid: number): Promise<void> {
+  const deadline = Date.now() + 20_000
+  while (Date.now() < deadline) {
+    const before = cpuSeconds(pid)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    if (cpuSeconds(pid) - before < 0.025) return
+  }
 }
 
 function fmt (v: number | undefined): string {

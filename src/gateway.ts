@@ -102,8 +102,10 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     counters: (tenant) => quotas.counters(tenant),
 
     async reload (next) {
+      // Built first: if the new tenants cannot be built, the running configuration stays whole.
+      const nextTenants = buildTenants(next)
       config = next
-      tenants = buildTenants(next)
+      tenants = nextTenants
       authenticator.update(next)
       quotas.update(tenants, next.maxConnections)
       target = upstreamTarget(next.upstream, embedded)

@@ -34,6 +34,8 @@ const BAD: Array<[string, string]> = [
   ['bad-listener-type', 'listeners[0].type (line 2)'],
   ['bad-qos', 'tenants.acme.limits.maxQos (line 8): expected 0, 1 or 2'],
   ['bad-upstream-url', 'upstream.url (line 4): expected embedded, mqtt://host:port or mqtts://host:port'],
+  ['bad-namespace-topic', 'tenancy.namespace.topic (line 7): the topic namespace must not start with $'],
+  ['bad-namespace-clientid', 'tenancy.namespace.clientId (line 8): the client ID namespace must end with a separator'],
 ]
 
 for (const [name, expected] of BAD) {

@@ -1,6 +1,7 @@
 // The configuration schema: the single source of the config's shape, its defaults and its TypeScript
 // type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key.
 import { z } from 'zod'
+import { namespacePatternError } from '../tenancy/namespace.js'
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 ** 2, mb: 1000 ** 2, gib: 1024 ** 3, gb: 1000 ** 3 }
@@ -122,6 +123,10 @@ export const tenancySchema = z.strictObject({
   namespace: z.strictObject({
     topic: z.string().includes('{tenant}', { message: 'the topic namespace must contain {tenant}' }).default('{tenant}/'),
     clientId: z.string().includes('{tenant}', { message: 'the client ID namespace must contain {tenant}' }).default('{tenant}/'),
+  }).superRefine((ns, ctx) => {
+    // Patterns that cannot keep tenants apart are refused here, where the operator is told the path.
+    const problem = namespacePatternError(ns)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: [problem.includes('client ID') ? 'clientId' : 'topic'] })
   }).default({ topic: '{tenant}/', clientId: '{tenant}/' }),
 }).refine((t) => /^(\{username\}.+\{tenant\}|\{tenant\}.+\{username\})$/.test(t.username), {
   message: 'the username pattern must be {username}SEP{tenant} or {tenant}SEP{username}', path: ['username'],
