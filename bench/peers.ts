@@ -2,9 +2,9 @@
 // the broker directly, an L4 proxy (haproxy `mode tcp`), and the gateway (a separate process).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, waitForPort } from '../test/helpers/net.js'
 
 export interface Endpoint {
   readonly name: 'direct' | 'l4' | 'gateway'
@@ -23,26 +23,11 @@ export interface Peers {
   stop (): Promise<void>
 }
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise((resolve) => s.close(resolve))
-  return port
-}
-
-async function waitForPort (port: number, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`)
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1' }, () => { s.destroy(); resolve(true) })
-      s.on('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`${what} did not listen on ${port}`)
+/** Resolves once `child` accepts connections on `port`; rejects if it exits first (bounded: 10 s). */
+async function waitForChild (port: number, child: ChildProcess, what: string): Promise<void> {
+  const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`))))
+  exited.catch(() => {}) // a later exit (stop) is expected
+  await Promise.race([waitForPort(port), exited])
 }
 
 export interface PeerOptions {
@@ -72,7 +57,7 @@ export async function startPeers (opts: PeerOptions): Promise<Peers> {
   ].join('\n') + '\n')
   const mosquitto = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' })
   children.push(mosquitto)
-  await waitForPort(mqttPort, mosquitto, 'mosquitto')
+  await waitForChild(mqttPort, mosquitto, 'mosquitto')
   endpoints.push({ name: 'direct', port: mqttPort, pid: mosquitto.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
 
   if (existsSync('/usr/sbin/haproxy')) {
@@ -90,7 +75,7 @@ listen mqtt
 `)
     const haproxy = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' })
     children.push(haproxy)
-    await waitForPort(port, haproxy, 'haproxy')
+    await waitForChild(port, haproxy, 'haproxy')
     endpoints.push({ name: 'l4', port, pid: haproxy.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
   } else {
     skipped.push('l4: haproxy not installed (apt-get install haproxy)')
@@ -116,7 +101,7 @@ tenants:
   const gateway = spawn(process.execPath, compiled ? [...nodeOptions, 'dist/cli.js', 'start', '-c', join(dir, 'gateway.yaml')] : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
   children.push(gateway)
   try {
-    await waitForPort(gwPort, gateway, 'gateway')
+    await waitForChild(gwPort, gateway, 'gateway')
     endpoints.push({ name: 'gateway', port: gwPort, pid: gateway.pid ?? 0, userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' })
   } catch (err) {
     skipped.push(`gateway: ${(err as Error).message}`)
