@@ -5,9 +5,9 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
 import { loadConfigFile, type LoadedConfig } from './config/load.js'
-import { summarizeConfig } from './config/summary.js'
+import { summarizeWithStore } from './config/summary.js'
 import { ConfigError } from './errors.js'
-import { startGateway, type Gateway } from './gateway.js'
+import { startService, type Service } from './service.js'
 import { ListenFailure } from './listeners/listen.js'
 import { createLogger, type Logger } from './log.js'
 import { hashPassword } from './tenancy/passwords.js'
@@ -36,9 +36,9 @@ async function start (opts: { config: string; logLevel?: string; pretty?: boolea
   const loaded = load(file)
   const log = createLogger({ level: opts.logLevel ?? loaded.config.log.level, pretty: opts.pretty === true || loaded.config.log.pretty })
   for (const w of loaded.warnings) log.warn(w)
-  let gateway: Gateway
+  let service: Service
   try {
-    gateway = await startGateway(loaded.config, { logger: log })
+    service = await startService(loaded.config, { logger: log })
   } catch (err) {
     if (err instanceof ListenFailure) throw new ExitError(EXIT.runtime, err.message)
     throw err
@@ -55,7 +55,7 @@ async function start (opts: { config: string; logLevel?: string; pretty?: boolea
       return
     }
     for (const w of next.warnings) log.warn(w)
-    gateway.reload(next.config).catch((err: unknown) => log.error({ err }, 'reload failed'))
+    service.reload(next.config).catch((err: unknown) => log.error({ err }, 'reload failed'))
   }
   process.on('SIGHUP', () => reload('SIGHUP'))
   if (opts.watch === true) watchFile(file, log, () => reload('file changed'))
@@ -68,7 +68,7 @@ async function start (opts: { config: string; logLevel?: string; pretty?: boolea
       log.info({ signal }, 'shutting down')
       const timer = setTimeout(() => { log.warn('shutdown bound reached, exiting'); done() }, SHUTDOWN_BOUND_MS)
       timer.unref()
-      gateway.close().then(() => { clearTimeout(timer); done() }, () => done())
+      service.close().then(() => { clearTimeout(timer); done() }, () => done())
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
@@ -93,9 +93,11 @@ function watchFile (file: string, log: Logger, onChange: () => void): void {
   arm()
 }
 
-function check (opts: { config: string }): void {
+async function check (opts: { config: string }): Promise<void> {
   const loaded = load(resolve(opts.config))
-  process.stdout.write(summarizeConfig(loaded) + '\n')
+  const { text, warnings } = await summarizeWithStore(loaded)
+  process.stdout.write(text + '\n')
+  for (const w of warnings) process.stdout.write(`warning: ${w}\n`)
   for (const w of loaded.warnings) process.stdout.write(`warning: ${w}\n`)
   process.stdout.write('configuration OK\n')
 }

@@ -1,11 +1,12 @@
 // Wires listeners → sessions → upstream; the library API used by the CLI and the tests alike.
-import type net from 'node:net'
+import net from 'node:net'
 import type { GatewayConfig } from './config/schema.js'
 import type { Logger } from './log.js'
 import { Authenticator } from './tenancy/auth.js'
 import { buildTenants, type TenantRuntime } from './tenancy/tenants.js'
 import { TenantLimits } from './policy/limits.js'
 import type { TenantCounters } from './policy/counters.js'
+import { unmountFilter } from './tenancy/namespace.js'
 import { Session, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
@@ -18,7 +19,62 @@ export interface ListeningAddress {
   port: number
 }
 
+/** A connected client as the admin API shows it (tenant-local names only). */
+export interface ClientInfo {
+  clientId: string
+  username: string | null
+  remoteAddress: string
+  remotePort: number
+  listener: string
+  protocol: 'MQTT 3.1' | 'MQTT 3.1.1' | 'MQTT 5'
+  /** connecting: admitted, waiting for the broker's CONNACK */
+  state: 'connecting' | 'connected'
+  connectedAt: string
+  subscriptions: string[]
+  messagesIn: number
+  messagesOut: number
+  bytesIn: number
+  bytesOut: number
+}
+
+const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const
+
+function describe (session: Session): ClientInfo | undefined {
+  const tenant = session.tenant
+  const policy = session.policy
+  if (tenant === undefined || policy === undefined || (session.state !== 'connected' && session.state !== 'connecting')) return undefined
+  const subscriptions: string[] = []
+  for (const f of policy.filters ?? []) {
+    const local = unmountFilter(tenant.ns, f)
+    if (local !== undefined) subscriptions.push(local)
+  }
+  return {
+    clientId: session.clientId,
+    username: session.user ?? null,
+    remoteAddress: session.meta.remoteAddress,
+    remotePort: session.meta.remotePort,
+    listener: session.meta.listener.name,
+    protocol: PROTOCOL_NAMES[session.version],
+    state: session.state,
+    connectedAt: new Date(session.connectedAt).toISOString(),
+    subscriptions,
+    ...policy.stats,
+  }
+}
+
 export interface Gateway {
+  /** the configuration running now (after reloads) */
+  readonly config: GatewayConfig
+  /** the tenant's connected clients */
+  clients (tenant: string): ClientInfo[]
+  /** disconnects the tenant's clients with this client ID (v5: DISCONNECT 0x98); how many there were */
+  kick (tenant: string, clientId: string): number
+  /** every tenant with counters (those that have seen a connection attempt since the start) */
+  allCounters (): Iterable<[string, TenantCounters]>
+  /** subscriptions the tenant's clients hold now */
+  subscriptions (tenant: string): number
+  /** true when a TCP connection to the upstream broker opens within a second (readiness) */
+  upstreamReachable (): Promise<boolean>
   /** where each listener is bound (ports resolved when the config asked for port 0) */
   readonly addresses: readonly ListeningAddress[]
   /** the live sessions' count, per tenant or in all */
@@ -33,6 +89,8 @@ export interface Gateway {
 
 export interface StartOptions {
   logger: Logger
+  /** seconds from dialling the broker to its CONNACK, for each client (metrics) */
+  onUpstreamConnect?: (seconds: number, ok: boolean) => void
 }
 
 /** How long close() waits for clients to go before cutting them. */
@@ -68,6 +126,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
       sessions.delete(session)
       quotas.release(policy)
     },
+    ...(opts.onUpstreamConnect !== undefined ? { upstreamConnected: opts.onUpstreamConnect } : {}),
   }
 
   // Every client socket, admitted or not, so shutdown can reach the ones still authenticating too.
@@ -96,10 +155,33 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   })
   for (const a of addresses) log.info(a, 'listening')
 
+  const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
+
   return {
     addresses,
+    get config () { return config },
     connections: (tenant) => quotas.connections(tenant),
     counters: (tenant) => quotas.counters(tenant),
+    allCounters: () => quotas.allCounters(),
+    subscriptions: (tenant) => quotas.subscriptions(tenant),
+    clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
+
+    upstreamReachable () {
+      return new Promise((resolve) => {
+        const socket = net.connect({ host: target.host, port: target.port })
+        const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+        socket.setTimeout(1000, () => done(false))
+        socket.once('connect', () => done(true))
+        socket.once('error', () => done(false))
+      })
+    },
+
+    kick (tenant, clientId) {
+      const targets = sessionsOf(tenant).filter((s) => s.clientId === clientId && s.state !== 'closed')
+      for (const s of targets) s.close('administrativeAction', 'disconnected by an administrator')
+      if (targets.length > 0) log.info({ tenant, clientId }, 'client disconnected by an administrator')
+      return targets.length
+    },
 
     async reload (next) {
       // Built first: if the new tenants cannot be built, the running configuration stays whole.

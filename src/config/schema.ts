@@ -115,6 +115,18 @@ export const upstreamSchema = z.strictObject({
 })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
 
+/** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
+export const adminSchema = z.strictObject({
+  bind,
+  /** full access to every tenant; tenants get their own API keys from the operator */
+  operatorToken: z.string().min(16, 'the operator token must be at least 16 characters (e.g. `openssl rand -hex 32`)'),
+  /** SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory: */
+  store: z.string().min(1).default('mqtt-tenant-gateway.db'),
+  /** how often usage is written to the store: at most this much is lost if the process is killed */
+  usageFlushInterval: duration.refine((ms) => ms >= 100 && ms <= 60_000, 'expected between 100ms and 60s').default(60_000),
+})
+export type AdminConfig = z.infer<typeof adminSchema>
+
 const resolveSource = z.enum(['listener', 'sni', 'username'])
 export const tenancySchema = z.strictObject({
   resolve: z.array(resolveSource).min(1).default(['listener', 'sni', 'username']),
@@ -150,6 +162,7 @@ export const gatewaySchema = z.strictObject({
   /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
   maxConnections: count.optional(),
   plans: z.record(z.string().min(1), limitsSchema).default({}),
+  admin: adminSchema.optional(),
   tenants: z.record(tenantId, tenantSchema).default({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,6 +1,9 @@
 // What `check` prints: the configuration as the gateway will run it, each tenant's effective limits.
+import { existsSync } from 'node:fs'
 import type { LoadedConfig } from './load.js'
 import { effectiveLimits } from '../policy/plans.js'
+import { mergeTenantChanges, tenantSource } from '../store/merge.js'
+import { openSqliteStore } from '../store/sqlite.js'
 
 function limitsText (limits: object): string {
   const entries = Object.entries(limits).filter(([, v]) => v !== undefined)
@@ -28,4 +31,31 @@ export function summarizeConfig ({ config, file }: LoadedConfig): string {
     out.push(`    limits: ${limitsText(effectiveLimits(config, id))}`)
   }
   return out.join('\n')
+}
+
+/**
+ * The summary as the gateway would run it: when an admin store exists, its changes are merged over the
+ * YAML (they win) and listed, so the operator sees what the API changed.
+ */
+export async function summarizeWithStore (loaded: LoadedConfig): Promise<{ text: string; warnings: string[] }> {
+  const file = loaded.config.admin?.store
+  if (file === undefined || file === ':memory:' || !existsSync(file)) return { text: summarizeConfig(loaded), warnings: [] }
+  let changes
+  try {
+    const store = openSqliteStore(file, { readonly: true })
+    changes = await store.tenantChanges()
+    await store.close()
+  } catch (err) {
+    return { text: summarizeConfig(loaded), warnings: [`admin store ${file} could not be read: ${err instanceof Error ? err.message : String(err)}`] }
+  }
+  const merged = mergeTenantChanges(loaded.config, changes)
+  const out = [summarizeConfig({ ...loaded, config: merged.config })]
+  out.push(`changes made through the admin API (${file}; they win over the YAML):`)
+  if (changes.size === 0) out.push('  none')
+  for (const [id, c] of [...changes].sort(([a], [b]) => a.localeCompare(b))) {
+    if (c.deleted === true) { out.push(`  ${id}: deleted`); continue }
+    const { source, changed } = tenantSource(c)
+    out.push(`  ${id}: ${source === 'api' ? 'created through the API' : changed.length > 0 ? changed.join(', ') : 'no changes'}`)
+  }
+  return { text: out.join('\n'), warnings: merged.warnings }
 }

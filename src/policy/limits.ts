@@ -6,9 +6,9 @@ import type { ReasonName } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import type { Session } from '../session/session.js'
 import { Pause } from '../session/pause.js'
-import { countRefusal, newCounters, type TenantCounters } from './counters.js'
+import { connectionsChanged, countRefusal, newCounters, type LimitName, type TenantCounters } from './counters.js'
 import { memoryRateLimiter, type RateLimiter } from './rate.js'
-import type { SessionPolicy } from './session-policy.js'
+import type { SessionPolicy, SessionStats } from './session-policy.js'
 
 /** A tenant's live state: shared by its sessions, kept across reloads (limiters rebuilt as needed). */
 interface TenantState {
@@ -64,30 +64,30 @@ export class TenantLimits {
     const s = this.state(tenant)
     const refusal = await this.refusal(tenant, s)
     if (refusal !== undefined) {
-      countRefusal(s.counters, refusal)
-      return refusal
+      countRefusal(s.counters, refusal[0], refusal[1])
+      return refusal[0]
     }
-    s.counters.connections++
+    connectionsChanged(s.counters, 1)
     s.counters.connects++
     this.total++
     return new SessionLimits(s, `${tenant.id}\u0000${this.nextSessionKey++}`)
   }
 
-  private async refusal (tenant: TenantRuntime, s: TenantState): Promise<ReasonName | undefined> {
-    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return 'serverBusy'
+  private async refusal (tenant: TenantRuntime, s: TenantState): Promise<[ReasonName, LimitName] | undefined> {
+    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
     const max = tenant.limits.maxConnections
-    if (max !== undefined && s.counters.connections >= max) return 'quotaExceeded'
-    if (s.connect !== undefined && await s.connect.take(tenant.id, 1) > 0) return 'connectionRateExceeded'
+    if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
+    if (s.connect !== undefined && await s.connect.take(tenant.id, 1) > 0) return ['connectionRateExceeded', 'connectRate']
     // The slot may have gone while the rate limiter answered.
-    if (max !== undefined && s.counters.connections >= max) return 'quotaExceeded'
-    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return 'serverBusy'
+    if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
+    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
     return undefined
   }
 
   release (policy: SessionPolicy): void {
     if (!(policy instanceof SessionLimits) || policy.released) return
     policy.released = true
-    policy.tenant.counters.connections--
+    connectionsChanged(policy.tenant.counters, -1)
     policy.tenant.subscriptions -= policy.filters?.size ?? 0
     this.total--
   }
@@ -99,6 +99,17 @@ export class TenantLimits {
   counters (tenantId: string): Readonly<TenantCounters> | undefined {
     return this.tenants.get(tenantId)?.counters
   }
+
+  /** Every tenant that has had a connection attempt since the process started, with its counters. */
+  allCounters (): IterableIterator<[string, TenantCounters]> {
+    const states = this.tenants.entries()
+    return (function * () { for (const [id, s] of states) yield [id, s.counters] as [string, TenantCounters] })()
+  }
+
+  /** Subscriptions the tenant's clients hold now. */
+  subscriptions (tenantId: string): number {
+    return this.tenants.get(tenantId)?.subscriptions ?? 0
+  }
 }
 
 /** One admitted session's share of its tenant's limits. */
@@ -106,6 +117,7 @@ class SessionLimits implements SessionPolicy {
   released = false
   /** mounted filters the broker granted this client */
   filters: Set<string> | undefined
+  readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
   private publishes = 0
   private throttled: NodeJS.Timeout | undefined
 
@@ -119,11 +131,19 @@ class SessionLimits implements SessionPolicy {
     const c = this.tenant.counters
     c.messagesOut++
     c.bytesOut += bytes
+    this.stats.messagesOut++
+    this.stats.bytesOut += bytes
   }
 
   countRefusal (reason: ReasonName): void {
     if (reason === 'notAuthorized') this.tenant.counters.aclDenials++
-    countRefusal(this.tenant.counters, reason)
+    countRefusal(this.tenant.counters, reason, reason === 'quotaExceeded' ? this.subscriptionLimit() : undefined)
+  }
+
+  /** Which subscription limit refused a filter: the client's own when it is full, else the tenant's. */
+  private subscriptionLimit (): LimitName {
+    const perClient = this.tenant.limits.maxSubscriptionsPerClient
+    return perClient !== undefined && (this.filters?.size ?? 0) >= perClient ? 'maxSubscriptionsPerClient' : 'maxSubscriptions'
   }
 
   countIsolationFault (): void {
@@ -136,18 +156,24 @@ class SessionLimits implements SessionPolicy {
     this.publishes = 0
     t.counters.messagesIn += publishes
     t.counters.bytesIn += bytes
+    this.stats.messagesIn += publishes
+    this.stats.bytesIn += bytes
     if (t.publish === undefined && t.clientPublish === undefined && t.bandwidth === undefined) return
     const waits: Array<Promise<number>> = []
-    if (publishes > 0 && t.publish !== undefined) waits.push(t.publish.take('tenant', publishes))
-    if (publishes > 0 && t.clientPublish !== undefined) waits.push(t.clientPublish.take(this.key, publishes))
-    if (t.bandwidth !== undefined) waits.push(t.bandwidth.take('tenant', bytes))
+    const limits: LimitName[] = []
+    if (publishes > 0 && t.publish !== undefined) { waits.push(t.publish.take('tenant', publishes)); limits.push('publishRate') }
+    if (publishes > 0 && t.clientPublish !== undefined) { waits.push(t.clientPublish.take(this.key, publishes)); limits.push('clientPublishRate') }
+    if (t.bandwidth !== undefined) { waits.push(t.bandwidth.take('tenant', bytes)); limits.push('bandwidth') }
     if (waits.length === 0) return
-    Promise.all(waits).then((ms) => this.throttle(session, Math.max(...ms)), () => {})
+    Promise.all(waits).then((ms) => {
+      const longest = Math.max(...ms)
+      this.throttle(session, longest, limits[ms.indexOf(longest)] ?? 'publishRate')
+    }, () => {})
   }
 
-  private throttle (session: Session, ms: number): void {
+  private throttle (session: Session, ms: number, limit: LimitName): void {
     if (ms <= 0 || session.state === 'closed') return
-    countRefusal(this.tenant.counters, 'messageRateTooHigh')
+    countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
     if (this.tenant.limits.rateAction === 'disconnect') return session.close('messageRateTooHigh', 'rate limit reached')
     // Stop reading the client until the window reopens: the socket's buffers and TCP hold the rest.
     session.pauseClient(Pause.throttle)

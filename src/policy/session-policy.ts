@@ -4,7 +4,18 @@
 import type { ReasonName } from '../reason-codes.js'
 import type { Session } from '../session/session.js'
 
+/** One session's traffic, as the admin API lists it per client. */
+export interface SessionStats {
+  messagesIn: number
+  messagesOut: number
+  bytesIn: number
+  bytesOut: number
+}
+
 export interface SessionPolicy {
+  readonly stats: SessionStats
+  /** the mounted filters the client holds */
+  readonly filters: ReadonlySet<string> | undefined
   /** one PUBLISH accepted from the client (hot path: a counter increment) */
   countPublish (): void
   /** one PUBLISH of `bytes` delivered to the client (hot path) */

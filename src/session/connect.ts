@@ -136,7 +136,9 @@ async function dialUpstream (session: Session, packet: ConnectPacket): Promise<b
   }
   if (session.version === 5) upstreamConnect.properties = upstreamConnectProperties(session, packet)
 
+  const dialed = performance.now()
   const connack = await session.dialUpstream(target, encode(upstreamConnect, session.upstreamVersion))
+  session.host.upstreamConnected?.((performance.now() - dialed) / 1000, !(connack instanceof Error))
   if (session.state !== 'connecting') return false
   if (connack instanceof Error) {
     session.log.warn({ err: connack.message, upstream: `${target.host}:${target.port}` }, 'upstream unavailable')

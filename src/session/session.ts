@@ -28,6 +28,8 @@ export interface SessionHost {
   admit (session: Session): Promise<SessionPolicy | ReasonName>
   /** called exactly once for every admitted session when it ends */
   release (session: Session, policy: SessionPolicy): void
+  /** how long the broker took to answer the upstream CONNECT (seconds), for the metrics */
+  upstreamConnected?: (seconds: number, ok: boolean) => void
 }
 
 /** What the gateway decided for a SUBSCRIBE/UNSUBSCRIBE before forwarding the rest to the broker. */

@@ -1,0 +1,72 @@
+// The admin listener and what it needs around the gateway: the store (API changes, keys, usage), the
+// usage meter and the metrics. Started after the gateway, stopped after it (so the last usage flush
+// counts every session to its end).
+import type { AddressInfo } from 'node:net'
+import type { AdminConfig, GatewayConfig } from '../config/schema.js'
+import type { Gateway } from '../gateway.js'
+import { ListenFailure } from '../listeners/listen.js'
+import type { Logger } from '../log.js'
+import { UsageMeter } from '../metering/meter.js'
+import type { Store, TenantChanges } from '../store/store.js'
+import { TenantControl } from './control.js'
+import type { GatewayMetrics } from './metrics.js'
+import { buildAdminServer } from './server.js'
+
+export interface Admin {
+  readonly address: { host: string; port: number }
+  /** a new YAML: the API's changes are merged over it and the gateway reloaded */
+  setBase (config: GatewayConfig): Promise<void>
+  /** stops the HTTP listener (call before the gateway closes) */
+  stopListening (): Promise<void>
+  /** the last usage flush and the store's close (call after the gateway closed) */
+  close (): Promise<void>
+}
+
+export interface AdminOptions {
+  admin: AdminConfig
+  base: GatewayConfig
+  changes: Map<string, TenantChanges>
+  store: Store
+  gateway: Gateway
+  metrics: GatewayMetrics
+  log: Logger
+}
+
+export async function startAdmin (opts: AdminOptions): Promise<Admin> {
+  const { gateway, store, metrics, log } = opts
+  let admin = opts.admin
+  const control = new TenantControl(opts.base, opts.changes, store, gateway, log)
+  const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'))
+  metrics.attach(gateway)
+  const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log })
+  const { host, port } = admin.bind
+  try {
+    await app.listen({ host, port })
+  } catch (err) {
+    throw new ListenFailure('admin', host, port, (err as NodeJS.ErrnoException).code)
+  }
+  meter.start(admin.usageFlushInterval)
+  const a = app.server.address() as AddressInfo
+  const address = { host: a.address, port: a.port }
+  log.info({ listener: 'admin', address: a.address, port: a.port }, 'admin API and web UI listening')
+
+  return {
+    address,
+    async setBase (config) {
+      if (config.admin !== undefined) {
+        if (config.admin.bind.port !== admin.bind.port || config.admin.bind.host !== admin.bind.host || config.admin.store !== admin.store) {
+          log.warn('admin.bind and admin.store changes take effect at the next start')
+        }
+        admin = { ...admin, operatorToken: config.admin.operatorToken }
+      }
+      await control.setBase(config)
+    },
+    async stopListening () {
+      await app.close()
+    },
+    async close () {
+      await meter.stop()
+      await store.close()
+    },
+  }
+}

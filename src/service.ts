@@ -1,0 +1,50 @@
+// The whole gateway as the CLI runs it: the YAML merged with the admin API's stored changes, the MQTT
+// gateway, and — when `admin` is configured — the admin API, metrics and usage metering.
+import type { GatewayConfig } from './config/schema.js'
+import { startGateway, type Gateway } from './gateway.js'
+import type { Logger } from './log.js'
+import { startAdmin, type Admin } from './admin/admin.js'
+import { createMetrics } from './admin/metrics.js'
+import { mergeTenantChanges } from './store/merge.js'
+import { openSqliteStore } from './store/sqlite.js'
+
+export interface Service {
+  readonly gateway: Gateway
+  readonly admin: Admin | undefined
+  /** a new validated YAML (SIGHUP, --watch) */
+  reload (config: GatewayConfig): Promise<void>
+  close (): Promise<void>
+}
+
+export async function startService (config: GatewayConfig, opts: { logger: Logger }): Promise<Service> {
+  const log = opts.logger
+  if (config.admin === undefined) {
+    const gateway = await startGateway(config, { logger: log })
+    return { gateway, admin: undefined, reload: (next) => gateway.reload(next), close: () => gateway.close() }
+  }
+  const store = openSqliteStore(config.admin.store)
+  let gateway: Gateway | undefined
+  try {
+    const changes = await store.tenantChanges()
+    const merged = mergeTenantChanges(config, changes)
+    for (const w of merged.warnings) log.warn(w)
+    const metrics = createMetrics()
+    gateway = await startGateway(merged.config, { logger: log, onUpstreamConnect: metrics.upstreamConnected })
+    const admin = await startAdmin({ admin: config.admin, base: config, changes, store, gateway, metrics, log })
+    const g = gateway
+    return {
+      gateway: g,
+      admin,
+      reload: (next) => admin.setBase(next),
+      async close () {
+        await admin.stopListening()
+        await g.close()
+        await admin.close()
+      },
+    }
+  } catch (err) {
+    await gateway?.close()
+    await store.close()
+    throw err
+  }
+}

@@ -1,0 +1,62 @@
+// How the admin API's stored changes combine with the YAML (the operator's bootstrap), as a pure function:
+//   * a tenant the API created has the API's settings only, whether or not the YAML names it;
+//   * a tenant the API deleted is gone, even if the YAML names it (until the API creates it again);
+//   * otherwise each key the API changed (plan, limits, disabled, hosts, anonymous, acl) wins over the
+//     YAML's, users are merged one by one (the API's version of a user wins; a user deleted through the
+//     API is gone), and every key the API never touched follows the YAML, reloads included.
+import type { GatewayConfig, TenantConfig } from '../config/schema.js'
+import type { TenantChangeKey, TenantChanges } from './store.js'
+
+export interface MergeResult {
+  config: GatewayConfig
+  /** stored changes that no longer fit the YAML (e.g. a plan it removed); they are left out */
+  warnings: string[]
+}
+
+const EMPTY_TENANT: TenantConfig = { limits: {}, hosts: [], anonymous: false, disabled: false, users: {} }
+
+export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<string, TenantChanges>): MergeResult {
+  const tenants: Record<string, TenantConfig> = { ...base.tenants }
+  const warnings: string[] = []
+  for (const [id, c] of changes) {
+    if (c.deleted === true) { delete tenants[id]; continue }
+    const from = c.created === true ? EMPTY_TENANT : base.tenants[id]
+    if (from === undefined) continue // changes to a YAML tenant the YAML has since removed
+    const t: TenantConfig = { ...from }
+    if (c.plan !== undefined) {
+      if (c.plan === null) delete t.plan
+      else if (c.plan in base.plans) t.plan = c.plan
+      else warnings.push(`tenant ${id}: plan ${JSON.stringify(c.plan)} set through the API is not in the configuration; using ${t.plan === undefined ? 'no plan' : JSON.stringify(t.plan)}`)
+    }
+    if (c.limits !== undefined) t.limits = c.limits
+    if (c.disabled !== undefined) t.disabled = c.disabled
+    if (c.hosts !== undefined) t.hosts = c.hosts
+    if (c.anonymous !== undefined) t.anonymous = c.anonymous
+    if (c.acl !== undefined) {
+      if (c.acl === null) delete t.acl
+      else t.acl = c.acl
+    }
+    if (c.users !== undefined) {
+      const users = { ...t.users }
+      for (const [name, u] of Object.entries(c.users)) {
+        if (u === null) delete users[name]
+        else users[name] = u
+      }
+      t.users = users
+    }
+    tenants[id] = t
+  }
+  return { config: { ...base, tenants }, warnings }
+}
+
+export type TenantSource = 'yaml' | 'api' | 'yaml+api'
+
+/** Where a tenant's settings come from, and which keys the API changed: shown by `check` and the API. */
+export function tenantSource (changes: TenantChanges | undefined): { source: TenantSource; changed: string[] } {
+  if (changes === undefined || changes.deleted === true) return { source: 'yaml', changed: [] }
+  if (changes.created === true) return { source: 'api', changed: [] }
+  const keys: TenantChangeKey[] = ['plan', 'limits', 'disabled', 'hosts', 'anonymous', 'acl']
+  const changed: string[] = keys.filter((k) => changes[k] !== undefined)
+  for (const name of Object.keys(changes.users ?? {})) changed.push(`users.${name}`)
+  return { source: changed.length > 0 ? 'yaml+api' : 'yaml', changed }
+}
