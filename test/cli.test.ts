@@ -10,6 +10,7 @@ import { createServer } from 'node:net'
 import { freePort } from './helpers/net.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
 import { verifyPassword } from '../src/tenancy/passwords.js'
+import { openSqliteStore } from '../src/store/sqlite.js'
 
 const CLI = ['--import', 'tsx', 'src/cli.ts']
 const cli = (args: string[], input?: string) => spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', input, timeout: 30_000 })
@@ -92,4 +93,28 @@ test('start: SIGHUP reloads (a bad file is refused, the old config stays); SIGTE
   } finally {
     child.kill('SIGKILL')
   }
+})
+
+test('check: with an admin store, the API\'s changes are merged over the YAML and listed as such', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtg-cli-'))
+  writeFileSync(join(dir, 'g.yaml'), [
+    'listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1883" }]',
+    'upstream: { url: embedded }',
+    'admin: { bind: "127.0.0.1:8080", operatorToken: "0123456789abcdef0", store: state.db }',
+    'plans: { free: { maxConnections: 5 }, pro: { maxConnections: 100 } }',
+    'tenants:',
+    '  acme: { plan: free }',
+    '  globex: {}',
+  ].join('\n'))
+  const store = openSqliteStore(join(dir, 'state.db'))
+  await store.setTenantChanges('acme', { plan: 'pro' })
+  await store.setTenantChanges('globex', { deleted: true })
+  await store.setTenantChanges('initech', { created: true })
+  await store.close()
+  const r = cli(['check', '-c', join(dir, 'g.yaml')])
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /acme: plan pro/)
+  assert.match(r.stdout, /limits: maxConnections=100/)
+  assert.doesNotMatch(r.stdout, /globex: plan/)
+  assert.match(r.stdout, /changes made through the admin API \(.*state\.db; they win over the YAML\):\n {2}acme: plan\n {2}globex: deleted\n {2}initech: created through the API/)
 })

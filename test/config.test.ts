@@ -36,6 +36,7 @@ const BAD: Array<[string, string]> = [
   ['bad-upstream-url', 'upstream.url (line 4): expected embedded, mqtt://host:port or mqtts://host:port'],
   ['bad-namespace-topic', 'tenancy.namespace.topic (line 7): the topic namespace must not start with $'],
   ['bad-namespace-clientid', 'tenancy.namespace.clientId (line 8): the client ID namespace must end with a separator'],
+  ['admin-short-token', 'admin.operatorToken (line 7): the operator token must be at least 16 characters'],
 ]
 
 for (const [name, expected] of BAD) {
