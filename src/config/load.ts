@@ -143,6 +143,7 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     }
   })
   if (config.upstream.ca !== undefined) config.upstream.ca = file(config.upstream.ca, ['upstream', 'ca'])
+  if (config.admin?.operatorToken.includes('change-me') === true) warnings.push('admin.operatorToken: still the example\'s token; set MTG_OPERATOR_TOKEN or write your own')
   // The store is created when missing, so only its folder has to exist.
   if (config.admin !== undefined && config.admin.store !== ':memory:' && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
   for (const [id, tenant] of Object.entries(config.tenants)) {
