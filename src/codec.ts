@@ -41,16 +41,28 @@ export class FrameError extends Error {
  * a frame larger than `maxBytes` is an error before its body is buffered, so memory stays bounded.
  */
 export class FrameReader {
-  private pending: Buffer | null = null
+  /** chunks of an incomplete frame, joined only once the frame is whole (so dribbled bytes cost O(n)) */
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  /** total length of the incomplete frame once its header is known, else 0 */
+  private needed = 0
   constructor (public maxBytes: number) {}
 
   /** Appends `chunk` and calls `onFrame` for every complete frame; throws FrameError on bad input. */
   push (chunk: Buffer, onFrame: (frame: Frame) => void): void {
     let buf = chunk
-    if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk])
-      this.pending = null
+    if (this.pendingBytes > 0) {
+      if (this.pendingBytes + chunk.length < this.needed) {
+        this.pending.push(chunk)
+        this.pendingBytes += chunk.length
+        return
+      }
+      this.pending.push(chunk)
+      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length)
+      this.pending = []
+      this.pendingBytes = 0
     }
+    this.needed = 0
     let offset = 0
     const end = buf.length
     while (offset < end) {
@@ -70,16 +82,19 @@ export class FrameReader {
       const headerLength = pos - offset
       const total = headerLength + remaining
       if (total > this.maxBytes) throw new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true)
-      if (offset + total > end) break
+      if (offset + total > end) { this.needed = total; break }
       const first = buf[offset] as number
       onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
       offset += total
     }
-    if (offset < end) this.pending = buf.subarray(offset)
+    if (offset < end) {
+      this.pending.push(buf.subarray(offset))
+      this.pendingBytes = end - offset
+    }
   }
 
   /** bytes held for an incomplete frame */
-  get buffered (): number { return this.pending?.length ?? 0 }
+  get buffered (): number { return this.pendingBytes }
 }
 
 /** Bytes needed for a Remaining Length varint. */

@@ -95,3 +95,49 @@ test('FrameReader reassembles split frames and refuses oversize before buffering
   assert.throws(() => new FrameReader(100).push(wire.subarray(0, 4), () => {}), /exceeds/)
   assert.throws(() => new FrameReader(100).push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), () => {}), /remaining length/)
 })
+
+test('FrameReader: any split of a stream of frames gives the same frames, and buffered counts what is held', () => {
+  const frame = fc.tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 300 })).map(([type, body]) =>
+    Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
+  fc.assert(fc.property(fc.array(frame, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 50 }), (frames, cuts) => {
+    const wire = Buffer.concat(frames)
+    const reader = new FrameReader(1 << 20)
+    const got: Buffer[] = []
+    let at = 0
+    for (let i = 0; at < wire.length; i++) {
+      const size = cuts[i % cuts.length] as number
+      reader.push(wire.subarray(at, at + size), (f) => got.push(Buffer.from(f.bytes)))
+      at += size
+    }
+    assert.deepEqual(got, frames)
+    assert.equal(reader.buffered, 0)
+  }))
+})
+
+test('FrameReader: a large frame dribbled one byte at a time is joined once, not once per byte', () => {
+  const wire = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(200_000), qos: 0, retain: false, dup: false }, { protocolVersion: 4 })
+  const reader = new FrameReader(1 << 20)
+  const concat = Buffer.concat
+  let joinedBytes = 0
+  Buffer.concat = (list: readonly Uint8Array[], total?: number) => { const b = concat(list, total); joinedBytes += b.length; return b }
+  try {
+    let frames = 0
+    for (let i = 0; i < wire.length; i++) reader.push(wire.subarray(i, i + 1), () => frames++)
+    assert.equal(frames, 1)
+    // Quadratic joining would copy ~20 GB here; a few joins of the header and one of the frame is linear.
+    assert.ok(joinedBytes < 3 * wire.length, `joined ${joinedBytes} bytes for a ${wire.length}-byte frame`)
+  } finally {
+    Buffer.concat = concat
+  }
+})
+
+function encodeLength (n: number): Buffer {
+  const out: number[] = []
+  do {
+    let byte = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) byte |= 0x80
+    out.push(byte)
+  } while (n > 0)
+  return Buffer.from(out)
+}
