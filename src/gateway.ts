@@ -95,6 +95,8 @@ export interface StartOptions {
 
 /** How long close() waits for clients to go before cutting them. */
 const DRAIN_MS = 2000
+/** How often sessions are checked for keep-alive expiry. */
+const KEEPALIVE_SWEEP_MS = 500
 
 export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
@@ -148,6 +150,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     await embedded?.close()
     throw err
   }
+
+  // Keep alive is enforced here too, so a silent or dribbling client hears 0x8D rather than "broker lost".
+  const keepAliveSweep = setInterval(() => {
+    const now = Date.now()
+    for (const session of sessions) session.checkKeepAlive(now)
+  }, KEEPALIVE_SWEEP_MS)
+  keepAliveSweep.unref()
 
   const addresses = config.listeners.map((l, i): ListeningAddress => {
     const a = servers[i]?.address() as net.AddressInfo
@@ -206,6 +215,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     },
 
     async close () {
+      clearInterval(keepAliveSweep)
       const stopped = Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
       for (const session of [...sessions]) session.close('serverShuttingDown', 'gateway shutting down')
       const deadline = Date.now() + DRAIN_MS

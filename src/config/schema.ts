@@ -101,6 +101,8 @@ export const listenerSchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().optional() }).optional(),
   tenant: tenantId.optional(),
   connectTimeout: duration.default(10_000),
+  /** new TCP connections per second from one source IP; more are closed at once, before TLS or CONNECT */
+  ipConnectRate: count.optional(),
 }).refine((l) => l.type !== 'tls' || l.tls !== undefined, { message: 'a tls listener needs tls: { cert, key }', path: ['tls'] })
 export type ListenerConfig = z.infer<typeof listenerSchema>
 

@@ -1,5 +1,6 @@
 // The one shape every transport hands connections to, and binding with a clear error.
 import type net from 'node:net'
+import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { ListenerConfig } from '../config/schema.js'
 import type { ConnectionMeta } from '../session/session.js'
 
@@ -18,6 +19,7 @@ export class ListenFailure extends Error {
  * binds `::` dual-stack, and falls back to IPv4 only where the host has no IPv6.
  */
 export async function listenOn<S extends net.Server> (server: S, listener: ListenerConfig): Promise<S> {
+  if (listener.ipConnectRate !== undefined) limitConnectionsPerIp(server, listener.ipConnectRate)
   const { host, port } = listener.bind
   const anyHost = host === '0.0.0.0' || host === '::'
   try {
@@ -44,5 +46,17 @@ function bind (server: net.Server, host: string, port: number): Promise<void> {
     server.once('error', onError)
     server.once('listening', onListening)
     server.listen({ host, port, ipv6Only: false })
+  })
+}
+
+/**
+ * A connection flood from one address is cut at the TCP level: `connection` fires before the TLS
+ * handshake and before any byte is read, so a refused socket costs the gateway next to nothing. The
+ * memory limiter answers within the same tick, before the client can have sent much.
+ */
+function limitConnectionsPerIp (server: net.Server, perSecond: number): void {
+  const limiter = new RateLimiterMemory({ points: perSecond, duration: 1 })
+  server.on('connection', (socket: net.Socket) => {
+    limiter.consume(socket.remoteAddress ?? '').catch(() => socket.destroy())
   })
 }

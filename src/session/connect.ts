@@ -144,7 +144,7 @@ async function dialUpstream (session: Session, packet: ConnectPacket): Promise<b
     session.log.warn({ err: connack.message, upstream: `${target.host}:${target.port}` }, 'upstream unavailable')
     return session.refuseConnect('serverUnavailable', connack.message)
   }
-  return relayConnack(session, connack, packet.properties?.sessionExpiryInterval)
+  return relayConnack(session, connack, packet.properties?.sessionExpiryInterval, packet.keepalive ?? 0)
 }
 
 function upstreamConnectProperties (session: Session, packet: ConnectPacket): NonNullable<ConnectPacket['properties']> {
@@ -162,7 +162,7 @@ function upstreamConnectProperties (session: Session, packet: ConnectPacket): No
 }
 
 /** The broker's CONNACK, told to the client in its own namespace, with the tenant's limits advertised. */
-function relayConnack (session: Session, upstream: ConnackPacket, requestedExpiry: number | undefined): boolean {
+function relayConnack (session: Session, upstream: ConnackPacket, requestedExpiry: number | undefined, requestedKeepalive: number): boolean {
   const ns = session.tenant?.ns
   const limits = session.tenant?.limits
   const code = (session.upstreamVersion === 5 ? upstream.reasonCode : upstream.returnCode) ?? 0
@@ -205,6 +205,8 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     connack.properties = out
     session.aliases = new TopicAliases()
   }
+  // The keep alive the client must honour: its own, or the broker's Server Keep Alive (v5) [MQTT-3.2.2-21].
+  session.keepalive = upstream.properties?.serverKeepAlive ?? requestedKeepalive
   session.sendToClient(connack)
   session.log.info({ user: session.user, protocol: session.version }, 'connected')
   return true

@@ -76,6 +76,12 @@ export class Session {
   /** QoS 2 packet IDs of foreign messages the gateway acknowledged to the broker and dropped */
   foreignQos2: Set<number> | undefined
   readonly connectedAt = Date.now()
+  /** seconds within which a whole packet must arrive, 0 for none (set at CONNACK) */
+  keepalive = 0
+  /** whole packets read from the client; the keep-alive sweep compares it between rounds */
+  framesIn = 0
+  private sweptFrames = 0
+  private quietSince = this.connectedAt
 
   private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
   private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
@@ -125,6 +131,7 @@ export class Session {
   }
 
   private readonly onClientFrame = (frame: Frame): void => {
+    this.framesIn++
     switch (this.state) {
       case 'connected':
         onClientFrame(this, frame)
@@ -173,6 +180,23 @@ export class Session {
     if (err instanceof Error) this.log.debug({ err: err.message }, 'client socket error')
     // No DISCONNECT came first, so the upstream is cut abruptly too: the broker publishes the will.
     this.close(null, 'client closed the connection')
+  }
+
+  /**
+   * Called about twice a second by the gateway: a client that sent no whole packet for 1.5 × its keep
+   * alive is cut with 0x8D [MQTT-3.1.2-22] — a half-open socket, or a sender dribbling a packet byte by
+   * byte, which the broker would only see as an upstream that went quiet. A counter on the packet path
+   * and this sweep cost less than a timer reset per packet.
+   */
+  checkKeepAlive (now: number): void {
+    if (this.state !== 'connected' || this.keepalive === 0) return
+    // While the gateway itself is not reading the client (throttled, back-pressure), silence is ours.
+    if (this.framesIn !== this.sweptFrames || this.pauses !== 0) {
+      this.sweptFrames = this.framesIn
+      this.quietSince = now
+    } else if (now - this.quietSince > this.keepalive * 1500) {
+      this.close('keepAliveTimeout', 'no packet within 1.5 × keep alive')
+    }
   }
 
   // ---- broker → gateway ----------------------------------------------------------------------

@@ -29,7 +29,8 @@ export async function startTestGateway (yaml: string): Promise<TestGateway> {
     },
   })
   const gateway = await startGateway(config, { logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'info', destination }) })
-  return Object.assign(Object.create(gateway) as Gateway, gateway, {
+  // The gateway is the prototype, so its getters (config) stay live.
+  return Object.assign(Object.create(gateway) as Gateway, {
     logs,
     port (name?: string) {
       const a = name === undefined ? gateway.addresses[0] : gateway.addresses.find((x) => x.listener === name)

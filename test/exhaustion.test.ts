@@ -1,0 +1,129 @@
+// Resource exhaustion (issue #6) from the outside: a per-IP connection-rate limit that cuts a flood at
+// TCP level, the gateway-wide connection cap answering 0x89 / 0x03, and slow senders ("slowloris") cut
+// before CONNECT by connectTimeout and after it by the keep alive — while others keep being served.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
+import { startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { connectClient, connectRefusal } from './helpers/clients.js'
+import { rawConnect, connectPacket } from './helpers/raw.js'
+
+let broker: Mosquitto
+before(async () => { broker = await startMosquitto() })
+after(async () => { await broker?.stop() })
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const TENANTS = `
+tenants:
+  acme: { users: { u: { password: "plain:p" } } }
+  globex: { users: { u: { password: "plain:p" } } }
+`
+
+/** Opens a TCP connection and reports whether the gateway still holds it open after `ms`. */
+async function heldOpen (port: number, ms: number): Promise<boolean> {
+  const socket = net.connect({ port, host: '127.0.0.1' })
+  socket.on('error', () => {})
+  let closed = false
+  socket.on('close', () => { closed = true })
+  await sleep(ms)
+  socket.destroy()
+  return !closed
+}
+
+test('ipConnectRate: a flood from one address is cut at TCP level; the listener without the limit, and later connections, are served', async () => {
+  const gw = await startTestGateway(`listeners:
+  - { name: limited, type: tcp, bind: "127.0.0.1:0", ipConnectRate: 5 }
+  - { name: open, type: tcp, bind: "127.0.0.1:0" }
+upstream: { url: ${broker.url} }
+${TENANTS}`)
+  try {
+    const held = await Promise.all(Array.from({ length: 30 }, () => heldOpen(gw.port('limited'), 300)))
+    const kept = held.filter(Boolean).length
+    // 5 per second, and the flood may straddle two one-second windows.
+    assert.ok(kept >= 5 && kept <= 10, `${kept} of 30 connections kept`)
+    const open = await Promise.all(Array.from({ length: 30 }, () => heldOpen(gw.port('open'), 300)))
+    assert.equal(open.filter(Boolean).length, 30)
+    await sleep(1100)
+    const c = await connectClient(gw.port('limited'), { username: 'u@acme', password: 'p' })
+    await c.end()
+  } finally {
+    await gw.close()
+  }
+})
+
+for (const [v, code] of [[5, 0x89], [4, 0x03]] as const) {
+  test(`gateway maxConnections: the connection over the cap gets CONNACK 0x${code.toString(16)} (v${v}); a slot freed is usable again`, async () => {
+    const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: ${broker.url} }
+maxConnections: 2
+${TENANTS}`)
+    try {
+      const a = await connectClient(gw.port(), { username: 'u@acme', password: 'p', protocolVersion: v })
+      const b = await connectClient(gw.port(), { username: 'u@globex', password: 'p', protocolVersion: v })
+      assert.equal(await connectRefusal(gw.port(), { username: 'u@globex', password: 'p', protocolVersion: v }), code)
+      assert.equal(await connectRefusal(gw.port(), { username: 'u@acme', password: 'p', protocolVersion: v }), code)
+      assert.ok(a.client.connected && b.client.connected)
+      await a.end()
+      for (let i = 0; i < 50 && gw.connections() > 1; i++) await sleep(20)
+      const c = await connectClient(gw.port(), { username: 'u@acme', password: 'p', protocolVersion: v })
+      await Promise.all([b.end(), c.end()])
+    } finally {
+      await gw.close()
+    }
+  })
+}
+
+test('slowloris before CONNECT: a CONNECT dribbled a byte at a time is cut at connectTimeout, though bytes keep coming', async () => {
+  const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0", connectTimeout: 500ms }]
+upstream: { url: ${broker.url} }
+${TENANTS}`)
+  try {
+    const wire = mqttPacket.generate(connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: 'x'.repeat(40) }), { protocolVersion: 4 })
+    const raw = await rawConnect(gw.port())
+    const started = Date.now()
+    let sent = 0
+    const dribble = setInterval(() => { if (sent < wire.length) raw.write(wire.subarray(sent, ++sent)) }, 50)
+    try {
+      await raw.closed(3000)
+    } finally {
+      clearInterval(dribble)
+    }
+    const took = Date.now() - started
+    assert.ok(sent < wire.length, `the CONNECT (${wire.length} bytes) was never completed: ${sent} sent`)
+    assert.ok(took >= 400 && took < 2000, `cut after ${took} ms`)
+    // Meanwhile, and after, a normal client is served.
+    const c = await connectClient(gw.port(), { username: 'u@globex', password: 'p' })
+    await c.end()
+  } finally {
+    await gw.close()
+  }
+})
+
+test('slowloris after CONNECT: a PUBLISH dribbled slower than the keep alive allows is cut (1.5 × keep alive)', async () => {
+  const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: ${broker.url} }
+${TENANTS}`)
+  try {
+    const raw = await rawConnect(gw.port(), 5)
+    raw.send(connectPacket({ protocolVersion: 5, username: 'u@acme', password: Buffer.from('p'), keepalive: 1 }))
+    assert.equal((await raw.next()).cmd, 'connack')
+    const wire = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(200), qos: 0, retain: false, dup: false }, { protocolVersion: 5 })
+    const started = Date.now()
+    let sent = 0
+    const dribble = setInterval(() => { if (sent < wire.length) raw.write(wire.subarray(sent, ++sent)) }, 50)
+    try {
+      const disconnect = await raw.next(5000)
+      assert.equal(disconnect.cmd, 'disconnect')
+      assert.equal((disconnect as mqttPacket.IDisconnectPacket).reasonCode, 0x8d)
+      await raw.closed(2000)
+    } finally {
+      clearInterval(dribble)
+    }
+    assert.ok(sent < wire.length, 'cut before the PUBLISH was complete')
+    assert.ok(Date.now() - started < 4000)
+  } finally {
+    await gw.close()
+  }
+})
