@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
-import { startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { startTestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
 import { rawConnect, connectPacket } from './helpers/raw.js'
 
