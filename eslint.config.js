@@ -13,4 +13,11 @@ export default tseslint.config(
     },
   },
   { files: ['bin/*', '**/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
+  {
+    // The web UI runs in the browser.
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(['window', 'document', 'location', 'sessionStorage', 'fetch', 'addEventListener', 'removeEventListener', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly'])),
+    },
+  },
 )

@@ -115,7 +115,7 @@ test('a tenant key sees only its own tenant and may not use operator routes', as
   assert.deepEqual((own.body as { effectiveLimits: object }).effectiveLimits, { maxConnections: 5 })
   for (const [method, path, body] of [
     ['POST', '/api/v1/tenants', { id: 'sneaky' }], ['PATCH', '/api/v1/tenants/acme', { plan: 'pro' }], ['DELETE', '/api/v1/tenants/acme'],
-    ['POST', '/api/v1/tenants/acme/disable'], ['POST', '/api/v1/tenants/acme/keys', {}], ['GET', '/metrics'],
+    ['POST', '/api/v1/tenants/acme/disable'], ['POST', '/api/v1/tenants/acme/keys', {}], ['GET', '/metrics'], ['GET', '/api/v1/plans'],
   ] as Array<[string, string, unknown?]>) {
     const res = await svc.api(path, { method, body, token: keys.acme })
     assert.equal(res.status, 403, `${method} ${path}: ${res.text}`)

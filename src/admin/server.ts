@@ -188,6 +188,10 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     const ids = p.kind === 'tenant' ? [p.tenant] : Object.keys(control.config.tenants).sort()
     return ids.map(tenantView)
   })
+  api.get(`${v1}/plans`, { schema: { summary: 'the plans of the configuration, with their limits (operator)' } }, async (req) => {
+    operatorOnly(req)
+    return Object.entries(control.config.plans).map(([name, limits]) => ({ name, limits }))
+  })
   api.post(`${v1}/tenants`, {
     schema: { summary: 'create a tenant (operator)', body: z.strictObject({ id: tenantId, ...tenantSettings }) },
   }, async (req, reply) => {
