@@ -1,0 +1,147 @@
+// Soak and fault runs against the real gateway process in front of a real mosquitto (issue #6): each
+// scenario says what it checks and passes or fails on a bound, so `npm run soak` exits non-zero when one
+// fails. SOAK_SCALE multiplies the sizes (1 = the long run; the test suite runs a short one).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js'
+import { freePort, waitForPort } from '../test/helpers/net.js'
+import { connect, publishPacket, sleep, subscribe } from './load.js'
+import { rssBytes } from './peers.js'
+
+const TOKEN = 'soak-operator-token-0123456789'
+const MiB = 1024 * 1024
+
+export interface SoakResult { name: string; ok: boolean; detail: string }
+
+interface GatewayProc { child: ChildProcess; port: number; adminPort: number; exited: Promise<number | null> }
+
+async function startGateway (broker: Mosquitto): Promise<GatewayProc> {
+  const dir = mkdtempSync(join(tmpdir(), 'mtg-soak-'))
+  const port = await freePort()
+  const adminPort = await freePort()
+  writeFileSync(join(dir, 'gateway.yaml'), `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }]
+upstream: { url: ${broker.url} }
+admin: { bind: "127.0.0.1:${adminPort}", operatorToken: ${TOKEN}, store: state.db }
+log: { level: warn }
+tenants:
+  acme: { users: { u: { password: "plain:p" } } }
+  globex: { users: { u: { password: "plain:p" } } }
+`)
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  await waitForPort(adminPort)
+  return { child, port, adminPort, exited }
+}
+
+async function connections (g: GatewayProc): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${g.adminPort}/api/v1/tenants`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  return ((await res.json()) as Array<{ connections: number }>).reduce((n, t) => n + t.connections, 0)
+}
+
+async function until (what: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await what()) return true
+    await sleep(50)
+  }
+  return false
+}
+
+const rssMiB = (pid: number | undefined): number => rssBytes(pid ?? 0) / MiB
+
+/** Connect (CONNECT → CONNACK) and drop abruptly, `cycles` times at concurrency 50. */
+async function connectDrop (g: GatewayProc, cycles: number): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: 50 }, async (_v, w) => {
+    while (next < cycles) {
+      next++
+      const c = await connect(g.port, `drop-${w}`, w % 2 === 0 ? 'u@acme' : 'u@globex', 'p')
+      c.socket.destroy()
+    }
+  }))
+}
+
+export async function runSoak (scale: number): Promise<SoakResult[]> {
+  const results: SoakResult[] = []
+  const broker = await startMosquitto()
+  let g = await startGateway(broker)
+  try {
+    // 1. connect/drop cycles with abrupt closes: counts and memory come back to where they were.
+    const cycles = Math.round(10_000 * scale)
+    await connectDrop(g, Math.max(200, cycles / 10)) // warm-up: JIT, pools, the auth cache
+    await until(async () => await connections(g) === 0, 5000)
+    const before = rssMiB(g.child.pid)
+    const started = Date.now()
+    await connectDrop(g, cycles)
+    const drained = await until(async () => await connections(g) === 0, 10_000)
+    const grew = rssMiB(g.child.pid) - before
+    results.push({ name: `${cycles} connect/drop cycles`, ok: drained && grew < 48, detail: `${((Date.now() - started) / 1000).toFixed(1)} s; connections back to 0: ${drained}; RSS ${before.toFixed(0)} → ${(before + grew).toFixed(0)} MiB (bound +48)` })
+
+    // 2. a subscriber that never reads while a publisher floods it: the gateway's memory stays bounded.
+    const floodBytes = Math.round(1024 * MiB * scale)
+    const sub = await connect(g.port, 'stalled', 'u@acme', 'p')
+    await subscribe(sub, 'flood', 0)
+    sub.socket.pause()
+    const pub = await connect(g.port, 'flooder', 'u@acme', 'p')
+    const packet = publishPacket('flood', Buffer.alloc(16 * 1024, 1), 0)
+    const base = rssMiB(g.child.pid)
+    let peak = base
+    const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(g.child.pid)) }, 50)
+    let sent = 0
+    const deadline = Date.now() + 60_000 * Math.max(scale, 0.2)
+    while (sent < floodBytes && Date.now() < deadline) {
+      if (!pub.socket.write(packet)) await new Promise((resolve) => { pub.socket.once('drain', resolve); setTimeout(resolve, 1000) })
+      sent += packet.length
+    }
+    clearInterval(sampler)
+    sub.socket.destroy()
+    pub.socket.destroy()
+    results.push({ name: 'stalled subscriber, flooding publisher', ok: peak - base < 64, detail: `${(sent / MiB).toFixed(0)} MiB sent; gateway RSS ${base.toFixed(0)} → peak ${peak.toFixed(0)} MiB (bound +64)` })
+
+    // 3. SIGHUP during a flood drops nobody.
+    const clients = await Promise.all(Array.from({ length: 10 }, (_v, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, { clientId: `hup-${i}`, username: 'u@globex', password: 'p', reconnectPeriod: 0 })))
+    let closes = 0
+    for (const c of clients) c.on('close', () => closes++)
+    let flooding = true
+    const floods = clients.map(async (c) => { while (flooding) await c.publishAsync('hup', 'x', { qos: 1 }) })
+    for (let i = 0; i < 5; i++) { await sleep(200); g.child.kill('SIGHUP') }
+    await sleep(300)
+    flooding = false
+    await Promise.allSettled(floods)
+    results.push({ name: 'SIGHUP ×5 during a QoS 1 flood', ok: closes === 0, detail: `${closes} of ${clients.length} clients disconnected` })
+
+    // 4. the broker restarted mid-traffic: clients reconnect and are served; the gateway holds no leftovers.
+    const reconnects = clients.map((c) => new Promise<void>((resolve) => c.once('connect', () => resolve())))
+    for (const c of clients) c.options.reconnectPeriod = 200
+    await broker.restart()
+    const back = await Promise.race([Promise.all(reconnects).then(() => true), sleep(15_000).then(() => false)])
+    const counted = await until(async () => await connections(g) === clients.length, 5000)
+    results.push({ name: 'broker restarted mid-traffic', ok: back && counted, detail: `all reconnected: ${back}; gateway connections = clients: ${counted}` })
+    await Promise.all(clients.map((c) => c.endAsync(true)))
+
+    // 5. SIGTERM drains within its bound with many clients connected.
+    const held = await Promise.all(Array.from({ length: Math.max(50, Math.round(1000 * scale)) }, (_v, i) => connect(g.port, `held-${i}`, 'u@acme', 'p')))
+    const t0 = Date.now()
+    g.child.kill('SIGTERM')
+    const code = await g.exited
+    const took = Date.now() - t0
+    for (const c of held) c.socket.destroy()
+    results.push({ name: `SIGTERM with ${held.length} clients`, ok: code === 0 && took < 10_000, detail: `exit ${code} after ${took} ms (bound 10 s)` })
+    g = await startGateway(broker)
+  } finally {
+    g.child.kill('SIGKILL')
+    await g.exited
+    await broker.stop()
+  }
+  return results
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const scale = Number(process.env.SOAK_SCALE ?? '1')
+  const results = await runSoak(scale)
+  for (const r of results) console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.detail}`)
+  process.exit(results.every((r) => r.ok) ? 0 : 1)
+}
