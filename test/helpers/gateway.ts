@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfigText } from '../../src/config/load.js'
 import { startGateway, type Gateway } from '../../src/gateway.js'
-import { createLogger } from '../../src/log.js'
+import { createLogger, type Logger } from '../../src/log.js'
 
 export interface TestGateway extends Gateway {
   /** port of the listener named `name` (default: the first) */
@@ -19,8 +19,8 @@ export function yamlConfig (upstreamUrl: string, rest: string): string {
   return `listeners:\n  - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }\nupstream:\n  url: ${upstreamUrl}\n${rest}`
 }
 
-export async function startTestGateway (yaml: string): Promise<TestGateway> {
-  const { config } = parseConfigText(yaml, { baseDir: mkdtempSync(join(tmpdir(), 'mtg-gw-')) })
+/** A pino logger (level TEST_LOG_LEVEL, default info) whose JSON lines are collected in `logs`. */
+export function capturingLogger (): { logger: Logger; logs: Array<Record<string, unknown>> } {
   const logs: Array<Record<string, unknown>> = []
   const destination = new Writable({
     write (chunk: Buffer, _enc, cb) {
@@ -28,7 +28,13 @@ export async function startTestGateway (yaml: string): Promise<TestGateway> {
       cb()
     },
   })
-  const gateway = await startGateway(config, { logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'info', destination }) })
+  return { logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'info', destination }), logs }
+}
+
+export async function startTestGateway (yaml: string): Promise<TestGateway> {
+  const { config } = parseConfigText(yaml, { baseDir: mkdtempSync(join(tmpdir(), 'mtg-gw-')) })
+  const { logger, logs } = capturingLogger()
+  const gateway = await startGateway(config, { logger })
   // The gateway is the prototype, so its getters (config) stay live.
   return Object.assign(Object.create(gateway) as Gateway, {
     logs,

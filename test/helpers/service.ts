@@ -3,9 +3,8 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { parseConfigText } from '../../src/config/load.js'
-import { createLogger } from '../../src/log.js'
+import { capturingLogger } from './gateway.js'
 import { startService, type Service } from '../../src/service.js'
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789'
@@ -39,14 +38,8 @@ export function adminYaml (upstreamUrl: string, rest: string, opts: { flush?: st
 
 export async function startTestService (yaml: string, dir = mkdtempSync(join(tmpdir(), 'mtg-admin-'))): Promise<TestService> {
   const { config } = parseConfigText(yaml, { baseDir: dir })
-  const logs: Array<Record<string, unknown>> = []
-  const destination = new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
-      cb()
-    },
-  })
-  const service = await startService(config, { logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'info', destination }) })
+  const { logger, logs } = capturingLogger()
+  const service = await startService(config, { logger })
   const admin = service.admin
   if (admin === undefined) throw new Error('the config has no admin section')
   const adminUrl = `http://127.0.0.1:${admin.address.port}`
