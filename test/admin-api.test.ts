@@ -214,7 +214,10 @@ test('operator: a plan change applies live and disconnects nobody; disable disco
   assert.equal((await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'initech' } })).status, 409)
   assert.equal((await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'Bad/Id' } })).status, 400)
   await svc.api('/api/v1/tenants/initech/users/alice', { method: 'PUT', body: { password: 'pw-initech' } })
-  const key = await newKey('initech')
+  // No body at all is fine too (curl -X POST): the label is optional.
+  const created = await svc.api('/api/v1/tenants/initech/keys', { method: 'POST' })
+  assert.equal(created.status, 201, created.text)
+  const key = (created.body as { key: string }).key
   const i = await connectClient(svc.mqttPort, { username: 'alice@initech', password: 'pw-initech' })
   const closed = nextEvent(i.client, 'close')
   assert.equal((await svc.api('/api/v1/tenants/initech', { method: 'DELETE' })).status, 204)

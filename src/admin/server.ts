@@ -293,7 +293,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     return (await store.apiKeys(id)).map(({ id: keyId, label, createdAt }) => ({ id: keyId, label, createdAt }))
   })
   api.post(`${v1}/tenants/:tenant/keys`, {
-    schema: { summary: 'create a tenant API key (operator); the key is shown once', params: tenantParams, body: z.strictObject({ label: z.string().max(200).optional() }).optional() },
+    schema: { summary: 'create a tenant API key (operator); the key is shown once', params: tenantParams, body: z.strictObject({ label: z.string().max(200).optional() }).nullish() },
   }, async (req, reply) => {
     const id = visible(req, req.params.tenant)
     operatorOnly(req)
