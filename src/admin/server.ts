@@ -5,10 +5,10 @@ import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { aclRuleSchema, limitsSchema, tenantId, type AclRule } from '../config/schema.js'
+import { aclRuleSchema, limitsSchema, tenantId, type AclRule, type UserConfig } from '../config/schema.js'
 import type { ClientInfo, Gateway } from '../gateway.js'
 import type { Logger } from '../log.js'
-import type { UsageMeter } from '../metering/meter.js'
+import { HOUR_MS, hourStart, type UsageMeter } from '../metering/meter.js'
 import { effectiveLimits } from '../policy/plans.js'
 import type { Store, UsageRecord } from '../store/store.js'
 import { hashPassword } from '../tenancy/passwords.js'
@@ -35,7 +35,6 @@ export interface AdminDeps {
 }
 
 const NOT_FOUND = 'tenant not found'
-const HOUR_MS = 3_600_000
 
 /** The YAML's shape of an ACL rule, as the API reads and writes it. */
 const aclOut = (r: AclRule): Record<string, string> => ({ [r.effect]: r.action, topic: r.topic })
@@ -163,7 +162,10 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
       subscriptions: gateway.subscriptions(id),
     }
   }
-  const userOf = (tenant: string, username: string): { password: string; acl?: AclRule[] } => {
+  /** Stores the API's version of one user (null: deleted through the API); the tenant's other users stay. */
+  const putUser = (tenant: string, username: string, user: UserConfig | null): Promise<void> =>
+    control.change(tenant, (c) => ({ ...c, users: { ...c.users, [username]: user } }))
+  const userOf = (tenant: string, username: string): UserConfig => {
     const u = control.config.tenants[tenant]?.users[username]
     if (u === undefined) throw new ApiError(404, 'user not found')
     return u
@@ -244,7 +246,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     const existed = control.config.tenants[id]?.users[username] !== undefined
     const password = await hashPassword(req.body.password)
     const user = { password, ...(req.body.acl !== undefined ? { acl: req.body.acl } : {}) }
-    await control.change(id, (c) => ({ ...c, users: { ...c.users, [username]: user } }))
+    await putUser(id, username, user)
     return reply.code(existed ? 200 : 201).send({ username, acl: user.acl?.map(aclOut) ?? null })
   })
   api.put(`${v1}/tenants/:tenant/users/:username/password`, {
@@ -253,14 +255,14 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     const id = visible(req, req.params.tenant)
     const { username } = req.params
     const user = { ...userOf(id, username), password: await hashPassword(req.body.password) }
-    await control.change(id, (c) => ({ ...c, users: { ...c.users, [username]: user } }))
+    await putUser(id, username, user)
     return reply.code(204).send()
   })
   api.delete(`${v1}/tenants/:tenant/users/:username`, { schema: { summary: 'delete a user', params: userParams } }, async (req, reply) => {
     const id = visible(req, req.params.tenant)
     const { username } = req.params
     userOf(id, username)
-    await control.change(id, (c) => ({ ...c, users: { ...c.users, [username]: null } }))
+    await putUser(id, username, null)
     return reply.code(204).send()
   })
   const aclBody = z.strictObject({ rules: z.array(aclRuleSchema).nullable().describe('null: no ACL (everything in the namespace allowed, if no rule anywhere)') })
@@ -282,7 +284,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     const { username } = req.params
     const { acl: _old, ...rest } = userOf(id, username)
     const user = { ...rest, ...(req.body.rules !== null ? { acl: req.body.rules } : {}) }
-    await control.change(id, (c) => ({ ...c, users: { ...c.users, [username]: user } }))
+    await putUser(id, username, user)
     return { rules: req.body.rules?.map(aclOut) ?? null }
   })
 
@@ -340,7 +342,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     // What the meter holds but has not written yet belongs in the answer too.
     await meter.flush()
     // An hour is in the range when it overlaps [from, to).
-    const rows = (await store.usage({ ...(tenant !== undefined ? { tenant } : {}), from: from - (from % HOUR_MS), to })).map(usageRow)
+    const rows = (await store.usage({ ...(tenant !== undefined ? { tenant } : {}), from: hourStart(from), to })).map(usageRow)
     const wantsCsv = query.format === 'csv' || (query.format === undefined && (req.headers.accept ?? '').includes('text/csv'))
     if (wantsCsv) return reply.type('text/csv; charset=utf-8').send(csv(rows))
     return reply.send({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), rows })

@@ -6,7 +6,7 @@
 import { connectedMsAt, totalLimitHits, type TenantCounters } from '../policy/counters.js'
 import type { Store, UsageRecord } from '../store/store.js'
 
-const HOUR_MS = 3_600_000
+export const HOUR_MS = 3_600_000
 
 export const hourStart = (ms: number): number => ms - (ms % HOUR_MS)
 

@@ -1,6 +1,6 @@
 // What the gateway keeps beyond its YAML: the admin API's changes to tenants, tenant API keys and usage.
 // One interface, asynchronous, so a shared store (for a cluster of gateways) can replace SQLite.
-import type { AclRule, Limits, TenantConfig } from '../config/schema.js'
+import type { AclRule, Limits, TenantConfig, UserConfig } from '../config/schema.js'
 
 /**
  * The API's changes to one tenant, key by key. A key that is present wins over the YAML's; an absent key
@@ -17,7 +17,7 @@ export interface TenantChanges {
   hosts?: string[]
   anonymous?: boolean
   acl?: AclRule[] | null
-  users?: Record<string, { password: string; acl?: AclRule[] } | null>
+  users?: Record<string, UserConfig | null>
 }
 
 export type TenantChangeKey = Exclude<keyof TenantChanges, 'created' | 'deleted'>
