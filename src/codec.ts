@@ -39,26 +39,30 @@ export class FrameError extends Error {
 /**
  * Cuts a byte stream into frames. Bytes of an incomplete frame are kept until the rest arrives;
  * a frame larger than `maxBytes` is an error before its body is buffered, so memory stays bounded.
+ * The reader of the frames may stop it between two frames (a paused session): what follows is held,
+ * not read, until the next `push`.
  */
 export class FrameReader {
-  /** chunks of an incomplete frame, joined only once the frame is whole (so dribbled bytes cost O(n)) */
+  /** held bytes: an incomplete frame, or frames not read yet; joined only when read (dribbled bytes cost O(n)) */
   private pending: Buffer[] = []
   private pendingBytes = 0
   /** total length of the incomplete frame once its header is known, else 0 */
   private needed = 0
   constructor (public maxBytes: number) {}
 
-  /** Appends `chunk` and calls `onFrame` for every complete frame; throws FrameError on bad input. */
-  push (chunk: Buffer, onFrame: (frame: Frame) => void): void {
-    let buf = chunk
-    if (this.pendingBytes > 0) {
-      if (this.pendingBytes + chunk.length < this.needed) {
-        this.pending.push(chunk)
-        this.pendingBytes += chunk.length
-        return
-      }
-      this.pending.push(chunk)
-      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length)
+  /**
+   * Appends `chunk` (none: reads on through what is held) and calls `onFrame` for every complete frame
+   * until it returns false; throws FrameError on bad input.
+   */
+  push (chunk: Buffer | undefined, onFrame: (frame: Frame) => unknown): void {
+    let buf: Buffer
+    if (this.pendingBytes === 0) {
+      if (chunk === undefined) return
+      buf = chunk
+    } else {
+      if (chunk !== undefined) this.hold(chunk)
+      if (this.pendingBytes < this.needed) return
+      buf = this.pending.length === 1 ? this.pending[0] as Buffer : Buffer.concat(this.pending, this.pendingBytes)
       this.pending = []
       this.pendingBytes = 0
     }
@@ -84,8 +88,9 @@ export class FrameReader {
       if (total > this.maxBytes) throw new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true)
       if (offset + total > end) { this.needed = total; break }
       const first = buf[offset] as number
-      onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
+      const goOn = onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
       offset += total
+      if (goOn === false) break
     }
     if (offset < end) {
       this.pending.push(buf.subarray(offset))
@@ -93,7 +98,14 @@ export class FrameReader {
     }
   }
 
-  /** bytes held for an incomplete frame */
+  /** Keeps `chunk` after what is held, without reading it (the reader of the frames is paused). */
+  hold (chunk: Buffer): void {
+    if (chunk.length === 0) return
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+  }
+
+  /** bytes held: an incomplete frame, or frames not read yet */
   get buffered (): number { return this.pendingBytes }
 }
 

@@ -114,6 +114,37 @@ test('FrameReader: any split of a stream of frames gives the same frames, and bu
   }))
 })
 
+test('FrameReader: a reader that stops after some frames gets the rest, in order, once it reads on; held chunks are not read', () => {
+  const frame = fc.tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 100 })).map(([type, body]) =>
+    Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
+  fc.assert(fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 4 }), (frames, cut, every) => {
+    const wire = Buffer.concat(frames)
+    const reader = new FrameReader(1 << 20)
+    const got: Buffer[] = []
+    // The session's pattern: a chunk is pushed only while reading; while stopped it is held.
+    let stopped = false
+    const onFrame = (f: Frame): boolean => {
+      got.push(Buffer.from(f.bytes))
+      stopped = got.length % every === 0
+      return !stopped
+    }
+    for (let at = 0; at < wire.length; at += cut) {
+      const chunk = wire.subarray(at, at + cut)
+      if (stopped) {
+        const before = got.length
+        reader.hold(chunk)
+        assert.equal(got.length, before, 'a held chunk is not read')
+      } else {
+        reader.push(chunk, onFrame)
+      }
+      if (stopped && at % 2 === 0) { stopped = false; reader.push(undefined, onFrame) } // reads on, sometimes
+    }
+    for (let guard = 0; reader.buffered > 0 && guard < 100; guard++) { stopped = false; reader.push(undefined, onFrame) }
+    assert.deepEqual(got, frames)
+    assert.equal(reader.buffered, 0)
+  }))
+})
+
 test('FrameReader: a large frame dribbled one byte at a time is joined once, not once per byte', () => {
   const wire = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(200_000), qos: 0, retain: false, dup: false }, { protocolVersion: 4 })
   const reader = new FrameReader(1 << 20)

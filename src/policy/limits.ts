@@ -7,7 +7,7 @@ import type { TenantRuntime } from '../tenancy/tenants.js'
 import type { Session } from '../session/session.js'
 import { Pause } from '../session/pause.js'
 import { connectionsChanged, countRefusal, newCounters, type LimitName, type TenantCounters } from './counters.js'
-import { memoryRateLimiter, type RateLimiter } from './rate.js'
+import { memoryRateLimiter, type RateLimiter, type RateWait } from './rate.js'
 import type { SessionPolicy, SessionStats } from './session-policy.js'
 
 /** A tenant's live state: shared by its sessions, kept across reloads (limiters rebuilt as needed). */
@@ -19,6 +19,17 @@ interface TenantState {
   clientPublish: RateLimiter | undefined
   bandwidth: RateLimiter | undefined
   connect: RateLimiter | undefined
+  /** PUBLISH a session forwards before it waits for the message rates' answer (Infinity: no rate) */
+  paceBatch: number
+}
+
+/**
+ * Message rates are charged every 1/50 s worth of messages (at most 100), so a flooding client is
+ * held in small steps rather than forwarding a whole socket read (hundreds of messages) at once.
+ */
+function paceBatch (limits: Limits): number {
+  const rate = Math.min(limits.publishRate ?? Infinity, limits.clientPublishRate ?? Infinity)
+  return rate === Infinity ? Infinity : Math.max(1, Math.min(100, Math.floor(rate / 50)))
 }
 
 function limiter (rate: number | undefined): RateLimiter | undefined {
@@ -31,6 +42,7 @@ function applyLimits (state: TenantState, limits: Limits): void {
   if (old.clientPublishRate !== limits.clientPublishRate || state.clientPublish === undefined) state.clientPublish = limiter(limits.clientPublishRate)
   if (old.bandwidth !== limits.bandwidth || state.bandwidth === undefined) state.bandwidth = limiter(limits.bandwidth)
   if (old.connectRate !== limits.connectRate || state.connect === undefined) state.connect = limiter(limits.connectRate)
+  state.paceBatch = paceBatch(limits)
   state.limits = limits
 }
 
@@ -44,7 +56,7 @@ export class TenantLimits {
   private state (tenant: TenantRuntime): TenantState {
     let s = this.tenants.get(tenant.id)
     if (s === undefined) {
-      s = { counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, clientPublish: undefined, bandwidth: undefined, connect: undefined }
+      s = { counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, clientPublish: undefined, bandwidth: undefined, connect: undefined, paceBatch: Infinity }
       applyLimits(s, tenant.limits)
       this.tenants.set(tenant.id, s)
     } else if (s.limits !== tenant.limits) {
@@ -77,7 +89,7 @@ export class TenantLimits {
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
     const max = tenant.limits.maxConnections
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
-    if (s.connect !== undefined && await s.connect.take(tenant.id, 1) > 0) return ['connectionRateExceeded', 'connectRate']
+    if (s.connect !== undefined && (await s.connect.take(tenant.id, 1)).exceeded) return ['connectionRateExceeded', 'connectRate']
     // The slot may have gone while the rate limiter answered.
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
@@ -118,13 +130,19 @@ class SessionLimits implements SessionPolicy {
   /** mounted filters the broker granted this client */
   filters: Set<string> | undefined
   readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  /** PUBLISH accepted since the last chunk, for the counters */
   private publishes = 0
-  private throttled: NodeJS.Timeout | undefined
+  /** PUBLISH not yet charged to the message rates */
+  private unpaced = 0
+  private held: NodeJS.Timeout | undefined
+  /** until when (ms) the client is held by a rate; 0 when it is not */
+  private heldUntil = 0
 
   constructor (readonly tenant: TenantState, private readonly key: string) {}
 
-  countPublish (): void {
+  countPublish (session: Session): void {
     this.publishes++
+    if (++this.unpaced >= this.tenant.paceBatch) this.chargePublishes(session, true)
   }
 
   countDelivery (bytes: number): void {
@@ -158,28 +176,73 @@ class SessionLimits implements SessionPolicy {
     t.counters.bytesIn += bytes
     this.stats.messagesIn += publishes
     this.stats.bytesIn += bytes
-    if (t.publish === undefined && t.clientPublish === undefined && t.bandwidth === undefined) return
-    const waits: Array<Promise<number>> = []
+    if (this.unpaced > 0) this.chargePublishes(session, false)
+    if (t.bandwidth !== undefined && bytes > 0) {
+      t.bandwidth.take('tenant', bytes).then((wait) => { if (wait.exceeded) this.throttle(session, wait.ms, 'bandwidth') }, () => {})
+    }
+  }
+
+  /**
+   * Charges the PUBLISH forwarded since the last charge to the tenant's and the client's message rates.
+   * A full batch stops reading the client until the rates answer, and holds it as long as
+   * they say: a limit hit until the window reopens, or else a short pause that spreads the window's
+   * remaining messages evenly. The tail of a read is charged without stopping, so a client within its
+   * rate never waits for the limiter.
+   */
+  private chargePublishes (session: Session, fullBatch: boolean): void {
+    const t = this.tenant
+    const n = this.unpaced
+    this.unpaced = 0
+    const takes: Array<Promise<RateWait>> = []
     const limits: LimitName[] = []
-    if (publishes > 0 && t.publish !== undefined) { waits.push(t.publish.take('tenant', publishes)); limits.push('publishRate') }
-    if (publishes > 0 && t.clientPublish !== undefined) { waits.push(t.clientPublish.take(this.key, publishes)); limits.push('clientPublishRate') }
-    if (t.bandwidth !== undefined) { waits.push(t.bandwidth.take('tenant', bytes)); limits.push('bandwidth') }
-    if (waits.length === 0) return
-    Promise.all(waits).then((ms) => {
-      const longest = Math.max(...ms)
-      this.throttle(session, longest, limits[ms.indexOf(longest)] ?? 'publishRate')
-    }, () => {})
+    if (t.publish !== undefined) { takes.push(t.publish.take('tenant', n)); limits.push('publishRate') }
+    if (t.clientPublish !== undefined) { takes.push(t.clientPublish.take(this.key, n)); limits.push('clientPublishRate') }
+    if (takes.length === 0) return
+    // Under `rateAction: disconnect` only passing the rate matters: a burst within it is not held.
+    const pace = fullBatch && t.limits.rateAction !== 'disconnect'
+    if (pace) session.pauseClient(Pause.throttle)
+    Promise.all(takes).then((waits) => {
+      let longest = 0
+      for (let i = 1; i < waits.length; i++) {
+        const [w, l] = [waits[i] as RateWait, waits[longest] as RateWait]
+        if ((w.exceeded && !l.exceeded) || (w.exceeded === l.exceeded && w.ms > l.ms)) longest = i
+      }
+      const wait = waits[longest] as RateWait
+      const limit = limits[longest] ?? 'publishRate'
+      if (wait.exceeded) return this.throttle(session, wait.ms, limit)
+      if (!pace) return
+      // Held at the rate: a limit hit once the window is half used, not for a burst into a quiet one.
+      if (wait.busy && wait.ms > 0 && session.state !== 'closed') countRefusal(t.counters, 'messageRateTooHigh', limit)
+      this.holdFor(session, wait.ms)
+    }, () => {
+      if (pace) this.holdFor(session, 0) // a limiter that fails lets traffic through rather than stall it
+    })
   }
 
   private throttle (session: Session, ms: number, limit: LimitName): void {
-    if (ms <= 0 || session.state === 'closed') return
+    if (session.state === 'closed') return
     countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
     if (this.tenant.limits.rateAction === 'disconnect') return session.close('messageRateTooHigh', 'rate limit reached')
     // Stop reading the client until the window reopens: the socket's buffers and TCP hold the rest.
+    this.holdFor(session, ms)
+  }
+
+  /** Holds the client's reads for `ms` (0: lets it go on unless an earlier hold lasts longer). */
+  private holdFor (session: Session, ms: number): void {
+    const now = Date.now()
+    if (ms <= 0) {
+      if (this.heldUntil <= now) session.resumeClient(Pause.throttle)
+      return
+    }
+    if (now + ms <= this.heldUntil) return
+    this.heldUntil = now + ms
     session.pauseClient(Pause.throttle)
-    clearTimeout(this.throttled)
-    this.throttled = setTimeout(() => session.resumeClient(Pause.throttle), ms)
-    this.throttled.unref()
+    clearTimeout(this.held)
+    this.held = setTimeout(() => {
+      this.heldUntil = 0
+      session.resumeClient(Pause.throttle)
+    }, ms)
+    this.held.unref()
   }
 
   subscriptionRoom (_session: Session, filters: readonly string[]): number {

@@ -16,14 +16,14 @@ export interface SessionPolicy {
   readonly stats: SessionStats
   /** the mounted filters the client holds */
   readonly filters: ReadonlySet<string> | undefined
-  /** one PUBLISH accepted from the client (hot path: a counter increment) */
-  countPublish (): void
+  /** one PUBLISH accepted from the client (hot path: a counter increment); may pause reads at a rate */
+  countPublish (session: Session): void
   /** one PUBLISH of `bytes` delivered to the client (hot path) */
   countDelivery (bytes: number): void
   /** a packet refused or a limit hit, for the tenant's counters */
   countRefusal (reason: ReasonName): void
   countIsolationFault (): void
-  /** after each chunk read from the client: rate and bandwidth accounting; may pause reads or disconnect */
+  /** after each run of reads from the client (bytes: 0 for held frames): counters, rates, bandwidth; may pause reads or disconnect */
   afterClientChunk (session: Session, bytes: number): void
   /** how many NEW filters (not yet subscribed by this client) may be added now */
   subscriptionRoom (session: Session, filters: readonly string[]): number

@@ -45,7 +45,7 @@ function onPublish (session: Session, frame: Frame): void {
     buf[view.topicOffset] === 0x24,
     acl.open ? undefined : buf.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength))
   if (refusal !== undefined) return refusePublish(session, view, refusal)
-  session.policy?.countPublish()
+  session.policy?.countPublish(session)
   session.toUpstream(mountPublish(frame, view, tenant.ns.topicPrefixBytes))
 }
 
@@ -78,7 +78,7 @@ function onPublishWithProperties (session: Session, frame: Frame): void {
   let refusal = vetPublish(session, packet.qos, packet.retain, byteLength, topic.split('/').length, topic.startsWith('$'), acl.open ? undefined : topic)
   if (refusal === undefined && responseTopic?.startsWith('$') === true) refusal = 'notAuthorized'
   if (refusal !== undefined) return refusePublish(session, view, refusal)
-  session.policy?.countPublish()
+  session.policy?.countPublish(session)
   const upstream: PublishPacket = { ...packet, topic: mountTopic(tenant.ns, topic) }
   if (props !== undefined && responseTopic !== undefined) upstream.properties = { ...props, responseTopic: mountTopic(tenant.ns, responseTopic) }
   session.sendToUpstream(upstream)

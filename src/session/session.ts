@@ -50,9 +50,6 @@ export interface ConnectionMeta {
 
 /** CONNECT (with its will) may not exceed this before a tenant's own limit is known. */
 const PRE_CONNECT_MAX_BYTES = 1024 * 1024
-/** Pipelined bytes held while the upstream connects; past this the client's reads pause. */
-const QUEUE_PAUSE_BYTES = 64 * 1024
-
 
 type State = 'awaitConnect' | 'connecting' | 'connected' | 'closed'
 
@@ -85,9 +82,9 @@ export class Session {
 
   private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
   private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
-  private queue: Frame[] = []
-  private queuedBytes = 0
   private pauses = 0
+  /** true while frames are being read, so a resume from within does not read them twice */
+  private reading = false
   private timer: NodeJS.Timeout | undefined
   private connackWaiter: ((p: ConnackPacket | Error) => void) | undefined
   private admitted = false
@@ -111,13 +108,27 @@ export class Session {
   }
 
   get v5 (): boolean { return this.version === 5 }
+  /** a getter, so TypeScript does not keep a narrowing of `state` across calls that may close */
+  get ended (): boolean { return this.state === 'closed' }
   /** The version spoken to the broker: MQTT 3.1 clients are carried as 3.1.1 (SPEC §5). */
   get upstreamVersion (): ProtocolVersion { return this.version === 5 ? 5 : 4 }
 
   // ---- client → gateway ----------------------------------------------------------------------
 
   private readonly onClientData = (chunk: Buffer): void => {
+    // A chunk can still come after a pause (already read by the stream): held, in order, with the rest.
+    if (this.pauses !== 0 || this.reading) this.clientReader.hold(chunk)
+    else this.readFrames(chunk)
+    this.policy?.afterClientChunk(this, chunk.length)
+  }
+
+  /**
+   * Reads whole frames (from `chunk`, or the held ones) until the session pauses: frames after a pause
+   * stay in the reader, so a throttled, back-pressured or still-connecting client is not read ahead.
+   */
+  private readFrames (chunk: Buffer | undefined): void {
     const up = this.upstream
+    this.reading = true
     up?.cork()
     try {
       this.clientReader.push(chunk, this.onClientFrame)
@@ -126,27 +137,17 @@ export class Session {
       else this.close('malformedPacket', err instanceof Error ? err.message : String(err))
     } finally {
       up?.uncork()
+      this.reading = false
     }
-    this.policy?.afterClientChunk(this, chunk.length)
   }
 
-  private readonly onClientFrame = (frame: Frame): void => {
+  /** One frame from the client; false once the session paused or ended, so the reader holds the rest. */
+  private readonly onClientFrame = (frame: Frame): boolean => {
     this.framesIn++
-    switch (this.state) {
-      case 'connected':
-        onClientFrame(this, frame)
-        return
-      case 'awaitConnect':
-        this.startConnect(frame)
-        return
-      case 'connecting':
-        // Pipelined after CONNECT: held, in order, until the broker's CONNACK (SPEC §8).
-        this.queue.push(frame)
-        this.queuedBytes += frame.bytes.length
-        if (this.queuedBytes > QUEUE_PAUSE_BYTES) this.pauseClient(Pause.queueFull)
-        return
-      case 'closed':
-    }
+    if (this.state === 'connected') onClientFrame(this, frame)
+    // Pipelined after CONNECT: the pause that connecting sets holds the rest, in order, until CONNACK (SPEC §8).
+    else if (this.state === 'awaitConnect') this.startConnect(frame)
+    return this.pauses === 0 && this.state !== 'closed'
   }
 
   private startConnect (frame: Frame): void {
@@ -158,17 +159,7 @@ export class Session {
       if (!ok || this.state !== 'connecting') return
       this.state = 'connected'
       this.clientReader.maxBytes = this.tenant?.limits.maxPacketSize ?? MQTT_MAX_REMAINING
-      const queued = this.queue
-      this.queue = []
-      this.queuedBytes = 0
-      const up = this.upstream
-      up?.cork()
-      for (const f of queued) {
-        if (this.state !== 'connected') break
-        onClientFrame(this, f)
-      }
-      up?.uncork()
-      this.resumeClient(Pause.connecting | Pause.queueFull)
+      this.resumeClient(Pause.connecting)
     }, (err: unknown) => {
       this.log.error({ err }, 'connect failed unexpectedly')
       this.close('unspecified', 'internal error')
@@ -298,10 +289,17 @@ export class Session {
     this.pauses |= why
   }
 
+  /** Lifts one reason for not reading the client; the last one lifted reads the held frames first. */
   resumeClient (why: number): void {
     if ((this.pauses & why) === 0) return
     this.pauses &= ~why
-    if (this.pauses === 0 && this.state !== 'closed') this.client.resume()
+    if (this.pauses !== 0 || this.state === 'closed' || this.reading) return
+    if (this.clientReader.buffered > 0) {
+      this.readFrames(undefined)
+      this.policy?.afterClientChunk(this, 0)
+    }
+    // Reading the held frames may have paused or ended the session again.
+    if (this.pauses === 0 && !this.ended) this.client.resume()
   }
 
   /** A reload's new snapshot of this session's tenant: its limits and ACL apply from the next packet. */
