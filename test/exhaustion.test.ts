@@ -101,6 +101,47 @@ ${TENANTS}`)
   }
 })
 
+test('keep alive: the broker is asked for twice the client\'s, so the gateway cuts first (0x8D); a shorter Server Keep Alive reaches the client, a longer one does not', async () => {
+  // A broker played by a socket, so what the gateway asks for and what the broker answers can be seen.
+  let answer: mqttPacket.IConnackPacket['properties'] = {}
+  const asked: number[] = []
+  const fake = net.createServer((s) => {
+    s.on('error', () => {})
+    const parser = mqttPacket.parser({ protocolVersion: 5 })
+    parser.on('packet', (p: mqttPacket.Packet) => {
+      if (p.cmd !== 'connect') return
+      asked.push(p.keepalive ?? -1)
+      s.write(mqttPacket.generate({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: answer }, { protocolVersion: 5 }))
+    })
+    s.on('data', (d: Buffer) => parser.parse(d))
+  })
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve))
+  const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: "mqtt://127.0.0.1:${(fake.address() as net.AddressInfo).port}" }
+${TENANTS}`)
+  const connackOf = async (keepalive: number): Promise<mqttPacket.IConnackPacket> => {
+    const raw = await rawConnect(gw.port(), 5)
+    raw.send(connectPacket({ protocolVersion: 5, username: 'u@acme', password: Buffer.from('p'), keepalive }))
+    const connack = await raw.next()
+    raw.end()
+    assert.equal(connack.cmd, 'connack')
+    return connack as mqttPacket.IConnackPacket
+  }
+  try {
+    assert.equal((await connackOf(10)).properties?.serverKeepAlive, undefined)
+    answer = { serverKeepAlive: 4 }
+    assert.equal((await connackOf(10)).properties?.serverKeepAlive, 4)
+    answer = { serverKeepAlive: 15 }
+    assert.equal((await connackOf(10)).properties?.serverKeepAlive, undefined, 'the client keeps its own 10 s')
+    answer = { serverKeepAlive: 30 }
+    assert.equal((await connackOf(0)).properties?.serverKeepAlive, 30, 'no keep alive asked: the broker\'s applies')
+    assert.deepEqual(asked, [20, 20, 20, 0])
+  } finally {
+    await gw.close()
+    await new Promise((resolve) => fake.close(resolve))
+  }
+})
+
 test('slowloris after CONNECT: a PUBLISH dribbled slower than the keep alive allows is cut (1.5 × keep alive)', async () => {
   const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
 upstream: { url: ${broker.url} }

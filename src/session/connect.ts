@@ -122,7 +122,7 @@ async function dialUpstream (session: Session, packet: ConnectPacket): Promise<b
     protocolVersion: session.upstreamVersion === 5 ? 5 : 4,
     clientId: mountedId,
     clean: packet.clean ?? true,
-    keepalive: packet.keepalive ?? 0,
+    keepalive: upstreamKeepalive(packet.keepalive ?? 0),
     ...upstreamCredentials(target, { tenant: tenant.id, username: session.user, clientId: session.clientId }),
   }
   if (packet.will !== undefined) {
@@ -145,6 +145,14 @@ async function dialUpstream (session: Session, packet: ConnectPacket): Promise<b
     return session.refuseConnect('serverUnavailable', connack.message)
   }
   return relayConnack(session, connack, packet.properties?.sessionExpiryInterval, packet.keepalive ?? 0)
+}
+
+/**
+ * The gateway enforces the client's keep alive itself (0x8D, see Session.checkKeepAlive); the broker is
+ * given twice as long, so it never cuts first and the device hears "keep alive timeout", not "broker lost".
+ */
+function upstreamKeepalive (keepalive: number): number {
+  return Math.min(keepalive * 2, 65_535)
 }
 
 function upstreamConnectProperties (session: Session, packet: ConnectPacket): NonNullable<ConnectPacket['properties']> {
@@ -175,13 +183,17 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     session.close(null, 'broker refused the connection')
     return false
   }
+  // The keep alive the client must honour [MQTT-3.2.2-21]: its own, unless the broker's Server Keep Alive
+  // is shorter (the broker was asked for twice the client's, so a longer one is no reason to change it).
+  const serverKeepAlive = upstream.properties?.serverKeepAlive
+  const keepalive = serverKeepAlive !== undefined && (requestedKeepalive === 0 || serverKeepAlive < requestedKeepalive) ? serverKeepAlive : requestedKeepalive
   const connack: ConnackPacket = { cmd: 'connack', sessionPresent: upstream.sessionPresent }
   if (session.version !== 5) connack.returnCode = 0
   else {
     connack.reasonCode = 0
     const {
       serverReference: _ref, assignedClientIdentifier: _assigned, responseInformation, topicAliasMaximum: _alias,
-      maximumPacketSize, maximumQoS, retainAvailable, sessionExpiryInterval, ...props
+      maximumPacketSize, maximumQoS, retainAvailable, sessionExpiryInterval, serverKeepAlive: _keepalive, ...props
     } = upstream.properties ?? {}
     const prefix = Buffer.byteLength(ns?.topicPrefix ?? '')
     const out: NonNullable<ConnackPacket['properties']> = { ...props, topicAliasMaximum: TOPIC_ALIAS_MAXIMUM }
@@ -202,11 +214,11 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     else if (limits?.maxSessionExpiry !== undefined && requestedExpiry !== undefined && requestedExpiry > limits.maxSessionExpiry) {
       out.sessionExpiryInterval = limits.maxSessionExpiry
     }
+    if (keepalive !== requestedKeepalive) out.serverKeepAlive = keepalive
     connack.properties = out
     session.aliases = new TopicAliases()
   }
-  // The keep alive the client must honour: its own, or the broker's Server Keep Alive (v5) [MQTT-3.2.2-21].
-  session.keepalive = upstream.properties?.serverKeepAlive ?? requestedKeepalive
+  session.keepalive = keepalive
   session.sendToClient(connack)
   session.log.info({ user: session.user, protocol: session.version }, 'connected')
   return true
