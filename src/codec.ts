@@ -177,9 +177,17 @@ class PacketDecoder {
 }
 
 const decoders = new Map<ProtocolVersion, PacketDecoder>()
+/** CONNECT has its own: parsing one sets the parser's version to the packet's, which must not leak into a connection's decoder. */
+const connectDecoder = new PacketDecoder(4)
 
 /** Decodes one complete frame of a connection speaking `protocolVersion`; throws FrameError when malformed. */
 export function decodePacket (frame: Frame, protocolVersion: ProtocolVersion): Packet {
+  // The broker's CONNACK to every 3.1.1 connection is four bytes: read here, not by a parser [MQTT-3.2].
+  if (frame.type === PacketType.CONNACK && protocolVersion !== 5 && frame.bytes.length === 4 && frame.flags === 0) {
+    const flags = frame.bytes[2] as number
+    if (flags > 1) throw new FrameError('Invalid connack flags, bits 7-1 must be set to 0')
+    return { cmd: 'connack', sessionPresent: flags === 1, returnCode: frame.bytes[3] as number }
+  }
   let decoder = decoders.get(protocolVersion)
   if (decoder === undefined) decoders.set(protocolVersion, decoder = new PacketDecoder(protocolVersion))
   return decoder.decode(frame)
@@ -187,14 +195,7 @@ export function decodePacket (frame: Frame, protocolVersion: ProtocolVersion): P
 
 /** Decodes a CONNECT frame; the version comes from the packet itself. */
 export function decodeConnect (frame: Frame): Packet {
-  const parser = mqttPacket.parser()
-  let packet: Packet | null = null
-  let error: Error | null = null
-  parser.on('packet', (p: Packet) => { packet = p })
-  parser.on('error', (e: Error) => { error = e })
-  parser.parse(frame.bytes)
-  if (error !== null || packet === null) throw new FrameError((error as Error | null)?.message ?? 'incomplete CONNECT')
-  return packet
+  return connectDecoder.decode(frame)
 }
 
 /** Encodes a packet for a peer speaking `protocolVersion` (mqtt-packet falls back to v4 without it). */

@@ -133,12 +133,11 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   // Every client socket, admitted or not, so shutdown can reach the ones still authenticating too.
   const sockets = new Set<net.Socket>()
+  function forget (this: net.Socket): void { sockets.delete(this) }
   const accept = (socket: net.Socket, meta: ConnectionMeta): void => {
-    // A socket error before the session attaches its handlers must not reach the process.
-    socket.on('error', () => {})
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-    new Session(host, socket, meta)
+    socket.on('close', forget)
+    new Session(host, socket, meta) // attaches the socket's error handler at once
   }
 
   try {

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import mqttPacket from 'mqtt-packet'
-import { FrameReader, type Frame } from '../src/codec.js'
+import { FrameReader, decodePacket, type Frame } from '../src/codec.js'
 import { readPublish, mountPublish, unmountPublish, topicBytesProblem } from '../src/session/publish.js'
 
 function frameOf (bytes: Buffer): Frame {
@@ -172,3 +172,20 @@ function encodeLength (n: number): Buffer {
   } while (n > 0)
   return Buffer.from(out)
 }
+
+test('decodePacket: a 3.1.1 CONNACK read by hand says what mqtt-packet says, and bad flags are refused alike', () => {
+  fc.assert(fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (flags, code) => {
+    const bytes = Buffer.from([0x20, 0x02, flags, code])
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    let reference: mqttPacket.Packet | Error | undefined
+    parser.on('packet', (p: mqttPacket.Packet) => { reference = p })
+    parser.on('error', (e: Error) => { reference = e })
+    parser.parse(bytes)
+    let ours: mqttPacket.Packet | Error
+    try { ours = decodePacket(frameOf(bytes), 4) } catch (err) { ours = err as Error }
+    if (reference instanceof Error) return assert.ok(ours instanceof Error, `flags ${flags} refused`)
+    assert.ok(!(ours instanceof Error) && reference?.cmd === 'connack' && ours.cmd === 'connack')
+    assert.equal(ours.sessionPresent, reference.sessionPresent)
+    assert.equal(ours.returnCode, reference.returnCode)
+  }))
+})

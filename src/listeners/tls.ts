@@ -12,8 +12,6 @@ export function startTlsListener (listener: ListenerConfig, accept: AcceptConnec
     key: readFileSync(files.key),
     ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
     noDelay: true,
-    keepAlive: true,
-    keepAliveInitialDelay: 60_000,
     // A client that never finishes the handshake is cut like one that never sends CONNECT.
     handshakeTimeout: listener.connectTimeout,
   }, (socket) => {

@@ -22,7 +22,7 @@ export async function connect (session: Session, frame: Frame): Promise<boolean>
   if (packet.cmd !== 'connect') return refuseFirstPacket(session)
   session.version = packet.protocolVersion ?? 4
 
-  return await checkProtocol(session, packet) &&
+  return checkProtocol(session, packet) &&
     await authenticate(session, packet) &&
     await admit(session) &&
     assignClientId(session, packet) &&
@@ -35,7 +35,7 @@ function refuseFirstPacket (session: Session): false {
   return false
 }
 
-async function checkProtocol (session: Session, packet: ConnectPacket): Promise<boolean> {
+function checkProtocol (session: Session, packet: ConnectPacket): boolean {
   if (session.version === 5) {
     if (packet.properties?.authenticationMethod !== undefined) {
       return session.refuseConnect('badAuthenticationMethod', 'enhanced authentication is not supported')
@@ -219,10 +219,18 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     session.aliases = new TopicAliases()
   }
   session.keepalive = keepalive
-  session.sendToClient(connack)
+  // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a minute idle.
+  if (keepalive === 0) session.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
+  if (session.version === 5) session.sendToClient(connack)
+  else session.toClient(connack.sessionPresent ? CONNACK_V4_ACCEPTED_SESSION_PRESENT : CONNACK_V4_ACCEPTED)
   session.log.info({ user: session.user, protocol: session.version }, 'connected')
   return true
 }
+
+const TCP_KEEPALIVE_IDLE_MS = 60_000
+/** The two CONNACKs of every MQTT 3.1/3.1.1 connection that succeeds, encoded once [MQTT-3.2]. */
+const CONNACK_V4_ACCEPTED = encode({ cmd: 'connack', sessionPresent: false, returnCode: 0 }, 4)
+const CONNACK_V4_ACCEPTED_SESSION_PRESENT = encode({ cmd: 'connack', sessionPresent: true, returnCode: 0 }, 4)
 
 function minDefined (a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b

@@ -98,7 +98,6 @@ export class Session {
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
       ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
     }))
-    client.setNoDelay(true)
     client.on('data', this.onClientData)
     client.on('error', this.onClientGone)
     client.on('close', this.onClientGone)
