@@ -1,8 +1,8 @@
 // Authentication against the resolved tenant's users (SPEC §4). Every failure — unknown tenant, unknown
 // user, wrong password, no tenant, anonymous not allowed — answers the same reason in similar time, so
-// tenants and users cannot be enumerated; failures are throttled per source IP; verified credentials
-// are cached under a keyed hash so a reconnect storm is not bound by scrypt's cost.
-import { createHmac, randomBytes } from 'node:crypto'
+// tenants and users cannot be enumerated; failures are throttled per source IP; a verified password is
+// remembered per user as a keyed hash, so a reconnect storm is not bound by scrypt's cost.
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { GatewayConfig } from '../config/schema.js'
 import { resolveTenant } from './resolve.js'
@@ -46,12 +46,20 @@ export function memoryThrottle (perMinute: number, cooldownMs: number): FailureT
 
 const BAD: AuthResult = { ok: false, reason: 'badCredentials' }
 
+/** A user's password as last verified: the stored hash it matched and a keyed digest of it. */
+interface Verified {
+  readonly stored: string
+  readonly digest: Buffer
+  readonly until: number
+}
+
 export class Authenticator {
   private config: GatewayConfig
   private throttle: FailureThrottle
   private readonly cacheKey = randomBytes(32)
-  private readonly verified = new Map<string, number>()
-  /** verifications under way, by cache key: a reconnect storm of one device fleet costs one hash */
+  /** by tenant and user; one entry per user however many devices share it, never a plain password */
+  private readonly verified = new Map<string, Verified>()
+  /** verifications under way, by user and digest: a reconnect storm of one device fleet costs one hash */
   private readonly verifying = new Map<string, Promise<boolean>>()
 
   constructor (config: GatewayConfig, throttle?: FailureThrottle) {
@@ -95,20 +103,23 @@ export class Authenticator {
 
   private async verify (tenant: string, user: string, stored: string, password: Buffer): Promise<boolean> {
     const { cacheSize, cacheTtl } = this.config.auth
-    // The stored hash is part of the key, so a changed password invalidates the entry by itself.
-    const key = createHmac('sha256', this.cacheKey).update(`${tenant}\0${user}\0${stored}\0`).update(password).digest('base64')
-    const until = this.verified.get(key)
-    if (until !== undefined && until > Date.now()) return true
-    let pending = this.verifying.get(key)
+    const key = `${tenant}\0${user}`
+    // A secret-prefixed SHA-256: one call, and the digest never leaves the process.
+    const digest = hash('sha256', Buffer.concat([this.cacheKey, password]), 'buffer')
+    const known = this.verified.get(key)
+    // The stored hash is compared too, so a changed password invalidates the entry by itself.
+    if (known !== undefined && known.stored === stored && known.until > Date.now() && timingSafeEqual(known.digest, digest)) return true
+    const pendingKey = `${key}\0${digest.toString('base64')}`
+    let pending = this.verifying.get(pendingKey)
     if (pending === undefined) {
-      pending = costlyVerify(stored, password).finally(() => this.verifying.delete(key))
-      this.verifying.set(key, pending)
+      pending = costlyVerify(stored, password).finally(() => this.verifying.delete(pendingKey))
+      this.verifying.set(pendingKey, pending)
     }
     if (!(await pending)) return false
     if (cacheSize > 0) {
       this.verified.delete(key)
       if (this.verified.size >= cacheSize) this.verified.delete(this.verified.keys().next().value as string)
-      this.verified.set(key, Date.now() + cacheTtl)
+      this.verified.set(key, { stored, digest, until: Date.now() + cacheTtl })
     }
     return true
   }
