@@ -187,10 +187,13 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
   // is shorter (the broker was asked for twice the client's, so a longer one is no reason to change it).
   const serverKeepAlive = upstream.properties?.serverKeepAlive
   const keepalive = serverKeepAlive !== undefined && (requestedKeepalive === 0 || serverKeepAlive < requestedKeepalive) ? serverKeepAlive : requestedKeepalive
-  const connack: ConnackPacket = { cmd: 'connack', sessionPresent: upstream.sessionPresent }
-  if (session.version !== 5) connack.returnCode = 0
-  else {
-    connack.reasonCode = 0
+  session.keepalive = keepalive
+  // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a minute idle.
+  if (keepalive === 0) session.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
+  if (session.version !== 5) {
+    session.toClient(upstream.sessionPresent ? CONNACK_V4_ACCEPTED_SESSION_PRESENT : CONNACK_V4_ACCEPTED)
+  } else {
+    const connack: ConnackPacket = { cmd: 'connack', sessionPresent: upstream.sessionPresent, reasonCode: 0 }
     const {
       serverReference: _ref, assignedClientIdentifier: _assigned, responseInformation, topicAliasMaximum: _alias,
       maximumPacketSize, maximumQoS, retainAvailable, sessionExpiryInterval, serverKeepAlive: _keepalive, ...props
@@ -217,12 +220,8 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
     if (keepalive !== requestedKeepalive) out.serverKeepAlive = keepalive
     connack.properties = out
     session.aliases = new TopicAliases()
+    session.sendToClient(connack)
   }
-  session.keepalive = keepalive
-  // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a minute idle.
-  if (keepalive === 0) session.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
-  if (session.version === 5) session.sendToClient(connack)
-  else session.toClient(connack.sessionPresent ? CONNACK_V4_ACCEPTED_SESSION_PRESENT : CONNACK_V4_ACCEPTED)
   session.log.info({ user: session.user, protocol: session.version }, 'connected')
   return true
 }
