@@ -3,19 +3,12 @@
 // directly, haproxy, two reference proxies in Node.js (bench/node-proxy.ts) and the gateway, with the
 // CPU each proxy process spends per connection (user and system time, from /proc).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { startPeers, type Endpoint } from './peers.js'
+import { startPeers, cpuTimes, type Endpoint } from './peers.js'
 import { connectionRate } from './scenarios.js'
 import { hashPassword } from '../src/tenancy/passwords.js'
 import { freePort, waitForPort } from '../test/helpers/net.js'
 
 const SECONDS = 4
-
-/** user and system CPU seconds of a process */
-function cpu (pid: number): { user: number; sys: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }
-}
 
 async function main (): Promise<void> {
   const peers = await startPeers({ noisyPublishRate: 2000, hashedPassword: await hashPassword('p') })
@@ -37,12 +30,12 @@ async function main (): Promise<void> {
     for (const ep of all) {
       process.stderr.write(`== ${ep.label}\n`)
       const proxied = ep.pid !== direct.pid
-      const before = proxied ? cpu(ep.pid) : undefined
+      const before = proxied ? cpuTimes(ep.pid) : undefined
       const started = Date.now()
       const rate = await connectionRate(ep, SECONDS)
       const count = rate * (Date.now() - started) / 1000
       if (before === undefined) { rows.push({ label: ep.label, rate }); continue }
-      const after = cpu(ep.pid)
+      const after = cpuTimes(ep.pid)
       rows.push({ label: ep.label, rate, user: (after.user - before.user) * 1e6 / count, sys: (after.sys - before.sys) * 1e6 / count })
     }
     const l4 = rows.find((r) => r.label === labels.l4)?.rate

@@ -129,10 +129,16 @@ export function rssBytes (pid: number): number {
   } catch { return 0 }
 }
 
-/** CPU time (user + system) a process has used, in seconds; 0 when it is gone. */
-export function cpuSeconds (pid: number): number {
+/** CPU time a process has used in user and in system mode, in seconds; 0 when it is gone. */
+export function cpuTimes (pid: number): { user: number; sys: number } {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
-  } catch { return 0 }
+    return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 } // utime, stime in clock ticks (USER_HZ = 100)
+  } catch { return { user: 0, sys: 0 } }
+}
+
+/** CPU time (user + system) a process has used, in seconds; 0 when it is gone. */
+export function cpuSeconds (pid: number): number {
+  const { user, sys } = cpuTimes(pid)
+  return user + sys
 }
