@@ -48,8 +48,8 @@ export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: str
 export function openUpstream (target: UpstreamTarget): net.Socket {
   const socket = target.tls
     ? tls.connect({ host: target.host, port: target.port, servername: net.isIP(target.host) === 0 ? target.host : undefined, ...(target.ca !== undefined ? { ca: target.ca } : {}), rejectUnauthorized: target.rejectUnauthorized })
-    : net.connect({ host: target.host, port: target.port })
-  socket.setNoDelay(true)
+    : net.connect({ host: target.host, port: target.port, noDelay: true }) // set once connected, not twice
+  if (target.tls) socket.setNoDelay(true)
   return socket
 }
 
