@@ -95,8 +95,8 @@ export interface StartOptions {
 
 /** How long close() waits for clients to go before cutting them. */
 const DRAIN_MS = 2000
-/** How often sessions are checked for keep-alive expiry. */
-const KEEPALIVE_SWEEP_MS = 500
+/** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
+const TICK_MS = 500
 
 export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
@@ -128,16 +128,15 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
       sessions.delete(session)
       quotas.release(policy)
     },
+    forget (session) { live.delete(session) },
     ...(opts.onUpstreamConnect !== undefined ? { upstreamConnected: opts.onUpstreamConnect } : {}),
   }
 
-  // Every client socket, admitted or not, so shutdown can reach the ones still authenticating too.
-  const sockets = new Set<net.Socket>()
-  function forget (this: net.Socket): void { sockets.delete(this) }
+  // Every session from accept until both its sockets are gone, admitted or not: the clock ticks them,
+  // and shutdown reaches the ones still authenticating too.
+  const live = new Set<Session>()
   const accept = (socket: net.Socket, meta: ConnectionMeta): void => {
-    sockets.add(socket)
-    socket.on('close', forget)
-    new Session(host, socket, meta) // attaches the socket's error handler at once
+    live.add(new Session(host, socket, meta)) // attaches the socket's error handler at once
   }
 
   try {
@@ -150,12 +149,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     throw err
   }
 
-  // Keep alive is enforced here too, so a silent or dribbling client hears 0x8D rather than "broker lost".
-  const keepAliveSweep = setInterval(() => {
+  // The sessions' one clock: connect and CONNACK deadlines, keep alive (so a silent or dribbling client
+  // hears 0x8D rather than "broker lost"), and sockets whose peer never closed its side.
+  const clock = setInterval(() => {
     const now = Date.now()
-    for (const session of sessions) session.checkKeepAlive(now)
-  }, KEEPALIVE_SWEEP_MS)
-  keepAliveSweep.unref()
+    for (const session of live) session.tick(now)
+  }, TICK_MS)
+  clock.unref()
 
   const addresses = config.listeners.map((l, i): ListeningAddress => {
     const a = servers[i]?.address() as net.AddressInfo
@@ -214,12 +214,12 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     },
 
     async close () {
-      clearInterval(keepAliveSweep)
+      clearInterval(clock)
       const stopped = Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
       for (const session of [...sessions]) session.close('serverShuttingDown', 'gateway shutting down')
       const deadline = Date.now() + DRAIN_MS
-      while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      for (const socket of sockets) socket.destroy()
+      while (live.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      for (const session of live) session.destroy()
       await stopped
       await embedded?.close()
       log.info('gateway stopped')

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
+import { execFileSync } from 'node:child_process'
 import mqttPacket from 'mqtt-packet'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway } from './helpers/gateway.js'
@@ -164,6 +165,32 @@ ${TENANTS}`)
     }
     assert.ok(sent < wire.length, 'cut before the PUBLISH was complete')
     assert.ok(Date.now() - started < 4000)
+  } finally {
+    await gw.close()
+  }
+})
+
+/** The gateway's side of a client connection as `ss -o` shows it, with its timer: "timer:(keepalive,59sec,0)". */
+function gatewaySide (gatewayPort: number, clientPort: number): string {
+  return execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${gatewayPort} and dport = :${clientPort} )`], { encoding: 'utf8' }).trim()
+}
+
+test('dead peers: a client without a keep alive gets TCP keep-alive probes after a minute idle; a client with one is left to its keep alive', async () => {
+  const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: ${broker.url} }
+${TENANTS}`)
+  try {
+    for (const keepalive of [0, 30]) {
+      const raw = await rawConnect(gw.port())
+      raw.send(connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: `ka-${keepalive}`, keepalive }))
+      assert.equal((await raw.next()).cmd, 'connack')
+      await sleep(1200) // switched on by the gateway's clock, within a tick of CONNACK
+      const side = gatewaySide(gw.port(), raw.socket.localPort ?? 0)
+      assert.notEqual(side, '', 'the connection is listed')
+      if (keepalive === 0) assert.match(side, /timer:\(keepalive,(5\d|60)sec/)
+      else assert.doesNotMatch(side, /keepalive/)
+      raw.end()
+    }
   } finally {
     await gw.close()
   }

@@ -148,7 +148,7 @@ async function dialUpstream (session: Session, packet: ConnectPacket): Promise<b
 }
 
 /**
- * The gateway enforces the client's keep alive itself (0x8D, see Session.checkKeepAlive); the broker is
+ * The gateway enforces the client's keep alive itself (0x8D, see Session.tick); the broker is
  * given twice as long, so it never cuts first and the device hears "keep alive timeout", not "broker lost".
  */
 function upstreamKeepalive (keepalive: number): number {
@@ -188,8 +188,6 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
   const serverKeepAlive = upstream.properties?.serverKeepAlive
   const keepalive = serverKeepAlive !== undefined && (requestedKeepalive === 0 || serverKeepAlive < requestedKeepalive) ? serverKeepAlive : requestedKeepalive
   session.keepalive = keepalive
-  // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a minute idle.
-  if (keepalive === 0) session.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
   if (session.version !== 5) {
     session.toClient(upstream.sessionPresent ? CONNACK_V4_ACCEPTED_SESSION_PRESENT : CONNACK_V4_ACCEPTED)
   } else {
@@ -226,7 +224,6 @@ function relayConnack (session: Session, upstream: ConnackPacket, requestedExpir
   return true
 }
 
-const TCP_KEEPALIVE_IDLE_MS = 60_000
 /** The two CONNACKs of every MQTT 3.1/3.1.1 connection that succeeds, encoded once [MQTT-3.2]. */
 const CONNACK_V4_ACCEPTED = encode({ cmd: 'connack', sessionPresent: false, returnCode: 0 }, 4)
 const CONNACK_V4_ACCEPTED_SESSION_PRESENT = encode({ cmd: 'connack', sessionPresent: true, returnCode: 0 }, 4)

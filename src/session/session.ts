@@ -28,6 +28,8 @@ export interface SessionHost {
   admit (session: Session): Promise<SessionPolicy | ReasonName>
   /** called exactly once for every admitted session when it ends */
   release (session: Session, policy: SessionPolicy): void
+  /** called once when both of the session's sockets are gone: the session needs no more ticks */
+  forget (session: Session): void
   /** how long the broker took to answer the upstream CONNECT (seconds), for the metrics */
   upstreamConnected?: (seconds: number, ok: boolean) => void
 }
@@ -50,6 +52,10 @@ export interface ConnectionMeta {
 
 /** CONNECT (with its will) may not exceed this before a tenant's own limit is known. */
 const PRE_CONNECT_MAX_BYTES = 1024 * 1024
+/** How long a socket the gateway ended may wait for its peer's FIN before it is destroyed. */
+const LINGER_MS = 2000
+/** TCP keep-alive idle time for clients without an MQTT keep alive. */
+const TCP_KEEPALIVE_IDLE_MS = 60_000
 
 type State = 'awaitConnect' | 'connecting' | 'connected' | 'closed'
 
@@ -79,13 +85,20 @@ export class Session {
   framesIn = 0
   private sweptFrames = 0
   private quietSince = this.connectedAt
+  private tcpKeepAlive = false
+  /**
+   * The one deadline of the state the session is in, checked by `tick`: CONNECT (awaitConnect), the
+   * broker's CONNACK (connecting, once dialled), the peers' FIN (closed). Not a timer per session:
+   * three timers set and cleared on every connection cost more than the gateway's one clock.
+   */
+  private deadline: number
+  private forgotten = false
 
   private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
   private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
   private pauses = 0
   /** true while frames are being read, so a resume from within does not read them twice */
   private reading = false
-  private timer: NodeJS.Timeout | undefined
   private connackWaiter: ((p: ConnackPacket | Error) => void) | undefined
   private admitted = false
 
@@ -102,8 +115,7 @@ export class Session {
     client.on('error', this.onClientGone)
     client.on('close', this.onClientGone)
     client.on('drain', () => { this.upstream?.resume() })
-    this.timer = setTimeout(() => this.close(null, 'no CONNECT within connectTimeout'), meta.listener.connectTimeout)
-    this.timer.unref()
+    this.deadline = this.connectedAt + meta.listener.connectTimeout
   }
 
   get v5 (): boolean { return this.version === 5 }
@@ -150,8 +162,7 @@ export class Session {
   }
 
   private startConnect (frame: Frame): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
+    this.deadline = Infinity // until the broker is dialled
     this.state = 'connecting'
     this.pauseClient(Pause.connecting)
     connect(this, frame).then((ok) => {
@@ -166,20 +177,64 @@ export class Session {
   }
 
   private readonly onClientGone = (err?: Error | boolean): void => {
-    if (this.state === 'closed') return
-    if (err instanceof Error) this.log.debug({ err: err.message }, 'client socket error')
-    // No DISCONNECT came first, so the upstream is cut abruptly too: the broker publishes the will.
-    this.close(null, 'client closed the connection')
+    if (this.state !== 'closed') {
+      if (err instanceof Error) this.log.debug({ err: err.message }, 'client socket error')
+      // No DISCONNECT came first, so the upstream is cut abruptly too: the broker publishes the will.
+      this.close(null, 'client closed the connection')
+    }
+    this.forgetWhenGone()
+  }
+
+  /** Tells the host once both sockets are gone, so a session is ticked from accept to its last socket. */
+  private forgetWhenGone (): void {
+    if (this.forgotten || !this.client.destroyed || this.upstream?.destroyed === false) return
+    this.forgotten = true
+    this.host.forget(this)
   }
 
   /**
-   * Called about twice a second by the gateway: a client that sent no whole packet for 1.5 × its keep
-   * alive is cut with 0x8D [MQTT-3.1.2-22] — a half-open socket, or a sender dribbling a packet byte by
-   * byte, which the broker would only see as an upstream that went quiet. A counter on the packet path
-   * and this sweep cost less than a timer reset per packet.
+   * The session's clock, called about twice a second by the gateway for every session it has not
+   * forgotten: the deadline of the current state, and the keep alive once connected.
    */
-  checkKeepAlive (now: number): void {
-    if (this.state !== 'connected' || this.keepalive === 0) return
+  tick (now: number): void {
+    switch (this.state) {
+      case 'awaitConnect':
+        if (now >= this.deadline) this.close(null, 'no CONNECT within connectTimeout')
+        break
+      case 'connecting':
+        if (now >= this.deadline) this.connackWaiter?.(new Error('upstream CONNACK timeout'))
+        break
+      case 'connected':
+        this.checkKeepAlive(now)
+        break
+      case 'closed':
+        if (now >= this.deadline) this.destroy()
+        break
+    }
+  }
+
+  /** Both sockets cut at once: a peer that never closed its side, or the gateway's shutdown. */
+  destroy (): void {
+    this.client.destroy()
+    this.upstream?.destroy()
+  }
+
+  /**
+   * A client that sent no whole packet for 1.5 × its keep alive is cut with 0x8D [MQTT-3.1.2-22] — a
+   * half-open socket, or a sender dribbling a packet byte by byte, which the broker would only see as an
+   * upstream that went quiet. A counter on the packet path and the tick cost less than a timer reset per
+   * packet.
+   */
+  private checkKeepAlive (now: number): void {
+    if (this.keepalive === 0) {
+      // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a
+      // minute idle. Switched on at the first tick, so a connection that comes and goes does not pay it.
+      if (!this.tcpKeepAlive) {
+        this.tcpKeepAlive = true
+        this.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
+      }
+      return
+    }
     // While the gateway itself is not reading the client (throttled, back-pressure), silence is ours.
     if (this.framesIn !== this.sweptFrames || this.pauses !== 0) {
       this.sweptFrames = this.framesIn
@@ -196,8 +251,8 @@ export class Session {
     return new Promise((resolve) => {
       const up = openUpstream(target)
       this.upstream = up
-      const timer = setTimeout(() => { this.connackWaiter = undefined; resolve(new Error('upstream CONNACK timeout')) }, target.connectTimeout)
-      this.connackWaiter = (result) => { clearTimeout(timer); this.connackWaiter = undefined; resolve(result) }
+      this.deadline = Date.now() + target.connectTimeout
+      this.connackWaiter = (result) => { this.connackWaiter = undefined; resolve(result) }
       up.on('data', this.onUpstreamData)
       up.on('drain', () => { this.resumeClient(Pause.backpressure) })
       up.on('error', (err) => {
@@ -207,6 +262,7 @@ export class Session {
       up.on('close', () => {
         this.connackWaiter?.(new Error('upstream closed before CONNACK'))
         this.upstreamGone('upstream closed')
+        this.forgetWhenGone()
       })
       up.write(connectBytes)
     })
@@ -320,7 +376,7 @@ export class Session {
     if (this.state === 'closed') return
     const wasConnected = this.state === 'connected'
     this.state = 'closed'
-    clearTimeout(this.timer)
+    this.deadline = Date.now() + LINGER_MS
     this.connackWaiter?.(new Error(why))
     // Closed by the gateway for a reason the device should hear (malformed, limits, upstream lost): an
     // operator wants that in the log; ordinary leaves and shutdown (one line per client) stay at debug.
@@ -356,9 +412,7 @@ export class Session {
   }
 }
 
-/** Flush, send FIN, and make sure the socket is gone even if the peer never closes its side. */
+/** Flush and send FIN; the closed session's tick destroys the socket if the peer never closes its side. */
 function endSocket (socket: net.Socket): void {
-  if (socket.destroyed) return
-  socket.end()
-  setTimeout(() => socket.destroy(), 2000).unref()
+  if (!socket.destroyed) socket.end()
 }
