@@ -2,16 +2,20 @@
 // a tenant logs in with its key, sees its connected device and kicks it; another tenant's key shows
 // nothing of the first, even on the first's route; a tenant manages its users and ACL; a revoked key
 // falls back to the login; the operator sees every tenant, creates one, changes a plan, disables one.
-// Screenshots of each view are kept in docs/ (taken here, so they follow the UI).
+// Screenshots of each view are taken here, so they follow the UI; `UPDATE_SCREENSHOTS=1 npm test` writes
+// them to docs/ (a plain run writes them to a temporary directory and leaves the work tree alone).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { adminYaml, OPERATOR_TOKEN, startTestService, type TestService } from './helpers/service.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
 import { nextEvent } from './helpers/events.js'
 
 const CHROMIUM = '/usr/bin/chromium'
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs' : mkdtempSync(join(tmpdir(), 'ui-shots-'))
 const SKIP = `${CHROMIUM} not installed (apt-get install chromium)`
 const TENANTS = `
 plans:
@@ -55,6 +59,7 @@ before(async () => {
 })
 after(async () => {
   try { await browser?.close() } finally { await svc?.close() }
+  if (SCREENSHOTS !== 'docs') rmSync(SCREENSHOTS, { recursive: true, force: true })
 })
 
 async function newPage (): Promise<Page> {
@@ -83,7 +88,7 @@ test('login: a wrong token is refused with a message', async (t) => {
     await page.getByTestId('login').click()
     assert.match(await page.getByTestId('login-error').innerText(), /not valid/)
     assert.equal(await page.evaluate(() => sessionStorage.getItem('mtg-token')), null)
-    await page.screenshot({ path: 'docs/ui-login.png' })
+    await page.screenshot({ path: join(SCREENSHOTS, 'ui-login.png') })
   } finally {
     await page.close()
   }
@@ -107,7 +112,7 @@ test('tenant view: the device is listed live with its subscription; Kick disconn
     assert.match(await page.getByTestId('use-connections').innerText(), /1\s*\/\s*5/)
     await page.getByTestId('usage-chart').locator('canvas').waitFor()
     await page.getByTestId('usage-table').getByText('5', { exact: true }).first().waitFor()
-    await page.screenshot({ path: 'docs/ui-tenant.png', fullPage: true })
+    await page.screenshot({ path: join(SCREENSHOTS, 'ui-tenant.png'), fullPage: true })
 
     const closed = nextEvent(device.client, 'close')
     await page.getByTestId('kick-sensor-1').click()
@@ -216,7 +221,7 @@ test('operator view: every tenant; create a tenant; change a plan; disable and e
     await page.getByTestId('tenant-initech').getByText('disabled').waitFor()
     assert.equal(((await api('/api/v1/tenants/initech')).body as { disabled: boolean }).disabled, true)
     await page.mouse.move(0, 0) // no hover highlight in the picture
-    await page.screenshot({ path: 'docs/ui-operator.png', fullPage: true })
+    await page.screenshot({ path: join(SCREENSHOTS, 'ui-operator.png'), fullPage: true })
     await page.getByTestId('toggle-initech').click()
     await page.getByTestId('tenant-initech').getByText('active').waitFor()
     assert.equal(((await api('/api/v1/tenants/initech')).body as { disabled: boolean }).disabled, false)
