@@ -23,7 +23,7 @@ async function startGateway (broker: Mosquitto): Promise<GatewayProc> {
   const port = await freePort()
   const adminPort = await freePort()
   writeFileSync(join(dir, 'gateway.yaml'), `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }]
-upstream: { url: ${broker.url} }
+upstream: { url: ${broker.url}, connectTimeout: 1s }
 admin: { bind: "127.0.0.1:${adminPort}", operatorToken: ${TOKEN}, store: state.db }
 log: { level: warn }
 tenants:
@@ -62,6 +62,44 @@ async function connectDrop (g: GatewayProc, cycles: number): Promise<void> {
       c.socket.destroy()
     }
   }))
+}
+
+/** The broker frozen for `ms` while a QoS 0 publisher floods through the gateway, then thawed. */
+async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Promise<{ sent: number; grew: number; refusal: string; flowsAgain: boolean }> {
+  const pub = await connect(g.port, 'stall-flooder', 'u@acme', 'p')
+  const packet = publishPacket('stall', Buffer.alloc(16 * 1024, 1), 0)
+  const base = rssMiB(g.child.pid)
+  let peak = base
+  const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(g.child.pid)) }, 50)
+  broker.freeze()
+  let refusal = 'no answer'
+  let sent = 0
+  try {
+    const newcomer = connect(g.port, 'stall-late', 'u@globex', 'p').then((c) => { c.socket.destroy(); return 'accepted' }, (err: Error) => err.message)
+    const deadline = Date.now() + ms
+    while (Date.now() < deadline) {
+      if (!pub.socket.write(packet)) await new Promise((resolve) => { pub.socket.once('drain', resolve); setTimeout(resolve, 200) })
+      else sent += packet.length
+    }
+    refusal = await newcomer
+  } finally {
+    broker.thaw()
+    clearInterval(sampler)
+  }
+  pub.socket.destroy()
+  // Flowing again: a new subscriber gets a new publisher's message.
+  let flowsAgain = false
+  try {
+    const sub = await connect(g.port, 'stall-sub', 'u@acme', 'p')
+    await subscribe(sub, 'after-stall', 0)
+    const got = new Promise<boolean>((resolve) => { sub.onPublish = () => resolve(true); setTimeout(() => resolve(false), 5000) })
+    const pub2 = await connect(g.port, 'stall-pub', 'u@acme', 'p')
+    pub2.socket.write(publishPacket('after-stall', Buffer.from('x'), 0))
+    flowsAgain = await got
+    sub.socket.destroy()
+    pub2.socket.destroy()
+  } catch { flowsAgain = false }
+  return { sent, grew: peak - base, refusal, flowsAgain }
 }
 
 export async function runSoak (scale: number): Promise<SoakResult[]> {
@@ -122,7 +160,13 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     results.push({ name: 'broker restarted mid-traffic', ok: back && counted, detail: `all reconnected: ${back}; gateway connections = clients: ${counted}` })
     await Promise.all(clients.map((c) => c.endAsync(true)))
 
-    // 5. SIGTERM drains within its bound with many clients connected.
+    // 5. the broker stalls (SIGSTOP) while a publisher floods: the gateway stops reading the publisher
+    // rather than buffering, a newcomer is refused with 0x03 once upstream.connectTimeout passes, and
+    // after SIGCONT messages flow again.
+    const stalled = await brokerStall(g, broker, Math.max(2000, 20_000 * scale))
+    results.push({ name: 'broker stalled (SIGSTOP) under a flood', ok: stalled.grew < 64 && stalled.refusal === 'refused 3' && stalled.flowsAgain, detail: `${(stalled.sent / MiB).toFixed(0)} MiB accepted while stalled; gateway RSS +${stalled.grew.toFixed(0)} MiB (bound +64); newcomer: ${stalled.refusal}; flowing again after SIGCONT: ${stalled.flowsAgain}` })
+
+    // 6. SIGTERM drains within its bound with many clients connected.
     const held = await Promise.all(Array.from({ length: Math.max(50, Math.round(1000 * scale)) }, (_v, i) => connect(g.port, `held-${i}`, 'u@acme', 'p')))
     const t0 = Date.now()
     g.child.kill('SIGTERM')

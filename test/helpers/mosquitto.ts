@@ -13,6 +13,10 @@ export interface Mosquitto {
   stop (): Promise<void>
   /** stop and start again on the same port (broker restart mid-session) */
   restart (): Promise<void>
+  /** SIGSTOP: the broker still completes TCP handshakes (the kernel does) but reads and answers nothing */
+  freeze (): void
+  /** SIGCONT after freeze */
+  thaw (): void
 }
 
 export async function startMosquitto (extraConf = ''): Promise<Mosquitto> {
@@ -46,5 +50,12 @@ export async function startMosquitto (extraConf = ''): Promise<Mosquitto> {
     await gone
   }
   await start()
-  return { port, url: `mqtt://127.0.0.1:${port}`, stop, restart: async () => { await stop(); await start() } }
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    stop,
+    restart: async () => { await stop(); await start() },
+    freeze: () => { child?.kill('SIGSTOP') },
+    thaw: () => { child?.kill('SIGCONT') },
+  }
 }
