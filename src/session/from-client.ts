@@ -224,6 +224,6 @@ function onDisconnect (session: Session, frame: Frame): void {
   if (frame.flags !== 0) return session.close('malformedPacket', 'DISCONNECT with reserved flags')
   if (session.v5 && frame.bytes.length > 3 && session.decodeClient(frame) === undefined) return
   session.toUpstream(frame.bytes)
-  session.close(null, 'client disconnected', { graceful: true })
+  session.close(null, 'client disconnected', { clientDisconnected: true })
 }
 

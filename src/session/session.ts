@@ -369,10 +369,13 @@ export class Session {
   }
 
   /**
-   * Ends the session. `reason` is told to a v5 client in DISCONNECT (after CONNACK) when given; the
-   * upstream is cut abruptly (so the broker publishes the will) unless the client disconnected cleanly.
+   * Ends the session. `reason` is told to a v5 client in DISCONNECT (after CONNACK) when given. After
+   * the client's own DISCONNECT (`clientDisconnected`) its socket is closed at once — it may send
+   * nothing more [MQTT-3.14.4-2], so there is no FIN of its to wait for — and the upstream is ended
+   * after the forwarded DISCONNECT; otherwise the client is ended (flushing what is written to it) and
+   * the upstream cut abruptly, so the broker publishes the will.
    */
-  close (reason: ReasonName | null, why: string, opts: { graceful?: boolean } = {}): void {
+  close (reason: ReasonName | null, why: string, opts: { clientDisconnected?: boolean } = {}): void {
     if (this.state === 'closed') return
     const wasConnected = this.state === 'connected'
     this.state = 'closed'
@@ -386,10 +389,12 @@ export class Session {
     if (code !== null && reason !== null && !this.client.destroyed) {
       this.client.write(encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5))
     }
-    endSocket(this.client)
-    if (this.upstream !== undefined) {
-      if (opts.graceful === true) endSocket(this.upstream)
-      else this.upstream.destroy()
+    if (opts.clientDisconnected === true) {
+      this.client.destroy()
+      if (this.upstream !== undefined) endSocket(this.upstream)
+    } else {
+      endSocket(this.client)
+      this.upstream?.destroy()
     }
     if (this.admitted && this.policy !== undefined) {
       this.admitted = false
