@@ -1,5 +1,6 @@
 // Wires listeners → sessions → upstream; the library API used by the CLI and the tests alike.
 import net from 'node:net'
+import type tls from 'node:tls'
 import type { GatewayConfig } from './config/schema.js'
 import type { Logger } from './log.js'
 import { Authenticator } from './tenancy/auth.js'
@@ -11,7 +12,7 @@ import { Session, type ConnectionMeta, type SessionHost } from './session/sessio
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
 import { startTcpListener } from './listeners/tcp.js'
-import { startTlsListener } from './listeners/tls.js'
+import { startTlsListener, tlsContextOptions } from './listeners/tls.js'
 
 export interface ListeningAddress {
   listener: string
@@ -106,6 +107,8 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   const quotas = new TenantLimits(config.maxConnections)
   const sessions = new Set<Session>()
   const servers: net.Server[] = []
+  /** TLS listeners by name, so a reload can hand them a renewed certificate */
+  const tlsServers = new Map<string, tls.Server>()
 
   const embedded: EmbeddedBroker | undefined = config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
   if (embedded !== undefined) log.info({ address: `${embedded.host}:${embedded.port}` }, 'embedded broker (aedes, MQTT 3.1.1) started on loopback')
@@ -141,7 +144,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   try {
     for (const listener of config.listeners) {
-      servers.push(await (listener.type === 'tls' ? startTlsListener(listener, accept) : startTcpListener(listener, accept)))
+      if (listener.type === 'tls') {
+        const server = await startTlsListener(listener, accept)
+        tlsServers.set(listener.name, server)
+        servers.push(server)
+      } else {
+        servers.push(await startTcpListener(listener, accept))
+      }
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
@@ -162,6 +171,21 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     return { listener: l.name, address: a.address, port: a.port }
   })
   for (const a of addresses) log.info(a, 'listening')
+
+  /** Listeners stay as started, except that TLS listeners take a renewed certificate for new handshakes. */
+  function reloadListeners (current: GatewayConfig, next: GatewayConfig): void {
+    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate]))
+    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts) take effect at the next start')
+    for (const listener of next.listeners) {
+      const server = tlsServers.get(listener.name)
+      if (server === undefined || listener.tls === undefined) continue
+      try {
+        server.setSecureContext(tlsContextOptions(listener.tls))
+      } catch (err) {
+        log.error({ listener: listener.name, err: err instanceof Error ? err.message : String(err) }, 'the new certificate or key cannot be used; the listener keeps the old ones')
+      }
+    }
+  }
 
   const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
 
@@ -194,6 +218,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     async reload (next) {
       // Built first: if the new tenants cannot be built, the running configuration stays whole.
       const nextTenants = buildTenants(next)
+      reloadListeners(config, next)
       config = next
       tenants = nextTenants
       authenticator.update(next)

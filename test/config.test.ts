@@ -37,6 +37,7 @@ const BAD: Array<[string, string]> = [
   ['bad-namespace-topic', 'tenancy.namespace.topic (line 7): the topic namespace must not start with $'],
   ['bad-namespace-clientid', 'tenancy.namespace.clientId (line 8): the client ID namespace must end with a separator'],
   ['admin-short-token', 'admin.operatorToken (line 7): the operator token must be at least 16 characters'],
+  ['admin-tls-missing-key', 'admin.tls.key (line 8): file not found'],
 ]
 
 for (const [name, expected] of BAD) {

@@ -1,16 +1,22 @@
 // TLS end to end: the tenant read from the SNI host on a TLS listener (SPEC §4), with the isolation
 // matrix over it — two tenants, the same user name, client ID and topics, a will and a retained message —
 // and the upstream reached over mqtts:// with a private CA. The certificates in fixtures/tls are for
-// these tests only (a test CA and a server certificate for *.mqtt.test, mqtt.acme.test and 127.0.0.1).
+// these tests only (a test CA and two server certificates for *.mqtt.test, mqtt.acme.test and 127.0.0.1,
+// the second as a renewal). Also: renewed certificates taken on reload, and the admin API over HTTPS.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import net from 'node:net'
+import http from 'node:http'
 import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
+import https from 'node:https'
+import { parseConfigText } from '../src/config/load.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { adminYaml, OPERATOR_TOKEN, startTestService } from './helpers/service.js'
 import { connectClient, connectRefusal, quiet, type TestClient } from './helpers/clients.js'
 import { freePort } from './helpers/net.js'
 
@@ -152,5 +158,77 @@ ${TENANTS}`)
     assert.match(String(line?.err), /certificate/i, 'the log says why')
   } finally {
     await untrusted.close()
+  }
+})
+
+/** The subject CN of the certificate a TLS server presents on a new handshake. */
+async function presentedCn (port: number): Promise<string> {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'acme.mqtt.test', ca: CA })
+  try {
+    await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+    return String(socket.getPeerCertificate().subject.CN)
+  } finally {
+    socket.destroy()
+  }
+}
+
+const listenerYaml = (cert: string, key: string): string => `listeners:
+  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture(cert)}", key: "${fixture(key)}" } }
+upstream: { url: ${broker.url} }
+tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
+${TENANTS}`
+
+test('reload (SIGHUP) hands a TLS listener its renewed certificate for new handshakes; connected devices stay; a bad key keeps the old one', async () => {
+  const renewing = await startTestGateway(listenerYaml('server.pem', 'server.key'))
+  try {
+    const port = renewing.port()
+    assert.equal(await presentedCn(port), 'mqtt.test')
+    const device = await connectClient(port, { protocol: 'mqtts', ca: CA, servername: 'acme.mqtt.test', username: 'alice', password: 'a' })
+    await renewing.reload(parseConfigText(listenerYaml('renewed.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
+    assert.equal(await presentedCn(port), 'mqtt.test renewed')
+    assert.ok(device.client.connected)
+    await device.client.publishAsync('still', 'here', { qos: 1 })
+    // A key that does not belong to the certificate: refused with a log line, the listener keeps serving.
+    await renewing.reload(parseConfigText(listenerYaml('server.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
+    assert.ok(renewing.logs.some((l) => l.msg === 'the new certificate or key cannot be used; the listener keeps the old ones' && l.listener === 'mqtts'))
+    assert.equal(await presentedCn(port), 'mqtt.test renewed')
+    await device.end()
+  } finally {
+    await renewing.close()
+  }
+})
+
+/** GET over HTTPS, trusting the test CA; the status, the body and the certificate's CN. */
+function httpsGet (url: string, token: string): Promise<{ status: number; body: string; cn: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca: CA, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      const cn = String((res.socket as tls.TLSSocket).getPeerCertificate().subject.CN)
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, cn }))
+    })
+    req.on('error', reject)
+  })
+}
+
+test('admin.tls: the admin API and UI are served over HTTPS only, and a reload takes a renewed certificate', async () => {
+  const tlsLine = (cert: string, key: string): string => `  tls: { cert: "${fixture(cert)}", key: "${fixture(key)}" }`
+  const yaml = (cert: string, key: string): string => adminYaml(broker.url, TENANTS).replace('admin:\n', `admin:\n${tlsLine(cert, key)}\n`)
+  const svc = await startTestService(yaml('server.pem', 'server.key'))
+  try {
+    assert.match(svc.adminUrl, /^https:/)
+    const tenants = await httpsGet(`${svc.adminUrl}/api/v1/tenants`, OPERATOR_TOKEN)
+    assert.equal(tenants.status, 200)
+    assert.deepEqual((JSON.parse(tenants.body) as Array<{ id: string }>).map((t) => t.id).sort(), ['acme', 'globex'])
+    assert.equal(tenants.cn, 'mqtt.test')
+    // Plain HTTP to the HTTPS port gets no answer from the API.
+    await assert.rejects(new Promise((resolve, reject) => {
+      http.get(svc.adminUrl.replace('https:', 'http:') + '/api/v1/health', resolve).on('error', reject)
+    }))
+    await svc.reload(parseConfigText(yaml('renewed.pem', 'renewed.key'), { baseDir: svc.dir }).config)
+    const after = await httpsGet(`${svc.adminUrl}/api/v1/health`, OPERATOR_TOKEN)
+    assert.deepEqual([after.status, after.cn], [200, 'mqtt.test renewed'])
+  } finally {
+    await svc.close()
   }
 })

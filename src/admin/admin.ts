@@ -1,7 +1,9 @@
 // The admin listener and what it needs around the gateway: the store (API changes, keys, usage), the
 // usage meter and the metrics. Started after the gateway, stopped after it (so the last usage flush
 // counts every session to its end).
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
 import type { AdminConfig, GatewayConfig } from '../config/schema.js'
 import type { Gateway } from '../gateway.js'
 import { ListenFailure } from '../listeners/listen.js'
@@ -38,7 +40,8 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   const control = new TenantControl(opts.base, opts.changes, store, gateway, log)
   const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'))
   metrics.attach(gateway)
-  const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log })
+  const tls = admin.tls !== undefined ? readTls(admin.tls) : undefined
+  const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, ...(tls !== undefined ? { tls } : {}) })
   const { host, port } = admin.bind
   try {
     await app.listen({ host, port })
@@ -48,14 +51,24 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   meter.start(admin.usageFlushInterval)
   const a = app.server.address() as AddressInfo
   const address = { host: a.address, port: a.port }
-  log.info({ listener: 'admin', address: a.address, port: a.port }, 'admin API and web UI listening')
+  log.info({ listener: 'admin', address: a.address, port: a.port, scheme: tls !== undefined ? 'https' : 'http' }, 'admin API and web UI listening')
 
   return {
     address,
     async setBase (config) {
       if (config.admin !== undefined) {
-        if (config.admin.bind.port !== admin.bind.port || config.admin.bind.host !== admin.bind.host || config.admin.store !== admin.store) {
-          log.warn('admin.bind and admin.store changes take effect at the next start')
+        if (config.admin.bind.port !== admin.bind.port || config.admin.bind.host !== admin.bind.host || config.admin.store !== admin.store ||
+            (config.admin.tls === undefined) !== (tls === undefined)) {
+          log.warn('admin.bind, admin.store and switching admin.tls on or off take effect at the next start')
+        }
+        // A renewed certificate is picked up by a reload (SIGHUP), for the next TLS handshakes.
+        if (tls !== undefined && config.admin.tls !== undefined) {
+          try {
+            // fastify types its server as http.Server; with admin.tls it is the https.Server of httpsFactory.
+            (app.server as unknown as TlsServer).setSecureContext(readTls(config.admin.tls))
+          } catch (err) {
+            log.error({ err: err instanceof Error ? err.message : String(err) }, 'admin.tls: the new certificate or key cannot be used; the old ones stay')
+          }
         }
         admin = { ...admin, operatorToken: config.admin.operatorToken }
       }
@@ -69,4 +82,8 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
       await store.close()
     },
   }
+}
+
+function readTls (files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key) }
 }

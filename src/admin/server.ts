@@ -1,8 +1,9 @@
 // The admin HTTP API (/api/v1), the web UI (/) and Prometheus metrics (/metrics) on their own listener.
 // Who may see what: the operator token sees every tenant; a tenant API key sees its own tenant only,
 // and anything of another tenant answers 404 exactly like a tenant that does not exist.
+import https from 'node:https'
 import fastifySwagger from '@fastify/swagger'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { aclRuleSchema, limitsSchema, tenantId, type AclRule, type UserConfig } from '../config/schema.js'
@@ -32,6 +33,8 @@ export interface AdminDeps {
   meter: UsageMeter
   metrics: GatewayMetrics
   log: Logger
+  /** serve HTTPS with this certificate and key (PEM) */
+  tls?: { cert: Buffer; key: Buffer }
 }
 
 const NOT_FOUND = 'tenant not found'
@@ -78,9 +81,20 @@ function csv (rows: Array<Record<string, string | number>>): string {
   return [head.join(','), ...rows.map((r) => head.map((k) => String(r[k] ?? '')).join(','))].join('\n') + '\n'
 }
 
+/** fastify on an HTTPS server: the routes see the same request and reply types as on HTTP. */
+function httpsFactory (tls: { cert: Buffer; key: Buffer }): FastifyServerFactory {
+  return (handler) => https.createServer({ ...tls }, handler)
+}
+
 export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstance> {
   const { control, gateway, store, meter, metrics, log } = deps
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: true })
+  const { tls } = deps
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 256 * 1024,
+    forceCloseConnections: true,
+    ...(tls !== undefined ? { serverFactory: httpsFactory(tls) } : {}),
+  })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   app.decorateRequest('principal', null)

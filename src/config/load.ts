@@ -143,6 +143,10 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     }
   })
   if (config.upstream.ca !== undefined) config.upstream.ca = file(config.upstream.ca, ['upstream', 'ca'])
+  if (config.admin?.tls !== undefined) {
+    config.admin.tls.cert = file(config.admin.tls.cert, ['admin', 'tls', 'cert'])
+    config.admin.tls.key = file(config.admin.tls.key, ['admin', 'tls', 'key'])
+  }
   if (config.admin?.operatorToken.includes('change-me') === true) warnings.push('admin.operatorToken: still the example\'s token; set MTG_OPERATOR_TOKEN or write your own')
   // The store is created when missing, so only its folder has to exist.
   if (config.admin !== undefined && config.admin.store !== ':memory:' && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)

@@ -120,6 +120,8 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema>
 /** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
 export const adminSchema = z.strictObject({
   bind,
+  /** HTTPS with this certificate and key (PEM files, relative to the config file); plain HTTP without */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /** full access to every tenant; tenants get their own API keys from the operator */
   operatorToken: z.string().min(16, 'the operator token must be at least 16 characters (e.g. `openssl rand -hex 32`)'),
   /** SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory: */

@@ -4,13 +4,20 @@ import { readFileSync } from 'node:fs'
 import type { ListenerConfig } from '../config/schema.js'
 import { listenOn, type AcceptConnection } from './listen.js'
 
+/** The certificate, key and CA of a TLS listener, read from their files (at start, and on reload). */
+export function tlsContextOptions (files: NonNullable<ListenerConfig['tls']>): tls.SecureContextOptions {
+  return {
+    cert: readFileSync(files.cert),
+    key: readFileSync(files.key),
+    ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+  }
+}
+
 export function startTlsListener (listener: ListenerConfig, accept: AcceptConnection): Promise<tls.Server> {
   const files = listener.tls
   if (files === undefined) throw new Error(`listener ${listener.name}: tls needs cert and key`)
   const server = tls.createServer({
-    cert: readFileSync(files.cert),
-    key: readFileSync(files.key),
-    ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+    ...tlsContextOptions(files),
     noDelay: true,
     // A client that never finishes the handshake is cut like one that never sends CONNECT.
     handshakeTimeout: listener.connectTimeout,

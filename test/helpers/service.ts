@@ -12,7 +12,7 @@ export const OPERATOR_TOKEN = 'test-operator-token-0123456789'
 export interface TestService extends Service {
   /** the MQTT listener's port */
   readonly mqttPort: number
-  /** http://127.0.0.1:PORT of the admin listener */
+  /** http://127.0.0.1:PORT of the admin listener (https:// when admin.tls is set) */
   readonly adminUrl: string
   readonly dir: string
   readonly logs: Array<Record<string, unknown>>
@@ -42,7 +42,7 @@ export async function startTestService (yaml: string, dir = mkdtempSync(join(tmp
   const service = await startService(config, { logger })
   const admin = service.admin
   if (admin === undefined) throw new Error('the config has no admin section')
-  const adminUrl = `http://127.0.0.1:${admin.address.port}`
+  const adminUrl = `${config.admin?.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${admin.address.port}`
   return {
     gateway: service.gateway,
     admin,
