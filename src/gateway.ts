@@ -70,8 +70,10 @@ export interface Gateway {
   clients (tenant: string): ClientInfo[]
   /** disconnects the tenant's clients with this client ID (v5: DISCONNECT 0x98); how many there were */
   kick (tenant: string, clientId: string): number
-  /** every tenant with counters (those that have seen a connection attempt since the start) */
+  /** every tenant with counters (those that have seen a connection attempt since the start, until pruned) */
   allCounters (): Iterable<[string, TenantCounters]>
+  /** forgets the counters of tenants removed by a reload once their clients are gone; their IDs */
+  pruneRetired (): string[]
   /** subscriptions the tenant's clients hold now */
   subscriptions (tenant: string): number
   /** true when a TCP connection to the upstream broker opens within a second (readiness) */
@@ -195,6 +197,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     connections: (tenant) => quotas.connections(tenant),
     counters: (tenant) => quotas.counters(tenant),
     allCounters: () => quotas.allCounters(),
+    pruneRetired: () => quotas.pruneRetired(),
     subscriptions: (tenant) => quotas.subscriptions(tenant),
     clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
 

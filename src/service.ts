@@ -20,7 +20,13 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
   const log = opts.logger
   if (config.admin === undefined) {
     const gateway = await startGateway(config, { logger: log })
-    return { gateway, admin: undefined, reload: (next) => gateway.reload(next), close: () => gateway.close() }
+    return {
+      gateway,
+      admin: undefined,
+      // Nothing meters usage without admin, so a removed tenant's counters can go at once.
+      reload: async (next) => { await gateway.reload(next); gateway.pruneRetired() },
+      close: () => gateway.close(),
+    }
   }
   const store = openSqliteStore(config.admin.store)
   let gateway: Gateway | undefined

@@ -105,6 +105,48 @@ test('/metrics: per-tenant series (connections, messages, refusals by reason, li
   }
 })
 
+test('a deleted tenant: its usage stays readable, its series leave /metrics after the next flush, and the same ID created again starts from zero', async () => {
+  const svc = await startTestService(adminYaml('embedded', TENANTS, { flush: '200ms' }))
+  const metricsOf = async (tenant: string): Promise<string[]> =>
+    (await svc.api('/metrics')).text.split('\n').filter((l) => l.includes(`tenant="${tenant}"`))
+  const createTemp = async (): Promise<void> => {
+    assert.equal((await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'temp' } })).status, 201)
+    assert.equal((await svc.api('/api/v1/tenants/temp/users/alice', { method: 'PUT', body: { password: 'pw-t' } })).status, 201)
+  }
+  try {
+    await createTemp()
+    const t = await connectClient(svc.mqttPort, { clientId: 'same', username: 'alice@temp', password: 'pw-t' })
+    // acme, with the same client ID and user name, stays as it is throughout.
+    const a = await connectClient(svc.mqttPort, { clientId: 'same', username: 'alice@acme', password: 'pw-a' })
+    await publishAll(t, 'x', 5)
+    await publishAll(a, 'x', 2)
+    assert.ok((await metricsOf('temp')).includes('mqtt_gateway_messages_in_total{tenant="temp"} 5'))
+
+    assert.equal((await svc.api('/api/v1/tenants/temp', { method: 'DELETE' })).status, 204)
+    await sleep(600) // a flush or two
+    assert.deepEqual(await metricsOf('temp'), [])
+    assert.ok((await metricsOf('acme')).includes('mqtt_gateway_messages_in_total{tenant="acme"} 2'))
+    assert.equal(total(((await svc.api('/api/v1/usage')).body as { rows: UsageRow[] }).rows, 'temp').messagesIn, 5)
+
+    await createTemp()
+    const again = await connectClient(svc.mqttPort, { clientId: 'same', username: 'alice@temp', password: 'pw-t' })
+    await publishAll(again, 'x', 1)
+    const fresh = await metricsOf('temp')
+    assert.ok(fresh.includes('mqtt_gateway_messages_in_total{tenant="temp"} 1'), fresh.join('\n'))
+    assert.ok(fresh.includes('mqtt_gateway_connects_total{tenant="temp"} 1'), fresh.join('\n'))
+    await sleep(600)
+    await Promise.all([again.end(), a.end()])
+    await sleep(400)
+    // Usage adds up across the two lives of the ID, and no interval went negative.
+    const rows = ((await svc.api('/api/v1/usage')).body as { rows: UsageRow[] }).rows.filter((r) => r.tenant === 'temp')
+    assert.equal(total(rows, 'temp').messagesIn, 6)
+    assert.ok(rows.every((r) => r.messagesIn >= 0 && r.bytesIn >= 0 && r.sessionSeconds >= 0), JSON.stringify(rows))
+    assert.ok(t.client.disconnected || !t.client.connected, 'the deleted tenant\'s client was disconnected')
+  } finally {
+    await svc.close()
+  }
+})
+
 // ---- the real process: killed mid-traffic, then stopped cleanly ---------------------------------
 
 interface Proc { child: ChildProcess; exited: Promise<void> }

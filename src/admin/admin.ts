@@ -38,7 +38,8 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   const { gateway, store, metrics, log } = opts
   let admin = opts.admin
   const control = new TenantControl(opts.base, opts.changes, store, gateway, log)
-  const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'))
+  // A deleted tenant's counters are dropped only once the meter has sampled them one last time.
+  const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'), () => gateway.pruneRetired())
   metrics.attach(gateway)
   const tls = admin.tls !== undefined ? readTls(admin.tls) : undefined
   const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, ...(tls !== undefined ? { tls } : {}) })

@@ -53,6 +53,8 @@ export class UsageMeter {
     private readonly counters: () => Iterable<[string, TenantCounters]>,
     private readonly store: Store,
     private readonly onError: (err: unknown) => void,
+    /** called right after each sample: the tenants whose counters are gone for good (deleted tenants) */
+    private readonly prune: () => Iterable<string> = () => [],
   ) {}
 
   start (flushIntervalMs: number): void {
@@ -81,6 +83,7 @@ export class UsageMeter {
       c.peakConnections = c.connections
       if (!isEmpty(record)) records.push(record)
     }
+    for (const tenant of this.prune()) this.last.delete(tenant)
     this.lastSample = now
     this.writing = this.writing.then(() => this.store.addUsage(records)).catch(this.onError)
     return this.writing

@@ -21,6 +21,8 @@ interface TenantState {
   connect: RateLimiter | undefined
   /** PUBLISH a session forwards before it waits for the message rates' answer (Infinity: no rate) */
   paceBatch: number
+  /** no longer configured (removed or deleted): forgotten by pruneRetired once its counters are read */
+  retired: boolean
 }
 
 /**
@@ -56,7 +58,7 @@ export class TenantLimits {
   private state (tenant: TenantRuntime): TenantState {
     let s = this.tenants.get(tenant.id)
     if (s === undefined) {
-      s = { counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, clientPublish: undefined, bandwidth: undefined, connect: undefined, paceBatch: Infinity }
+      s = { counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, clientPublish: undefined, bandwidth: undefined, connect: undefined, paceBatch: Infinity, retired: false }
       applyLimits(s, tenant.limits)
       this.tenants.set(tenant.id, s)
     } else if (s.limits !== tenant.limits) {
@@ -68,7 +70,24 @@ export class TenantLimits {
   /** After a reload: new limits for every tenant still configured (existing sessions included). */
   update (tenants: ReadonlyMap<string, TenantRuntime>, gatewayMax: number | undefined): void {
     this.gatewayMax = gatewayMax
+    for (const [id, s] of this.tenants) s.retired = !tenants.has(id)
     for (const tenant of tenants.values()) if (this.tenants.has(tenant.id)) this.state(tenant)
+  }
+
+  /**
+   * Forgets the tenants no longer configured whose last client is gone, and names them: their series
+   * leave /metrics, and a tenant created again under the same ID starts from zero. Called right after
+   * their counters were read for usage, so the last of it is not lost.
+   */
+  pruneRetired (): string[] {
+    const gone: string[] = []
+    for (const [id, s] of this.tenants) {
+      if (s.retired && s.counters.connections === 0) {
+        this.tenants.delete(id)
+        gone.push(id)
+      }
+    }
+    return gone
   }
 
   /** Takes a slot for a new connection of `tenant`, or names the limit that refuses it. */
