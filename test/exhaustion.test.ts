@@ -195,3 +195,29 @@ ${TENANTS}`)
     await gw.close()
   }
 })
+
+test('a refused client that never closes its side does not hold the gateway\'s socket: released within the linger (2 s)', async () => {
+  const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: ${broker.url} }
+${TENANTS}`)
+  // allowHalfOpen: the client reads the gateway's FIN and keeps its own side open, as a broken device might.
+  const socket = net.connect({ port: gw.port(), host: '127.0.0.1', allowHalfOpen: true })
+  try {
+    socket.on('error', () => {})
+    socket.resume() // read (and drop) the CONNACK, so 'end' is seen
+    await new Promise((resolve) => socket.once('connect', resolve))
+    const ended = new Promise((resolve) => socket.once('end', resolve))
+    socket.write(mqttPacket.generate(connectPacket({ username: 'u@acme', password: Buffer.from('wrong') }), { protocolVersion: 4 }))
+    await ended // CONNACK 0x04, then the gateway's FIN
+    const held = (): boolean => {
+      const out = execFileSync('ss', ['-tnpH', `( sport = :${gw.port()} and dport = :${socket.localPort ?? 0} )`], { encoding: 'utf8' })
+      return out.includes(`pid=${process.pid},`)
+    }
+    assert.ok(held(), 'the gateway still owns its socket, waiting for the client\'s FIN')
+    await sleep(3000)
+    assert.ok(!held(), 'after the linger the gateway has let its socket go')
+  } finally {
+    socket.destroy()
+    await gw.close()
+  }
+})
