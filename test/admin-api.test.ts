@@ -12,7 +12,9 @@ let broker: Mosquitto
 let svc: TestService
 const keys: Record<string, string> = {}
 
+// These tests send many wrong tokens on purpose; the throttle on them has its own test (below), with its own gateway.
 const TENANTS = `
+auth: { maxFailuresPerMinute: 100000 }
 plans:
   free: { maxConnections: 5 }
   pro: { maxConnections: 100 }
@@ -239,4 +241,25 @@ test('changes persist in the store across a restart, keys included, and win over
   assert.deepEqual(globex.changed, ['plan'])
   assert.equal((await svc.api('/api/v1/tenants/hooli')).status, 200)
   assert.equal((await svc.api('/api/v1/tenants/initech')).status, 404)
+})
+
+test('wrong tokens are throttled per address: after auth.maxFailuresPerMinute the admin API answers 429, even to the right token, until the cooldown ends; MQTT logins are counted apart', async () => {
+  const throttled = await startTestService(adminYaml(broker.url, TENANTS.replace('maxFailuresPerMinute: 100000', 'maxFailuresPerMinute: 3, cooldown: 1s')))
+  try {
+    // No token at all is not a guess: never counted.
+    for (let i = 0; i < 5; i++) assert.equal((await throttled.api('/api/v1/tenants', { token: null })).status, 401)
+    assert.equal((await throttled.api('/api/v1/tenants')).status, 200)
+    for (let i = 0; i < 3; i++) assert.equal((await throttled.api('/api/v1/tenants', { token: `guess-${i}` })).status, 401)
+    const blocked = await throttled.api('/api/v1/tenants')
+    assert.equal(blocked.status, 429)
+    assert.match(blocked.text, /too many wrong credentials/)
+    assert.equal((await throttled.api('/metrics', { token: 'guess-again' })).status, 429)
+    // The MQTT side has its own count: a device with the right password still connects.
+    const device = await connectClient(throttled.mqttPort, { username: 'alice@acme', password: 'pw-acme' })
+    await device.end()
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.equal((await throttled.api('/api/v1/tenants')).status, 200)
+  } finally {
+    await throttled.close()
+  }
 })

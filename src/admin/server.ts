@@ -12,6 +12,7 @@ import type { Logger } from '../log.js'
 import { HOUR_MS, hourStart, type UsageMeter } from '../metering/meter.js'
 import { effectiveLimits } from '../policy/plans.js'
 import type { Store, UsageRecord } from '../store/store.js'
+import { memoryThrottle } from '../tenancy/auth.js'
 import { hashPassword } from '../tenancy/passwords.js'
 import { ApiError, type TenantControl } from './control.js'
 import { newApiKey, parseApiKey, secretMatches, tokenMatches } from './keys.js'
@@ -122,10 +123,9 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
 
   // ---- who is asking --------------------------------------------------------------------------
 
-  const principalOf = async (req: FastifyRequest): Promise<Principal | null> => {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
-    const token = m?.[1]
-    if (token === undefined) return null
+  /** The bearer token sent, if any. */
+  const tokenOf = (req: FastifyRequest): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
+  const principalOf = async (token: string): Promise<Principal | null> => {
     if (tokenMatches(deps.operatorToken(), token)) return { kind: 'operator' }
     const parsed = parseApiKey(token)
     if (parsed === undefined) return null
@@ -134,11 +134,20 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     return { kind: 'tenant', tenant: record.tenant, keyId: record.id }
   }
   const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json'])
+  // Wrong tokens are throttled per source address like MQTT logins (auth.maxFailuresPerMinute, then
+  // auth.cooldown; counted apart from them), so an operator token cannot be guessed at HTTP speed.
+  const { maxFailuresPerMinute, cooldown } = control.config.auth
+  const failures = memoryThrottle(maxFailuresPerMinute, cooldown)
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? ''
     if (!(path.startsWith('/api/') || path === '/metrics') || open.has(path)) return
-    req.principal = await principalOf(req)
-    if (req.principal === null) throw new ApiError(401, 'missing or invalid credentials: send Authorization: Bearer <operator token or tenant API key>')
+    const token = tokenOf(req)
+    if (token !== undefined && await failures.blocked(req.ip)) throw new ApiError(429, 'too many wrong credentials from this address; try again later')
+    req.principal = token === undefined ? null : await principalOf(token)
+    if (req.principal === null) {
+      if (token !== undefined) await failures.fail(req.ip)
+      throw new ApiError(401, 'missing or invalid credentials: send Authorization: Bearer <operator token or tenant API key>')
+    }
   })
   const principal = (req: FastifyRequest): Principal => req.principal as Principal
   /** The tenant named in the URL, if the caller may see it; 404 alike for unknown and foreign tenants. */
@@ -389,5 +398,5 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
 }
 
 function statusText (code: number): string {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' } as Record<number, string>)[code] ?? 'Error'
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error' } as Record<number, string>)[code] ?? 'Error'
 }
