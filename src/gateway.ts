@@ -12,7 +12,7 @@ import { Session, type ConnectionMeta, type SessionHost } from './session/sessio
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
 import { startTcpListener } from './listeners/tcp.js'
-import { startTlsListener, tlsContextOptions } from './listeners/tls.js'
+import { renewCertificate, startTlsListener } from './listeners/tls.js'
 
 export interface ListeningAddress {
   listener: string
@@ -181,11 +181,8 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
       if (server === undefined || listener.tls === undefined) continue
-      try {
-        server.setSecureContext(tlsContextOptions(listener.tls))
-      } catch (err) {
-        log.error({ listener: listener.name, err: err instanceof Error ? err.message : String(err) }, 'the new certificate or key cannot be used; the listener keeps the old ones')
-      }
+      const err = renewCertificate(server, listener.tls)
+      if (err !== undefined) log.error({ listener: listener.name, err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
     }
   }
 

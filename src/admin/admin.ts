@@ -1,12 +1,12 @@
 // The admin listener and what it needs around the gateway: the store (API changes, keys, usage), the
 // usage meter and the metrics. Started after the gateway, stopped after it (so the last usage flush
 // counts every session to its end).
-import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import type { AdminConfig, GatewayConfig } from '../config/schema.js'
 import type { Gateway } from '../gateway.js'
 import { ListenFailure } from '../listeners/listen.js'
+import { renewCertificate, tlsContextOptions } from '../listeners/tls.js'
 import type { Logger } from '../log.js'
 import { UsageMeter } from '../metering/meter.js'
 import type { Store, TenantChanges } from '../store/store.js'
@@ -41,7 +41,7 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   // A deleted tenant's counters are dropped only once the meter has sampled them one last time.
   const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'), () => gateway.pruneRetired())
   metrics.attach(gateway)
-  const tls = admin.tls !== undefined ? readTls(admin.tls) : undefined
+  const tls = admin.tls !== undefined ? tlsContextOptions(admin.tls) : undefined
   const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, ...(tls !== undefined ? { tls } : {}) })
   const { host, port } = admin.bind
   try {
@@ -64,12 +64,9 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
         }
         // A renewed certificate is picked up by a reload (SIGHUP), for the next TLS handshakes.
         if (tls !== undefined && config.admin.tls !== undefined) {
-          try {
-            // fastify types its server as http.Server; with admin.tls it is the https.Server of httpsFactory.
-            (app.server as unknown as TlsServer).setSecureContext(readTls(config.admin.tls))
-          } catch (err) {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, 'admin.tls: the new certificate or key cannot be used; the old ones stay')
-          }
+          // fastify types its server as http.Server; with admin.tls it is the https.Server of httpsFactory.
+          const err = renewCertificate(app.server as unknown as TlsServer, config.admin.tls)
+          if (err !== undefined) log.error({ listener: 'admin', err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
         }
         admin = { ...admin, operatorToken: config.admin.operatorToken }
       }
@@ -83,8 +80,4 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
       await store.close()
     },
   }
-}
-
-function readTls (files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key) }
 }

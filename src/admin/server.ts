@@ -2,6 +2,7 @@
 // Who may see what: the operator token sees every tenant; a tenant API key sees its own tenant only,
 // and anything of another tenant answers 404 exactly like a tenant that does not exist.
 import https from 'node:https'
+import type { SecureContextOptions } from 'node:tls'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
@@ -34,8 +35,8 @@ export interface AdminDeps {
   meter: UsageMeter
   metrics: GatewayMetrics
   log: Logger
-  /** serve HTTPS with this certificate and key (PEM) */
-  tls?: { cert: Buffer; key: Buffer }
+  /** serve HTTPS with this certificate and key */
+  tls?: SecureContextOptions
 }
 
 const NOT_FOUND = 'tenant not found'
@@ -83,7 +84,7 @@ function csv (rows: Array<Record<string, string | number>>): string {
 }
 
 /** fastify on an HTTPS server: the routes see the same request and reply types as on HTTP. */
-function httpsFactory (tls: { cert: Buffer; key: Buffer }): FastifyServerFactory {
+function httpsFactory (tls: SecureContextOptions): FastifyServerFactory {
   return (handler) => https.createServer({ ...tls }, handler)
 }
 

@@ -4,12 +4,29 @@ import { readFileSync } from 'node:fs'
 import type { ListenerConfig } from '../config/schema.js'
 import { listenOn, type AcceptConnection } from './listen.js'
 
-/** The certificate, key and CA of a TLS listener, read from their files (at start, and on reload). */
-export function tlsContextOptions (files: NonNullable<ListenerConfig['tls']>): tls.SecureContextOptions {
+/** Certificate, key and (for listeners) CA files, as the config names them. */
+export interface TlsFiles { readonly cert: string; readonly key: string; readonly ca?: string | undefined }
+
+/** The certificate, key and CA, read from their files (at start, and on reload). */
+export function tlsContextOptions (files: TlsFiles): tls.SecureContextOptions {
   return {
     cert: readFileSync(files.cert),
     key: readFileSync(files.key),
     ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+  }
+}
+
+/**
+ * Hands a running TLS server (MQTT listener or HTTPS admin) its files as they are now, for the next
+ * handshakes; a renewed certificate is served without dropping anyone. On files that cannot be used
+ * the server keeps the old pair and the reason is returned.
+ */
+export function renewCertificate (server: tls.Server, files: TlsFiles): string | undefined {
+  try {
+    server.setSecureContext(tlsContextOptions(files))
+    return undefined
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err)
   }
 }
 
