@@ -7,7 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { adminYaml, OPERATOR_TOKEN, startTestService } from './helpers/service.js'
+import { adminYaml, OPERATOR_TOKEN, startTestService, type TestService } from './helpers/service.js'
+import { openSqliteStore } from '../src/store/sqlite.js'
+import type { UsageRecord } from '../src/store/store.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
 import { freePort, waitForPort } from './helpers/net.js'
 
@@ -145,6 +147,29 @@ test('a deleted tenant: its usage stays readable, its series leave /metrics afte
   } finally {
     await svc.close()
   }
+})
+
+test('admin.usageRetention: hourly rows older than the retention are deleted at start; without it they are kept; recent ones stay', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtg-retention-'))
+  const now = Date.now()
+  const hour = now - (now % 3_600_000)
+  const row = (tenant: string, at: number): UsageRecord => ({ tenant, hour: at, sessionMs: 60_000, messagesIn: 1, messagesOut: 0, bytesIn: 10, bytesOut: 0, peakConnections: 1, limitHits: 0 })
+  const store = openSqliteStore(join(dir, 'state.db'))
+  await store.addUsage([row('acme', hour - 40 * 86_400_000), row('globex', hour - 40 * 86_400_000), row('acme', hour - 2 * 86_400_000), row('acme', hour)])
+  await store.close()
+  const hours = async (svc: TestService): Promise<number[]> =>
+    ((await svc.api('/api/v1/usage?from=2000-01-01T00:00:00Z')).body as { rows: UsageRow[] }).rows.map((r) => Date.parse(r.hour))
+
+  let svc = await startTestService(adminYaml('embedded', TENANTS), dir)
+  try {
+    assert.equal((await hours(svc)).length, 4, 'without a retention everything is kept')
+  } finally { await svc.close() }
+  svc = await startTestService(adminYaml('embedded', TENANTS).replace('usageFlushInterval:', 'usageRetention: 30d\n  usageFlushInterval:'), dir)
+  try {
+    let left: number[] = []
+    for (let i = 0; i < 50; i++) { left = await hours(svc); if (left.length < 4) break; await sleep(20) }
+    assert.deepEqual(left.sort(), [hour - 2 * 86_400_000, hour].sort(), 'the two rows from 40 days ago are gone, for every tenant')
+  } finally { await svc.close() }
 })
 
 // ---- the real process: killed mid-traffic, then stopped cleanly ---------------------------------

@@ -49,7 +49,7 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   } catch (err) {
     throw new ListenFailure('admin', host, port, (err as NodeJS.ErrnoException).code)
   }
-  meter.start(admin.usageFlushInterval)
+  meter.start(admin.usageFlushInterval, () => admin.usageRetention)
   const a = app.server.address() as AddressInfo
   const address = { host: a.address, port: a.port }
   log.info({ listener: 'admin', address: a.address, port: a.port, scheme: tls !== undefined ? 'https' : 'http' }, 'admin API and web UI listening')
@@ -68,7 +68,7 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
           const err = renewCertificate(app.server as unknown as TlsServer, config.admin.tls)
           if (err !== undefined) log.error({ listener: 'admin', err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
         }
-        admin = { ...admin, operatorToken: config.admin.operatorToken }
+        admin = { ...admin, operatorToken: config.admin.operatorToken, usageRetention: config.admin.usageRetention }
       }
       await control.setBase(config)
     },

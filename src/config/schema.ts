@@ -3,7 +3,7 @@
 import { z } from 'zod'
 import { namespacePatternError } from '../tenancy/namespace.js'
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 ** 2, mb: 1000 ** 2, gib: 1024 ** 3, gb: 1000 ** 3 }
 
 /** `500ms`, `10s`, `5m`, `1h`, or a bare number of milliseconds → milliseconds. */
@@ -11,7 +11,7 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
   if (typeof value === 'number') {
     if (Number.isFinite(value) && value >= 0) return value
   } else {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value)
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value)
     if (m) return Math.round(Number(m[1]) * (DURATION_UNITS[m[2] as string] as number))
   }
   ctx.addIssue({ code: 'custom', message: `expected a duration like 500ms, 10s or 5m, got ${JSON.stringify(value)}` })
@@ -128,6 +128,8 @@ export const adminSchema = z.strictObject({
   store: z.string().min(1).default('mqtt-tenant-gateway.db'),
   /** how often usage is written to the store: at most this much is lost if the process is killed */
   usageFlushInterval: duration.refine((ms) => ms >= 100 && ms <= 60_000, 'expected between 100ms and 60s').default(60_000),
+  /** hourly usage rows older than this are deleted (at start and every hour); kept forever when unset */
+  usageRetention: duration.refine((ms) => ms >= 3_600_000, 'expected at least 1h, e.g. 400d').optional(),
 })
 export type AdminConfig = z.infer<typeof adminSchema>
 

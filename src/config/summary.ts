@@ -23,7 +23,7 @@ export function summarizeConfig ({ config, file }: LoadedConfig): string {
   out.push(`tenancy: resolve ${t.resolve.join(' → ')}; username "${t.username}"${t.sni !== undefined ? `; sni "${t.sni}"` : ''}; topics "${t.namespace.topic}", client IDs "${t.namespace.clientId}"`)
   if (config.maxConnections !== undefined) out.push(`gateway maxConnections: ${config.maxConnections}`)
   const a = config.admin
-  if (a !== undefined) out.push(`admin: ${a.tls !== undefined ? 'https' : 'http'}://${a.bind.host.includes(':') ? `[${a.bind.host}]` : a.bind.host}:${a.bind.port} (API, web UI, /metrics), store ${a.store}, usage flushed every ${a.usageFlushInterval}ms`)
+  if (a !== undefined) out.push(`admin: ${a.tls !== undefined ? 'https' : 'http'}://${a.bind.host.includes(':') ? `[${a.bind.host}]` : a.bind.host}:${a.bind.port} (API, web UI, /metrics), store ${a.store}, usage flushed every ${a.usageFlushInterval}ms${a.usageRetention !== undefined ? `, kept ${a.usageRetention / 86_400_000} days` : ''}`)
   out.push('plans:')
   for (const [name, limits] of Object.entries(config.plans)) out.push(`  ${name}: ${limitsText(limits)}`)
   out.push(`tenants (${Object.keys(config.tenants).length}):`)

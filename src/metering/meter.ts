@@ -48,6 +48,7 @@ export class UsageMeter {
   private interval: NodeJS.Timeout | undefined
   private hourTimer: NodeJS.Timeout | undefined
   private writing: Promise<void> = Promise.resolve()
+  private retention: () => number | undefined = () => undefined
 
   constructor (
     private readonly counters: () => Iterable<[string, TenantCounters]>,
@@ -57,16 +58,28 @@ export class UsageMeter {
     private readonly prune: () => Iterable<string> = () => [],
   ) {}
 
-  start (flushIntervalMs: number): void {
+  /** `retention()`: how long hourly rows are kept (ms), read at each pruning so a reload applies it. */
+  start (flushIntervalMs: number, retention: () => number | undefined = () => undefined): void {
+    this.retention = retention
     this.interval = setInterval(() => { void this.flush() }, flushIntervalMs)
     this.interval.unref()
     this.armHourBoundary()
+    void this.pruneOld()
+  }
+
+  /** Deletes the rows older than the retention, after the writes queued before it. */
+  private pruneOld (): Promise<void> {
+    const keep = this.retention()
+    if (keep === undefined) return this.writing
+    const before = hourStart(Date.now()) - keep
+    this.writing = this.writing.then(async () => { await this.store.pruneUsage(before) }).catch(this.onError)
+    return this.writing
   }
 
   /** Samples now so no interval straddles two hours. */
   private armHourBoundary (): void {
     const now = Date.now()
-    this.hourTimer = setTimeout(() => { void this.flush(); this.armHourBoundary() }, hourStart(now) + HOUR_MS - now + 5)
+    this.hourTimer = setTimeout(() => { void this.flush(); void this.pruneOld(); this.armHourBoundary() }, hourStart(now) + HOUR_MS - now + 5)
     this.hourTimer.unref()
   }
 

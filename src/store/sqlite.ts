@@ -49,6 +49,7 @@ export function openSqliteStore (file: string, opts: { readonly?: boolean } = {}
         peak_connections = max(peak_connections, excluded.peak_connections), limit_hits = limit_hits + excluded.limit_hits`),
     usage: db.prepare<[number, number], UsageRow>('SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, tenant'),
     usageOf: db.prepare<[number, number, string], UsageRow>('SELECT * FROM usage WHERE hour >= ? AND hour < ? AND tenant = ? ORDER BY hour'),
+    pruneUsage: db.prepare('DELETE FROM usage WHERE hour < ?'),
   }
   const addUsage = db.transaction((records: readonly UsageRecord[]) => { for (const r of records) q.addUsage.run(r) })
 
@@ -85,6 +86,9 @@ export function openSqliteStore (file: string, opts: { readonly?: boolean } = {}
         tenant: r.tenant, hour: r.hour, sessionMs: r.session_ms, messagesIn: r.messages_in, messagesOut: r.messages_out,
         bytesIn: r.bytes_in, bytesOut: r.bytes_out, peakConnections: r.peak_connections, limitHits: r.limit_hits,
       }))
+    },
+    async pruneUsage (before) {
+      return q.pruneUsage.run(before).changes
     },
     async close () {
       db.close()

@@ -66,5 +66,7 @@ export interface Store {
   /** adds counts to each (tenant, hour) and keeps the highest peak */
   addUsage (records: readonly UsageRecord[]): Promise<void>
   usage (query: UsageQuery): Promise<UsageRecord[]>
+  /** deletes the usage of every hour that began before `before` (ms since the epoch); how many rows */
+  pruneUsage (before: number): Promise<number>
   close (): Promise<void>
 }
