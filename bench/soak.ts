@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type net from 'node:net'
 import mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js'
 import { freePort, waitForPort } from '../test/helpers/net.js'
@@ -64,28 +65,42 @@ async function connectDrop (g: GatewayProc, cycles: number): Promise<void> {
   }))
 }
 
+/** Samples a process's RSS every 50 ms while `run` runs: its result, the RSS at the start and the peak growth (MiB). */
+async function peakRssDuring<T> (pid: number | undefined, run: () => Promise<T>): Promise<{ result: T; base: number; grew: number }> {
+  const base = rssMiB(pid)
+  let peak = base
+  const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(pid)) }, 50)
+  try {
+    const result = await run()
+    return { result, base, grew: peak - base }
+  } finally {
+    clearInterval(sampler)
+  }
+}
+
+/** Writes `packet` again and again, waiting for drain (or 200 ms) when the socket is full, until `done(bytes written)`. */
+async function flood (socket: net.Socket, packet: Buffer, done: (sent: number) => boolean): Promise<number> {
+  let sent = 0
+  while (!done(sent)) {
+    if (!socket.write(packet)) await new Promise((resolve) => { socket.once('drain', resolve); setTimeout(resolve, 200) })
+    sent += packet.length
+  }
+  return sent
+}
+
 /** The broker frozen for `ms` while a QoS 0 publisher floods through the gateway, then thawed. */
 async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Promise<{ sent: number; grew: number; refusal: string; flowsAgain: boolean }> {
   const pub = await connect(g.port, 'stall-flooder', 'u@acme', 'p')
   const packet = publishPacket('stall', Buffer.alloc(16 * 1024, 1), 0)
-  const base = rssMiB(g.child.pid)
-  let peak = base
-  const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(g.child.pid)) }, 50)
   broker.freeze()
   let refusal = 'no answer'
-  let sent = 0
-  try {
+  const stalled = await peakRssDuring(g.child.pid, async () => {
     const newcomer = connect(g.port, 'stall-late', 'u@globex', 'p').then((c) => { c.socket.destroy(); return 'accepted' }, (err: Error) => err.message)
     const deadline = Date.now() + ms
-    while (Date.now() < deadline) {
-      if (!pub.socket.write(packet)) await new Promise((resolve) => { pub.socket.once('drain', resolve); setTimeout(resolve, 200) })
-      else sent += packet.length
-    }
+    const sent = await flood(pub.socket, packet, () => Date.now() >= deadline)
     refusal = await newcomer
-  } finally {
-    broker.thaw()
-    clearInterval(sampler)
-  }
+    return sent
+  }).finally(() => broker.thaw())
   pub.socket.destroy()
   // Flowing again: a new subscriber gets a new publisher's message.
   let flowsAgain = false
@@ -99,7 +114,7 @@ async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Prom
     sub.socket.destroy()
     pub2.socket.destroy()
   } catch { flowsAgain = false }
-  return { sent, grew: peak - base, refusal, flowsAgain }
+  return { sent: stalled.result, grew: stalled.grew, refusal, flowsAgain }
 }
 
 export async function runSoak (scale: number): Promise<SoakResult[]> {
@@ -125,19 +140,11 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     sub.socket.pause()
     const pub = await connect(g.port, 'flooder', 'u@acme', 'p')
     const packet = publishPacket('flood', Buffer.alloc(16 * 1024, 1), 0)
-    const base = rssMiB(g.child.pid)
-    let peak = base
-    const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(g.child.pid)) }, 50)
-    let sent = 0
     const deadline = Date.now() + 60_000 * Math.max(scale, 0.2)
-    while (sent < floodBytes && Date.now() < deadline) {
-      if (!pub.socket.write(packet)) await new Promise((resolve) => { pub.socket.once('drain', resolve); setTimeout(resolve, 1000) })
-      sent += packet.length
-    }
-    clearInterval(sampler)
+    const flooded = await peakRssDuring(g.child.pid, () => flood(pub.socket, packet, (sent) => sent >= floodBytes || Date.now() >= deadline))
     sub.socket.destroy()
     pub.socket.destroy()
-    results.push({ name: 'stalled subscriber, flooding publisher', ok: peak - base < 64, detail: `${(sent / MiB).toFixed(0)} MiB sent; gateway RSS ${base.toFixed(0)} → peak ${peak.toFixed(0)} MiB (bound +64)` })
+    results.push({ name: 'stalled subscriber, flooding publisher', ok: flooded.grew < 64, detail: `${(flooded.result / MiB).toFixed(0)} MiB sent; gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +64)` })
 
     // 3. SIGHUP during a flood drops nobody.
     const clients = await Promise.all(Array.from({ length: 10 }, (_v, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, { clientId: `hup-${i}`, username: 'u@globex', password: 'p', reconnectPeriod: 0 })))
@@ -164,7 +171,7 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     // rather than buffering, a newcomer is refused with 0x03 once upstream.connectTimeout passes, and
     // after SIGCONT messages flow again.
     const stalled = await brokerStall(g, broker, Math.max(2000, 20_000 * scale))
-    results.push({ name: 'broker stalled (SIGSTOP) under a flood', ok: stalled.grew < 64 && stalled.refusal === 'refused 3' && stalled.flowsAgain, detail: `${(stalled.sent / MiB).toFixed(0)} MiB accepted while stalled; gateway RSS +${stalled.grew.toFixed(0)} MiB (bound +64); newcomer: ${stalled.refusal}; flowing again after SIGCONT: ${stalled.flowsAgain}` })
+    results.push({ name: 'broker stalled (SIGSTOP) under a flood', ok: stalled.grew < 64 && stalled.refusal === 'refused 3' && stalled.flowsAgain, detail: `${(stalled.sent / MiB).toFixed(0)} MiB written while stalled; gateway RSS +${stalled.grew.toFixed(0)} MiB (bound +64); newcomer: ${stalled.refusal}; flowing again after SIGCONT: ${stalled.flowsAgain}` })
 
     // 6. SIGTERM drains within its bound with many clients connected.
     const held = await Promise.all(Array.from({ length: Math.max(50, Math.round(1000 * scale)) }, (_v, i) => connect(g.port, `held-${i}`, 'u@acme', 'p')))

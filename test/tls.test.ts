@@ -50,14 +50,13 @@ ${TENANTS}`)
 after(async () => { await gw?.close(); await broker?.stop() })
 
 let ids = 0
-/** MQTT.js over TLS to the gateway, sending `servername` as SNI (none when undefined). */
+/** MQTT.js options for TLS trusting the test CA, sending `servername` as SNI (none when undefined). */
+const tlsOptions = (servername: string | undefined): mqtt.IClientOptions =>
+  ({ protocol: 'mqtts', ca: CA, ...(servername !== undefined ? { servername } : {}) })
+
+/** MQTT.js over TLS to the gateway. */
 function overTls (servername: string | undefined, opts: mqtt.IClientOptions): Promise<TestClient> {
-  return connectClient(gw.port('mqtts'), {
-    protocol: 'mqtts',
-    ca: CA,
-    ...(servername !== undefined ? { servername } : {}),
-    ...opts,
-  })
+  return connectClient(gw.port('mqtts'), { ...tlsOptions(servername), ...opts })
 }
 
 for (const v of [4, 5] as const) {
@@ -101,10 +100,10 @@ for (const v of [4, 5] as const) {
 
   test(`v${v}: acme's password under globex's SNI host, an unknown host, and a username naming another tenant are all "bad username or password"`, async () => {
     const bad = v === 5 ? 0x86 : 0x04
-    assert.equal(await connectRefusal(gw.port('mqtts'), { protocol: 'mqtts', ca: CA, servername: 'globex.mqtt.test', protocolVersion: v, username: 'alice', password: 'a' }), bad)
-    assert.equal(await connectRefusal(gw.port('mqtts'), { protocol: 'mqtts', ca: CA, servername: 'initech.mqtt.test', protocolVersion: v, username: 'alice', password: 'a' }), bad)
+    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('globex.mqtt.test'), protocolVersion: v, username: 'alice', password: 'a' }), bad)
+    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('initech.mqtt.test'), protocolVersion: v, username: 'alice', password: 'a' }), bad)
     // Two sources naming different tenants: refused, never guessed (SPEC §4).
-    assert.equal(await connectRefusal(gw.port('mqtts'), { protocol: 'mqtts', ca: CA, servername: 'globex.mqtt.test', protocolVersion: v, username: 'alice@acme', password: 'a' }), bad)
+    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('globex.mqtt.test'), protocolVersion: v, username: 'alice@acme', password: 'a' }), bad)
   })
 }
 
@@ -115,7 +114,7 @@ test('without SNI the username names the tenant; without either there is no tena
   await a.client.publishAsync('x', 'via username', { qos: 1 })
   assert.equal((await a.next()).payload, 'via username')
   await a.end()
-  assert.equal(await connectRefusal(gw.port('mqtts'), { protocol: 'mqtts', ca: CA, username: 'alice', password: 'a' }), 0x04)
+  assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions(undefined), username: 'alice', password: 'a' }), 0x04)
 })
 
 test('a client that speaks plain MQTT, or sends garbage, to the TLS port is closed; the gateway keeps serving TLS clients', async () => {
@@ -183,7 +182,7 @@ test('reload (SIGHUP) hands a TLS listener its renewed certificate for new hands
   try {
     const port = renewing.port()
     assert.equal(await presentedCn(port), 'mqtt.test')
-    const device = await connectClient(port, { protocol: 'mqtts', ca: CA, servername: 'acme.mqtt.test', username: 'alice', password: 'a' })
+    const device = await connectClient(port, { ...tlsOptions('acme.mqtt.test'), username: 'alice', password: 'a' })
     await renewing.reload(parseConfigText(listenerYaml('renewed.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
     assert.equal(await presentedCn(port), 'mqtt.test renewed')
     assert.ok(device.client.connected)
