@@ -107,10 +107,11 @@ async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Prom
   try {
     const sub = await connect(g.port, 'stall-sub', 'u@acme', 'p')
     await subscribe(sub, 'after-stall', 0)
-    const got = new Promise<boolean>((resolve) => { sub.onPublish = () => resolve(true); setTimeout(() => resolve(false), 5000) })
+    let received = false
+    sub.onPublish = () => { received = true }
     const pub2 = await connect(g.port, 'stall-pub', 'u@acme', 'p')
     pub2.socket.write(publishPacket('after-stall', Buffer.from('x'), 0))
-    flowsAgain = await got
+    flowsAgain = await until(async () => received, 5000)
     sub.socket.destroy()
     pub2.socket.destroy()
   } catch { flowsAgain = false }
@@ -134,7 +135,12 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     results.push({ name: `${cycles} connect/drop cycles`, ok: drained && grew < 48, detail: `${((Date.now() - started) / 1000).toFixed(1)} s; connections back to 0: ${drained}; RSS ${before.toFixed(0)} → ${(before + grew).toFixed(0)} MiB (bound +48)` })
 
     // 2. a subscriber that never reads while a publisher floods it: the gateway's memory stays bounded.
-    const floodBytes = Math.round(1024 * MiB * scale)
+    // Every byte passing through leaves a read buffer behind as garbage, and V8 collects Buffers only
+    // once their external memory passes its 64 MiB soft limit, so a gateway that buffers nothing still
+    // peaks some 40–70 MiB up. The bound sits above that slack, and even the short run floods four times
+    // the bound, so a gateway that kept what it cannot deliver fails by far.
+    const STALL_BOUND_MIB = 96
+    const floodBytes = Math.round(1024 * MiB * Math.max(scale, 0.375))
     const sub = await connect(g.port, 'stalled', 'u@acme', 'p')
     await subscribe(sub, 'flood', 0)
     sub.socket.pause()
@@ -144,7 +150,7 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     const flooded = await peakRssDuring(g.child.pid, () => flood(pub.socket, packet, (sent) => sent >= floodBytes || Date.now() >= deadline))
     sub.socket.destroy()
     pub.socket.destroy()
-    results.push({ name: 'stalled subscriber, flooding publisher', ok: flooded.grew < 64, detail: `${(flooded.result / MiB).toFixed(0)} MiB sent; gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +64)` })
+    results.push({ name: 'stalled subscriber, flooding publisher', ok: flooded.grew < STALL_BOUND_MIB && flooded.result >= 4 * STALL_BOUND_MIB * MiB, detail: `${(flooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})` })
 
     // 3. SIGHUP during a flood drops nobody.
     const clients = await Promise.all(Array.from({ length: 10 }, (_v, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, { clientId: `hup-${i}`, username: 'u@globex', password: 'p', reconnectPeriod: 0 })))
@@ -159,10 +165,12 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     results.push({ name: 'SIGHUP ×5 during a QoS 1 flood', ok: closes === 0, detail: `${closes} of ${clients.length} clients disconnected` })
 
     // 4. the broker restarted mid-traffic: clients reconnect and are served; the gateway holds no leftovers.
-    const reconnects = clients.map((c) => new Promise<void>((resolve) => c.once('connect', () => resolve())))
+    let reconnected = 0
+    for (const c of clients) c.once('connect', () => reconnected++)
     for (const c of clients) c.options.reconnectPeriod = 200
     await broker.restart()
-    const back = await Promise.race([Promise.all(reconnects).then(() => true), sleep(15_000).then(() => false)])
+    // Polled rather than raced against a timer, which would keep the test process alive after a pass.
+    const back = await until(async () => reconnected === clients.length, 15_000)
     const counted = await until(async () => await connections(g) === clients.length, 5000)
     results.push({ name: 'broker restarted mid-traffic', ok: back && counted, detail: `all reconnected: ${back}; gateway connections = clients: ${counted}` })
     await Promise.all(clients.map((c) => c.endAsync(true)))
