@@ -147,11 +147,11 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   try {
     for (const listener of config.listeners) {
       if (listener.type === 'tls') {
-        const server = await startTlsListener(listener, accept)
-        tlsServers.set(listener.name, server)
-        servers.push(server)
+        const { listening, tls: tlsServer } = await startTlsListener(listener, log, accept)
+        tlsServers.set(listener.name, tlsServer)
+        servers.push(listening)
       } else {
-        servers.push(await startTcpListener(listener, accept))
+        servers.push(await startTcpListener(listener, log, accept))
       }
     }
   } catch (err) {
@@ -176,8 +176,8 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   /** Listeners stay as started, except that TLS listeners take a renewed certificate for new handshakes. */
   function reloadListeners (current: GatewayConfig, next: GatewayConfig): void {
-    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate]))
-    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts) take effect at the next start')
+    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate, l.proxyProtocol]))
+    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts, proxyProtocol) take effect at the next start')
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
       if (server === undefined || listener.tls === undefined) continue

@@ -103,6 +103,11 @@ export const listenerSchema = z.strictObject({
   connectTimeout: duration.default(10_000),
   /** new TCP connections per second from one source IP; more are closed at once, before TLS or CONNECT */
   ipConnectRate: count.optional(),
+  /**
+   * behind a load balancer: every connection starts with a PROXY protocol header (v1 or v2) naming the
+   * client, and one without is closed; only the balancer may reach such a listener
+   */
+  proxyProtocol: z.boolean().default(false),
 }).refine((l) => l.type !== 'tls' || l.tls !== undefined, { message: 'a tls listener needs tls: { cert, key }', path: ['tls'] })
 export type ListenerConfig = z.infer<typeof listenerSchema>
 

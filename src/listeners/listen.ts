@@ -1,10 +1,50 @@
-// The one shape every transport hands connections to, and binding with a clear error.
+// What every transport shares: the shape it hands connections to, the TCP-level front door (PROXY
+// header, per-IP connection rate) and binding with a clear error.
 import type net from 'node:net'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { ListenerConfig } from '../config/schema.js'
+import type { Logger } from '../log.js'
 import type { ConnectionMeta } from '../session/session.js'
+import { readProxyHeader } from './proxy-protocol.js'
 
 export type AcceptConnection = (socket: net.Socket, meta: ConnectionMeta) => void
+
+/** A connection that passed the front door: the client's address and port, and the balancer's address when a PROXY header named the client. */
+export type Admitted = (socket: net.Socket, address: string, port: number, via: string | undefined) => void
+
+/**
+ * The TCP-level steps of every listener, before TLS or MQTT: the PROXY header when the listener expects
+ * one, then the per-IP connection rate on the client's own address. A connection flood from one address
+ * is cut here: a refused socket has cost the gateway next to nothing (the memory limiter answers within
+ * the same tick, before the client can have sent much). After a PROXY header the socket is paused, its
+ * following bytes put back; the reader resumes it.
+ */
+export function frontDoor (listener: ListenerConfig, log: Logger, next: Admitted): (socket: net.Socket) => void {
+  const limit = listener.ipConnectRate === undefined ? undefined : perIpLimit(listener.ipConnectRate)
+  if (!listener.proxyProtocol) {
+    return (socket) => {
+      const address = socket.remoteAddress ?? ''
+      limit?.(socket, address)
+      next(socket, address, socket.remotePort ?? 0, undefined)
+    }
+  }
+  return (socket) => {
+    const balancer = socket.remoteAddress ?? ''
+    readProxyHeader(socket, listener.connectTimeout, (source) => {
+      // LOCAL, UNKNOWN and the like: the balancer's own connection (a health check), taken as it is.
+      const address = source?.address ?? balancer
+      limit?.(socket, address)
+      next(socket, address, source?.port ?? socket.remotePort ?? 0, source === undefined ? undefined : balancer)
+    }, (reason) => {
+      log.info({ listener: listener.name, remote: `${balancer}:${socket.remotePort ?? 0}`, reason }, 'connection without a valid PROXY header closed')
+    })
+  }
+}
+
+function perIpLimit (perSecond: number): (socket: net.Socket, address: string) => void {
+  const limiter = new RateLimiterMemory({ points: perSecond, duration: 1 })
+  return (socket, address) => { limiter.consume(address).catch(() => socket.destroy()) }
+}
 
 export class ListenFailure extends Error {
   constructor (readonly listener: string, readonly host: string, readonly port: number, readonly code: string | undefined) {
@@ -19,7 +59,6 @@ export class ListenFailure extends Error {
  * binds `::` dual-stack, and falls back to IPv4 only where the host has no IPv6.
  */
 export async function listenOn<S extends net.Server> (server: S, listener: ListenerConfig): Promise<S> {
-  if (listener.ipConnectRate !== undefined) limitConnectionsPerIp(server, listener.ipConnectRate)
   const { host, port } = listener.bind
   const anyHost = host === '0.0.0.0' || host === '::'
   try {
@@ -46,17 +85,5 @@ function bind (server: net.Server, host: string, port: number): Promise<void> {
     server.once('error', onError)
     server.once('listening', onListening)
     server.listen({ host, port, ipv6Only: false })
-  })
-}
-
-/**
- * A connection flood from one address is cut at the TCP level: `connection` fires before the TLS
- * handshake and before any byte is read, so a refused socket costs the gateway next to nothing. The
- * memory limiter answers within the same tick, before the client can have sent much.
- */
-function limitConnectionsPerIp (server: net.Server, perSecond: number): void {
-  const limiter = new RateLimiterMemory({ points: perSecond, duration: 1 })
-  server.on('connection', (socket: net.Socket) => {
-    limiter.consume(socket.remoteAddress ?? '').catch(() => socket.destroy())
   })
 }

@@ -1,12 +1,14 @@
 // Plain TCP listener.
 import net from 'node:net'
 import type { ListenerConfig } from '../config/schema.js'
-import { listenOn, type AcceptConnection } from './listen.js'
+import type { Logger } from '../log.js'
+import { frontDoor, listenOn, type AcceptConnection } from './listen.js'
 
-export function startTcpListener (listener: ListenerConfig, accept: AcceptConnection): Promise<net.Server> {
-  // TCP keep-alive is switched on later, only for clients without an MQTT keep alive (see connect.ts).
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    accept(socket, { listener, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 })
-  })
+export function startTcpListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<net.Server> {
+  // TCP keep-alive is switched on later, only for clients without an MQTT keep alive (see session.ts).
+  const server = net.createServer({ noDelay: true }, frontDoor(listener, log, (socket, remoteAddress, remotePort, via) => {
+    accept(socket, via === undefined ? { listener, remoteAddress, remotePort } : { listener, remoteAddress, remotePort, via })
+    if (listener.proxyProtocol) socket.resume() // paused by the PROXY header's reader
+  }))
   return listenOn(server, listener)
 }

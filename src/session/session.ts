@@ -46,6 +46,8 @@ export interface ConnectionMeta {
   readonly listener: ListenerConfig
   readonly remoteAddress: string
   readonly remotePort: number
+  /** the load balancer's address, when the client's came in a PROXY protocol header */
+  readonly via?: string
   /** TLS SNI host name, when the listener is TLS and the client sent one */
   readonly sniHost?: string
 }
@@ -109,6 +111,7 @@ export class Session {
     this.log = new ConnectionLog(host.log, () => ({
       listener: meta.listener.name,
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
+      ...(meta.via !== undefined ? { via: meta.via } : {}),
       ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
     }))
     client.on('data', this.onClientData)

@@ -13,8 +13,9 @@ export interface RawClient {
   end (): void
 }
 
-export async function rawConnect (port: number, protocolVersion: 3 | 4 | 5 = 4): Promise<RawClient> {
-  const socket = net.connect({ port, host: '127.0.0.1' })
+/** A raw MQTT connection to 127.0.0.1:`port`; from `localAddress` (another loopback address) when given. */
+export async function rawConnect (port: number, protocolVersion: 3 | 4 | 5 = 4, localAddress?: string): Promise<RawClient> {
+  const socket = net.connect({ port, host: '127.0.0.1', ...(localAddress !== undefined ? { localAddress } : {}) })
   await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
   const parser = mqttPacket.parser({ protocolVersion })
   const packets: Packet[] = []
