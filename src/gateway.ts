@@ -8,11 +8,12 @@ import { buildTenants, type TenantRuntime } from './tenancy/tenants.js'
 import { TenantLimits } from './policy/limits.js'
 import type { TenantCounters } from './policy/counters.js'
 import { unmountFilter } from './tenancy/namespace.js'
-import { Session, type ConnectionMeta, type SessionHost } from './session/session.js'
+import { Session, type ClientStream, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
 import { startTcpListener } from './listeners/tcp.js'
 import { renewCertificate, startTlsListener } from './listeners/tls.js'
+import { startWebSocketListener } from './listeners/websocket.js'
 
 export interface ListeningAddress {
   listener: string
@@ -140,19 +141,21 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   // Every session from accept until both its sockets are gone, admitted or not: the clock ticks them,
   // and shutdown reaches the ones still authenticating too.
   const live = new Set<Session>()
-  const accept = (socket: net.Socket, meta: ConnectionMeta): void => {
-    live.add(new Session(host, socket, meta)) // attaches the socket's error handler at once
+  const accept = (client: ClientStream, meta: ConnectionMeta): void => {
+    live.add(new Session(host, client, meta)) // attaches the socket's error handler at once
   }
 
   try {
     for (const listener of config.listeners) {
-      if (listener.type === 'tls') {
-        const { listening, tls: tlsServer } = await startTlsListener(listener, log, accept)
-        tlsServers.set(listener.name, tlsServer)
-        servers.push(listening)
-      } else {
+      if (listener.type === 'tcp') {
         servers.push(await startTcpListener(listener, log, accept))
+        continue
       }
+      const { listening, tls: tlsServer } = listener.type === 'tls'
+        ? await startTlsListener(listener, log, accept)
+        : await startWebSocketListener(listener, log, accept)
+      if (tlsServer !== undefined) tlsServers.set(listener.name, tlsServer)
+      servers.push(listening)
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
@@ -176,8 +179,8 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   /** Listeners stay as started, except that TLS listeners take a renewed certificate for new handshakes. */
   function reloadListeners (current: GatewayConfig, next: GatewayConfig): void {
-    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate, l.proxyProtocol]))
-    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts, proxyProtocol) take effect at the next start')
+    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate, l.proxyProtocol, l.path, l.maxMessageSize]))
+    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts, proxyProtocol, path, maxMessageSize) take effect at the next start')
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
       if (server === undefined || listener.tls === undefined) continue

@@ -96,7 +96,8 @@ const bind = z.string().transform((value, ctx) => {
 
 export const listenerSchema = z.strictObject({
   name: z.string().min(1),
-  type: z.enum(['tcp', 'tls']),
+  /** ws and wss: MQTT over WebSocket [MQTT-6], for browsers and clients behind HTTP-only networks */
+  type: z.enum(['tcp', 'tls', 'ws', 'wss']),
   bind,
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().optional() }).optional(),
   tenant: tenantId.optional(),
@@ -108,7 +109,11 @@ export const listenerSchema = z.strictObject({
    * client, and one without is closed; only the balancer may reach such a listener
    */
   proxyProtocol: z.boolean().default(false),
-}).refine((l) => l.type !== 'tls' || l.tls !== undefined, { message: 'a tls listener needs tls: { cert, key }', path: ['tls'] })
+  /** ws/wss: the HTTP path clients upgrade on */
+  path: z.string().regex(/^\//, 'expected a path starting with /').default('/mqtt'),
+  /** ws/wss: the largest WebSocket message taken (one usually carries one MQTT packet); larger ones close the connection (1009) */
+  maxMessageSize: size.default(1024 * 1024),
+}).refine((l) => (l.type !== 'tls' && l.type !== 'wss') || l.tls !== undefined, { message: 'a tls or wss listener needs tls: { cert, key }', path: ['tls'] })
 export type ListenerConfig = z.infer<typeof listenerSchema>
 
 export const upstreamSchema = z.strictObject({

@@ -15,7 +15,7 @@ export function summarizeConfig ({ config, file }: LoadedConfig): string {
   if (file !== undefined) out.push(`config: ${file}`)
   out.push('listeners:')
   for (const l of config.listeners) {
-    out.push(`  ${l.name}: ${l.type} ${l.bind.host.includes(':') ? `[${l.bind.host}]` : l.bind.host}:${l.bind.port}${l.tenant !== undefined ? ` (tenant ${l.tenant})` : ''}, connectTimeout ${l.connectTimeout}ms${l.ipConnectRate !== undefined ? `, ipConnectRate ${l.ipConnectRate}/s` : ''}${l.proxyProtocol ? ', PROXY protocol (only the load balancer may connect)' : ''}`)
+    out.push(`  ${l.name}: ${l.type} ${l.bind.host.includes(':') ? `[${l.bind.host}]` : l.bind.host}:${l.bind.port}${l.tenant !== undefined ? ` (tenant ${l.tenant})` : ''}${l.type === 'ws' || l.type === 'wss' ? `, path ${l.path}, messages up to ${l.maxMessageSize} bytes` : ''}, connectTimeout ${l.connectTimeout}ms${l.ipConnectRate !== undefined ? `, ipConnectRate ${l.ipConnectRate}/s` : ''}${l.proxyProtocol ? ', PROXY protocol (only the load balancer may connect)' : ''}`)
   }
   const u = config.upstream
   out.push(`upstream: ${u.url}${u.username !== undefined ? `, username "${u.username}"` : ''}${u.password !== undefined && u.password !== '' ? ', password set' : ''}, connectTimeout ${u.connectTimeout}ms`)

@@ -1,13 +1,14 @@
 // What every transport shares: the shape it hands connections to, the TCP-level front door (PROXY
 // header, per-IP connection rate) and binding with a clear error.
-import type net from 'node:net'
+import net from 'node:net'
+import tls from 'node:tls'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { ListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import type { ConnectionMeta } from '../session/session.js'
+import type { ClientStream, ConnectionMeta } from '../session/session.js'
 import { readProxyHeader } from './proxy-protocol.js'
 
-export type AcceptConnection = (socket: net.Socket, meta: ConnectionMeta) => void
+export type AcceptConnection = (client: ClientStream, meta: ConnectionMeta) => void
 
 /** A connection that passed the front door: the client's address and port, and the balancer's address when a PROXY header named the client. */
 export type Admitted = (socket: net.Socket, address: string, port: number, via: string | undefined) => void
@@ -38,6 +39,63 @@ export function frontDoor (listener: ListenerConfig, log: Logger, next: Admitted
     }, (reason) => {
       log.info({ listener: listener.name, remote: `${balancer}:${socket.remotePort ?? 0}`, reason }, 'connection without a valid PROXY header closed')
     })
+  }
+}
+
+/** Where a client connects from, as the front door found it. */
+export interface Origin { readonly address: string; readonly port: number; readonly via?: string | undefined }
+
+/** A server that reads its sockets itself (TLS, HTTP), behind the front door. */
+export interface GuardedServer {
+  /** the server to bind: `server` itself, or the plain TCP server that reads PROXY headers for it */
+  readonly listening: net.Server
+  /** the client's origin for a socket `server` hands over (a TLS socket has its TCP socket's peer address and port) */
+  originOf (socket: net.Socket): Origin
+}
+
+/**
+ * Puts the front door before a server that reads the socket itself. Without PROXY the server listens and
+ * the per-IP rate runs on its connections; with PROXY a plain TCP server reads the header first and then
+ * hands the socket over, which also reads the bytes that came with the header.
+ */
+export function guardServer (listener: ListenerConfig, log: Logger, server: net.Server): GuardedServer {
+  const ownOrigin = (socket: net.Socket): Origin => ({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })
+  if (!listener.proxyProtocol) {
+    server.on('connection', frontDoor(listener, log, () => {}))
+    return { listening: server, originOf: ownOrigin }
+  }
+  /** the client behind each socket handed over and not yet claimed, by the balancer side's address and port */
+  const proxied = new Map<string, Origin>()
+  const keyOf = (socket: net.Socket): string => `${socket.remoteAddress ?? ''} ${socket.remotePort ?? 0}`
+  const listening = net.createServer({ noDelay: true }, frontDoor(listener, log, (socket, address, port, via) => {
+    const key = keyOf(socket)
+    proxied.set(key, { address, port, via })
+    socket.once('close', () => proxied.delete(key))
+    server.emit('connection', socket)
+    // TLS takes the paused socket over, the bytes that came with the header included. A plain HTTP server
+    // reads the socket's handle directly and gets those bytes as 'data' only once the socket is resumed.
+    if (!(server instanceof tls.Server)) socket.resume()
+  }))
+  return {
+    listening,
+    originOf (socket) {
+      const key = keyOf(socket)
+      const origin = proxied.get(key)
+      if (origin === undefined) return ownOrigin(socket)
+      proxied.delete(key)
+      return origin
+    },
+  }
+}
+
+/** The session's view of a connection: its listener, its origin and the SNI host name it asked for. */
+export function connectionMeta (listener: ListenerConfig, origin: Origin, sniHost: string | false | undefined): ConnectionMeta {
+  return {
+    listener,
+    remoteAddress: origin.address,
+    remotePort: origin.port,
+    ...(origin.via !== undefined ? { via: origin.via } : {}),
+    ...(typeof sniHost === 'string' && sniHost !== '' ? { sniHost } : {}),
   }
 }
 

@@ -2,6 +2,7 @@
 // back-pressure and its ending. What happens to each packet lives in connect.ts, from-client.ts and
 // from-upstream.ts; this file is the plumbing they share.
 import type net from 'node:net'
+import type { Duplex } from 'node:stream'
 import { FrameReader, FrameError, decodePacket, encode, MQTT_MAX_REMAINING, type Frame, type Packet, type ConnackPacket } from '../codec.js'
 import { Reason, reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import { ConnectionLog, type Logger } from '../log.js'
@@ -61,6 +62,12 @@ const TCP_KEEPALIVE_IDLE_MS = 60_000
 
 type State = 'awaitConnect' | 'connecting' | 'connected' | 'closed'
 
+/**
+ * The client's side of a session: a TCP or TLS socket, or a WebSocket carried as a stream
+ * (listeners/websocket.ts), whose TCP keep-alive is its underlying socket's.
+ */
+export type ClientStream = Duplex & { setKeepAlive?: (enable: boolean, initialDelay: number) => unknown }
+
 export { Pause }
 
 export class Session {
@@ -107,7 +114,7 @@ export class Session {
   /** Log lines about this connection, with its listener, remote address, tenant and client ID. */
   readonly log: ConnectionLog
 
-  constructor (readonly host: SessionHost, readonly client: net.Socket, readonly meta: ConnectionMeta) {
+  constructor (readonly host: SessionHost, readonly client: ClientStream, readonly meta: ConnectionMeta) {
     this.log = new ConnectionLog(host.log, () => ({
       listener: meta.listener.name,
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
@@ -234,7 +241,7 @@ export class Session {
       // minute idle. Switched on at the first tick, so a connection that comes and goes does not pay it.
       if (!this.tcpKeepAlive) {
         this.tcpKeepAlive = true
-        this.client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS)
+        this.client.setKeepAlive?.(true, TCP_KEEPALIVE_IDLE_MS)
       }
       return
     }
@@ -421,6 +428,6 @@ export class Session {
 }
 
 /** Flush and send FIN; the closed session's tick destroys the socket if the peer never closes its side. */
-function endSocket (socket: net.Socket): void {
+function endSocket (socket: Duplex): void {
   if (!socket.destroyed) socket.end()
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Isolation seen by paho-mqtt: two tenants, same client ID and topics, through the gateway.
 
-Usage: /usr/bin/python3 test/paho/isolation.py PORT PROTOCOL(4|5)
+Usage: /usr/bin/python3 test/paho/isolation.py PORT PROTOCOL(4|5) [TRANSPORT(tcp|websockets)]
 Prints one JSON object: what each tenant's subscriber received. Bounded: gives up after a few seconds.
 """
 import json
@@ -13,11 +13,14 @@ import paho.mqtt.client as mqtt
 
 port = int(sys.argv[1])
 proto = mqtt.MQTTv5 if sys.argv[2] == "5" else mqtt.MQTTv311
+transport = sys.argv[3] if len(sys.argv) > 3 else "tcp"
 USERS = {"acme": ("alice@acme", "a"), "globex": ("alice@globex", "g")}
 
 
 def client(tenant, client_id):
-    c = mqtt.Client(client_id=client_id, protocol=proto)
+    c = mqtt.Client(client_id=client_id, protocol=proto, transport=transport)
+    if transport == "websockets":
+        c.ws_set_options(path="/mqtt")
     c.username_pw_set(*USERS[tenant])
     connected = threading.Event()
     c.on_connect = lambda *args: connected.set()
