@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type net from 'node:net'
 import mqtt from 'mqtt'
+import WebSocket from 'ws'
 import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js'
 import { freePort, waitForPort } from '../test/helpers/net.js'
-import { connect, publishPacket, sleep, subscribe } from './load.js'
+import { connect, encode, publishPacket, sleep, subscribe } from './load.js'
 import { rssBytes } from './peers.js'
 
 const TOKEN = 'soak-operator-token-0123456789'
@@ -17,13 +18,14 @@ const MiB = 1024 * 1024
 
 export interface SoakResult { name: string; ok: boolean; detail: string }
 
-interface GatewayProc { child: ChildProcess; port: number; adminPort: number; exited: Promise<number | null> }
+interface GatewayProc { child: ChildProcess; port: number; wsPort: number; adminPort: number; exited: Promise<number | null> }
 
 async function startGateway (broker: Mosquitto): Promise<GatewayProc> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-soak-'))
   const port = await freePort()
+  const wsPort = await freePort()
   const adminPort = await freePort()
-  writeFileSync(join(dir, 'gateway.yaml'), `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }]
+  writeFileSync(join(dir, 'gateway.yaml'), `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }, { name: ws, type: ws, bind: "127.0.0.1:${wsPort}" }]
 upstream: { url: ${broker.url}, connectTimeout: 1s }
 admin: { bind: "127.0.0.1:${adminPort}", operatorToken: ${TOKEN}, store: state.db }
 log: { level: warn }
@@ -34,7 +36,7 @@ tenants:
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   await waitForPort(adminPort)
-  return { child, port, adminPort, exited }
+  return { child, port, wsPort, adminPort, exited }
 }
 
 async function connections (g: GatewayProc): Promise<number> {
@@ -86,6 +88,19 @@ async function flood (socket: net.Socket, packet: Buffer, done: (sent: number) =
     sent += packet.length
   }
   return sent
+}
+
+/** A subscriber over WebSocket that stops reading once subscribed (ws.pause() pauses its TCP socket). */
+async function stalledWebSocketSubscriber (g: GatewayProc, topic: string): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${g.wsPort}/mqtt`, ['mqtt'])
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  let answers = 0
+  ws.on('message', () => { answers++ })
+  ws.send(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'ws-stalled', username: 'u@acme', password: Buffer.from('p') }))
+  ws.send(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] }))
+  if (!await until(async () => answers >= 2, 5000)) throw new Error('no CONNACK and SUBACK over WebSocket')
+  ws.pause()
+  return ws
 }
 
 /** The broker frozen for `ms` while a QoS 0 publisher floods through the gateway, then thawed. */
@@ -150,7 +165,15 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     const flooded = await peakRssDuring(g.child.pid, () => flood(pub.socket, packet, (sent) => sent >= floodBytes || Date.now() >= deadline))
     sub.socket.destroy()
     pub.socket.destroy()
+    // The same over WebSocket: the subscriber's frames wait in its stream, which pauses the broker too.
+    const wsSub = await stalledWebSocketSubscriber(g, 'ws-flood')
+    const wsPub = await connect(g.port, 'ws-flooder', 'u@acme', 'p')
+    const wsDeadline = Date.now() + 60_000 * Math.max(scale, 0.2)
+    const wsFlooded = await peakRssDuring(g.child.pid, () => flood(wsPub.socket, publishPacket('ws-flood', Buffer.alloc(16 * 1024, 1), 0), (sent) => sent >= floodBytes || Date.now() >= wsDeadline))
+    wsSub.terminate()
+    wsPub.socket.destroy()
     results.push({ name: 'stalled subscriber, flooding publisher', ok: flooded.grew < STALL_BOUND_MIB && flooded.result >= 4 * STALL_BOUND_MIB * MiB, detail: `${(flooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})` })
+    results.push({ name: 'stalled WebSocket subscriber, flooding publisher', ok: wsFlooded.grew < STALL_BOUND_MIB && wsFlooded.result >= 4 * STALL_BOUND_MIB * MiB, detail: `${(wsFlooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${wsFlooded.base.toFixed(0)} → peak ${(wsFlooded.base + wsFlooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})` })
 
     // 3. SIGHUP during a flood drops nobody.
     const clients = await Promise.all(Array.from({ length: 10 }, (_v, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, { clientId: `hup-${i}`, username: 'u@globex', password: 'p', reconnectPeriod: 0 })))
