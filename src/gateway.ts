@@ -10,7 +10,7 @@ import type { TenantCounters } from './policy/counters.js'
 import { unmountFilter } from './tenancy/namespace.js'
 import { Session, type ClientStream, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
-import { upstreamTarget, type UpstreamTarget } from './upstream/connect.js'
+import { targetOf, upstreamTargets, type UpstreamTarget } from './upstream/connect.js'
 import { startTcpListener } from './listeners/tcp.js'
 import { renewCertificate, startTlsListener } from './listeners/tls.js'
 import { startWebSocketListener } from './listeners/websocket.js'
@@ -77,8 +77,10 @@ export interface Gateway {
   pruneRetired (): string[]
   /** subscriptions the tenant's clients hold now */
   subscriptions (tenant: string): number
-  /** true when a TCP connection to the upstream broker opens within a second (readiness) */
+  /** true when a TCP connection to the default upstream broker opens within a second (readiness) */
   upstreamReachable (): Promise<boolean>
+  /** the same for each of the named `upstreams` */
+  namedUpstreamsReachable (): Promise<Record<string, boolean>>
   /** where each listener is bound (ports resolved when the config asked for port 0) */
   readonly addresses: readonly ListeningAddress[]
   /** the live sessions' count, per tenant or in all */
@@ -102,6 +104,17 @@ const DRAIN_MS = 2000
 /** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
 const TICK_MS = 500
 
+/** true when a TCP connection to the broker opens within a second */
+function reachable (target: UpstreamTarget): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port })
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}
+
 export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
   let config = initial
@@ -115,14 +128,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   const embedded: EmbeddedBroker | undefined = config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
   if (embedded !== undefined) log.info({ address: `${embedded.host}:${embedded.port}` }, 'embedded broker (aedes, MQTT 3.1.1) started on loopback')
-  let target: UpstreamTarget = upstreamTarget(config.upstream, embedded)
+  let targets = upstreamTargets(config, embedded)
 
   const host: SessionHost = {
     log,
-    v5Upstream: embedded === undefined,
     authenticate: (req) => authenticator.authenticate(req),
     tenant: (id) => tenants.get(id),
-    upstreamFor: (_tenant: TenantRuntime) => target,
+    upstreamFor: (tenant: TenantRuntime) => targetOf(targets, tenant.config.upstream),
     async admit (session) {
       const tenant = session.tenant
       if (tenant === undefined) return 'notAuthorized'
@@ -201,14 +213,9 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     subscriptions: (tenant) => quotas.subscriptions(tenant),
     clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
 
-    upstreamReachable () {
-      return new Promise((resolve) => {
-        const socket = net.connect({ host: target.host, port: target.port })
-        const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
-        socket.setTimeout(1000, () => done(false))
-        socket.once('connect', () => done(true))
-        socket.once('error', () => done(false))
-      })
+    upstreamReachable: () => reachable(targets.default),
+    async namedUpstreamsReachable () {
+      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await reachable(t)] as const)))
     },
 
     kick (tenant, clientId) {
@@ -226,7 +233,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
       tenants = nextTenants
       authenticator.update(next)
       quotas.update(tenants, next.maxConnections)
-      target = upstreamTarget(next.upstream, embedded)
+      targets = upstreamTargets(next, embedded) // connected clients stay on the broker they are on
       let dropped = 0
       for (const session of [...sessions]) {
         const id = session.tenant?.id

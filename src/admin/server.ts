@@ -201,9 +201,11 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
   // ---- health ---------------------------------------------------------------------------------
 
   api.get(`${v1}/health`, { schema: { summary: 'liveness: the process answers', security: [] } }, async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
-  api.get(`${v1}/ready`, { schema: { summary: 'readiness: listeners up and the upstream broker reachable', security: [] } }, async (_req, reply) => {
-    const upstream = await gateway.upstreamReachable()
-    return reply.code(upstream ? 200 : 503).send({ ready: upstream, upstream: upstream ? 'reachable' : 'unreachable' })
+  api.get(`${v1}/ready`, { schema: { summary: 'readiness: listeners up and the default upstream broker reachable (named upstreams reported, not required)', security: [] } }, async (_req, reply) => {
+    const [upstream, named] = await Promise.all([gateway.upstreamReachable(), gateway.namedUpstreamsReachable()])
+    const word = (ok: boolean): string => ok ? 'reachable' : 'unreachable'
+    const upstreams = Object.fromEntries(Object.entries(named).map(([name, ok]) => [name, word(ok)]))
+    return reply.code(upstream ? 200 : 503).send({ ready: upstream, upstream: word(upstream), ...(Object.keys(upstreams).length > 0 ? { upstreams } : {}) })
   })
   app.get(`${v1}/openapi.json`, { schema: { hide: true } }, async () => app.swagger())
 

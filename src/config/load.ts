@@ -143,6 +143,9 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     }
   })
   if (config.upstream.ca !== undefined) config.upstream.ca = file(config.upstream.ca, ['upstream', 'ca'])
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.ca !== undefined) u.ca = file(u.ca, ['upstreams', name, 'ca'])
+  }
   if (config.admin?.tls !== undefined) {
     config.admin.tls.cert = file(config.admin.tls.cert, ['admin', 'tls', 'cert'])
     config.admin.tls.key = file(config.admin.tls.key, ['admin', 'tls', 'key'])

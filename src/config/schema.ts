@@ -80,6 +80,8 @@ export const tenantSchema = z.strictObject({
   users: z.record(z.string().min(1), userSchema).default({}),
   passwordFile: z.string().optional(),
   acl: z.array(aclRuleSchema).optional(),
+  /** the broker this tenant's clients are carried to: a name from `upstreams`; the default `upstream` without */
+  upstream: z.string().min(1).optional(),
 })
 export type TenantConfig = z.infer<typeof tenantSchema>
 
@@ -173,6 +175,9 @@ export const authSchema = z.strictObject({
 export const gatewaySchema = z.strictObject({
   listeners: z.array(listenerSchema).min(1, 'expected at least one listener'),
   upstream: upstreamSchema,
+  /** more brokers, by name, for tenants placed on them with `tenants.X.upstream` */
+  upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, _ and -'),
+    upstreamSchema.refine((u) => u.url !== 'embedded', { message: 'the embedded broker can only be the default upstream', path: ['url'] })).default({}),
   tenancy: tenancySchema.default({ resolve: ['listener', 'sni', 'username'], username: '{username}@{tenant}', namespace: { topic: '{tenant}/', clientId: '{tenant}/' } }),
   auth: authSchema,
   /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
@@ -196,6 +201,9 @@ export const gatewaySchema = z.strictObject({
   for (const [id, tenant] of Object.entries(cfg.tenants)) {
     if (tenant.plan !== undefined && !(tenant.plan in cfg.plans)) {
       ctx.addIssue({ code: 'custom', message: `unknown plan ${JSON.stringify(tenant.plan)} (plans: ${Object.keys(cfg.plans).join(', ') || 'none'})`, path: ['tenants', id, 'plan'] })
+    }
+    if (tenant.upstream !== undefined && !(tenant.upstream in cfg.upstreams)) {
+      ctx.addIssue({ code: 'custom', message: `unknown upstream ${JSON.stringify(tenant.upstream)} (upstreams: ${Object.keys(cfg.upstreams).join(', ') || 'none'})`, path: ['tenants', id, 'upstream'] })
     }
   }
 })

@@ -1,6 +1,7 @@
 // What `check` prints: the configuration as the gateway will run it, each tenant's effective limits.
 import { existsSync } from 'node:fs'
 import type { LoadedConfig } from './load.js'
+import type { UpstreamConfig } from './schema.js'
 import { effectiveLimits } from '../policy/plans.js'
 import { mergeTenantChanges, tenantSource } from '../store/merge.js'
 import { openSqliteStore } from '../store/sqlite.js'
@@ -17,8 +18,13 @@ export function summarizeConfig ({ config, file }: LoadedConfig): string {
   for (const l of config.listeners) {
     out.push(`  ${l.name}: ${l.type} ${l.bind.host.includes(':') ? `[${l.bind.host}]` : l.bind.host}:${l.bind.port}${l.tenant !== undefined ? ` (tenant ${l.tenant})` : ''}${l.type === 'ws' || l.type === 'wss' ? `, path ${l.path}, messages up to ${l.maxMessageSize} bytes` : ''}, connectTimeout ${l.connectTimeout}ms${l.ipConnectRate !== undefined ? `, ipConnectRate ${l.ipConnectRate}/s` : ''}${l.proxyProtocol ? ', PROXY protocol (only the load balancer may connect)' : ''}`)
   }
-  const u = config.upstream
-  out.push(`upstream: ${u.url}${u.username !== undefined ? `, username "${u.username}"` : ''}${u.password !== undefined && u.password !== '' ? ', password set' : ''}, connectTimeout ${u.connectTimeout}ms`)
+  const upstreamText = (u: UpstreamConfig): string =>
+    `${u.url}${u.username !== undefined ? `, username "${u.username}"` : ''}${u.password !== undefined && u.password !== '' ? ', password set' : ''}, connectTimeout ${u.connectTimeout}ms`
+  out.push(`upstream: ${upstreamText(config.upstream)}`)
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    const placed = Object.entries(config.tenants).filter(([, t]) => t.upstream === name).map(([id]) => id)
+    out.push(`upstream ${name}: ${upstreamText(u)}; tenants: ${placed.join(' ') || 'none'}`)
+  }
   const t = config.tenancy
   out.push(`tenancy: resolve ${t.resolve.join(' → ')}; username "${t.username}"${t.sni !== undefined ? `; sni "${t.sni}"` : ''}; topics "${t.namespace.topic}", client IDs "${t.namespace.clientId}"`)
   if (config.maxConnections !== undefined) out.push(`gateway maxConnections: ${config.maxConnections}`)
@@ -29,7 +35,7 @@ export function summarizeConfig ({ config, file }: LoadedConfig): string {
   out.push(`tenants (${Object.keys(config.tenants).length}):`)
   for (const [id, tenant] of Object.entries(config.tenants)) {
     const flags = [tenant.disabled ? 'DISABLED' : '', tenant.anonymous ? 'anonymous allowed' : '', tenant.acl !== undefined ? `${tenant.acl.length} ACL rules` : ''].filter(Boolean)
-    out.push(`  ${id}: plan ${tenant.plan ?? '(none)'}, ${Object.keys(tenant.users).length} users${tenant.hosts.length > 0 ? `, hosts ${tenant.hosts.join(' ')}` : ''}${flags.length > 0 ? `, ${flags.join(', ')}` : ''}`)
+    out.push(`  ${id}: plan ${tenant.plan ?? '(none)'}${tenant.upstream !== undefined ? `, upstream ${tenant.upstream}` : ''}, ${Object.keys(tenant.users).length} users${tenant.hosts.length > 0 ? `, hosts ${tenant.hosts.join(' ')}` : ''}${flags.length > 0 ? `, ${flags.join(', ')}` : ''}`)
     out.push(`    limits: ${limitsText(effectiveLimits(config, id))}`)
   }
   return out.join('\n')

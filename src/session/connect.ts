@@ -24,6 +24,7 @@ export async function connect (session: Session, frame: Frame): Promise<boolean>
 
   return checkProtocol(session, packet) &&
     await authenticate(session, packet) &&
+    checkUpstreamProtocol(session) &&
     await admit(session) &&
     assignClientId(session, packet) &&
     checkWill(session, packet) &&
@@ -36,16 +37,17 @@ function refuseFirstPacket (session: Session): false {
 }
 
 function checkProtocol (session: Session, packet: ConnectPacket): boolean {
-  if (session.version === 5) {
-    if (packet.properties?.authenticationMethod !== undefined) {
-      return session.refuseConnect('badAuthenticationMethod', 'enhanced authentication is not supported')
-    }
-    if (!session.host.v5Upstream) {
-      session.log.warn('MQTT 5 client refused: the embedded broker speaks MQTT 3.1.1 only; use Mosquitto or EMQX as upstream for MQTT 5')
-      return session.refuseConnect('unsupportedProtocolVersion', 'MQTT 5 needs a real upstream broker')
-    }
+  if (session.version === 5 && packet.properties?.authenticationMethod !== undefined) {
+    return session.refuseConnect('badAuthenticationMethod', 'enhanced authentication is not supported')
   }
   return true
+}
+
+/** Known once the tenant is: its broker may be the embedded aedes, which speaks MQTT 3.1.1 only (SPEC §9). */
+function checkUpstreamProtocol (session: Session): boolean {
+  if (session.version !== 5 || session.tenant === undefined || session.host.upstreamFor(session.tenant).v5) return true
+  session.log.warn('MQTT 5 client refused: the embedded broker speaks MQTT 3.1.1 only; use Mosquitto or EMQX as upstream for MQTT 5')
+  return session.refuseConnect('unsupportedProtocolVersion', 'MQTT 5 needs a real upstream broker')
 }
 
 async function authenticate (session: Session, packet: ConnectPacket): Promise<boolean> {

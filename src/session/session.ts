@@ -20,8 +20,6 @@ import { onUpstreamFrame } from './from-upstream.js'
 /** What a session needs from the gateway around it: a narrow, injectable surface. */
 export interface SessionHost {
   readonly log: Logger
-  /** false while the upstream is the embedded aedes, which speaks MQTT 3.1.1 only */
-  readonly v5Upstream: boolean
   authenticate (req: AuthRequest): Promise<AuthResult>
   tenant (id: string): TenantRuntime | undefined
   upstreamFor (tenant: TenantRuntime): UpstreamTarget

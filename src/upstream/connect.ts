@@ -1,10 +1,10 @@
-// Dialing the shared broker: one upstream connection per client, so sessions, QoS, retained messages
-// and wills stay the broker's job. Kept a per-tenant lookup (`upstreamFor`) so tenants can later be
-// placed on different brokers.
+// Dialing the broker: one upstream connection per client, so sessions, QoS, retained messages and
+// wills stay the broker's job. A tenant's broker is the default `upstream`, or one of the named
+// `upstreams` it is placed on (`tenants.X.upstream`), so one gateway can spread tenants over brokers.
 import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
-import type { UpstreamConfig } from '../config/schema.js'
+import type { GatewayConfig, UpstreamConfig } from '../config/schema.js'
 
 export interface UpstreamTarget {
   readonly host: string
@@ -17,6 +17,26 @@ export interface UpstreamTarget {
   readonly password?: string
   /** bounds the TCP connect and the CONNACK, in ms */
   readonly connectTimeout: number
+  /** false for the embedded aedes, which speaks MQTT 3.1.1 only */
+  readonly v5: boolean
+}
+
+/** Every broker of a configuration: the default and the named ones. */
+export interface UpstreamTargets {
+  readonly default: UpstreamTarget
+  readonly named: ReadonlyMap<string, UpstreamTarget>
+}
+
+export function upstreamTargets (config: GatewayConfig, embedded?: { host: string; port: number }): UpstreamTargets {
+  return {
+    default: upstreamTarget(config.upstream, embedded),
+    named: new Map(Object.entries(config.upstreams).map(([name, u]) => [name, upstreamTarget(u)])),
+  }
+}
+
+/** The broker a tenant placed on `name` (none: the default) is carried to. */
+export function targetOf (targets: UpstreamTargets, name: string | undefined): UpstreamTarget {
+  return (name === undefined ? undefined : targets.named.get(name)) ?? targets.default
 }
 
 /** The target for `upstream`; `embedded` resolves to the in-process broker's loopback address. */
@@ -42,6 +62,7 @@ export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: str
     ...(upstream.username !== undefined ? { username: upstream.username } : {}),
     ...(upstream.password !== undefined && upstream.password !== '' ? { password: upstream.password } : {}),
     connectTimeout: upstream.connectTimeout,
+    v5: upstream.url !== 'embedded',
   }
 }
 
