@@ -140,6 +140,7 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
       l.tls.cert = file(l.tls.cert, ['listeners', i, 'tls', 'cert'])
       l.tls.key = file(l.tls.key, ['listeners', i, 'tls', 'key'])
       if (l.tls.ca !== undefined) l.tls.ca = file(l.tls.ca, ['listeners', i, 'tls', 'ca'])
+      if (l.tls.clientCa !== undefined) l.tls.clientCa = file(l.tls.clientCa, ['listeners', i, 'tls', 'clientCa'])
     }
   })
   if (config.upstream.ca !== undefined) config.upstream.ca = file(config.upstream.ca, ['upstream', 'ca'])
@@ -165,7 +166,7 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
       }
     }
     for (const [user, u] of Object.entries(tenant.users)) {
-      if (u.password.startsWith('plain:')) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
+      if (u.password?.startsWith('plain:') === true) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
     }
   }
 }

@@ -66,7 +66,8 @@ export const aclRuleSchema = z.union([
 export type AclRule = z.infer<typeof aclRuleSchema>
 
 export const userSchema = z.strictObject({
-  password: z.string().min(1),
+  /** none: the user logs in only with a client certificate (a listener's tls.clientCa) */
+  password: z.string().min(1).optional(),
   acl: z.array(aclRuleSchema).optional(),
 })
 export type UserConfig = z.infer<typeof userSchema>
@@ -101,7 +102,13 @@ export const listenerSchema = z.strictObject({
   /** ws and wss: MQTT over WebSocket [MQTT-6], for browsers and clients behind HTTP-only networks */
   type: z.enum(['tcp', 'tls', 'ws', 'wss']),
   bind,
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().optional() }).optional(),
+  tls: z.strictObject({
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    ca: z.string().optional(),
+    /** mutual TLS: every client presents a certificate signed by this CA, and its CN stands for the username and password */
+    clientCa: z.string().optional(),
+  }).optional(),
   tenant: tenantId.optional(),
   connectTimeout: duration.default(10_000),
   /** new TCP connections per second from one source IP; more are closed at once, before TLS or CONNECT */

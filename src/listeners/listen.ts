@@ -88,14 +88,15 @@ export function guardServer (listener: ListenerConfig, log: Logger, server: net.
   }
 }
 
-/** The session's view of a connection: its listener, its origin and the SNI host name it asked for. */
-export function connectionMeta (listener: ListenerConfig, origin: Origin, sniHost: string | false | undefined): ConnectionMeta {
+/** The session's view of a connection: its listener, its origin, the SNI host name and the client certificate's CN. */
+export function connectionMeta (listener: ListenerConfig, origin: Origin, sniHost: string | false | undefined, certificateName?: string): ConnectionMeta {
   return {
     listener,
     remoteAddress: origin.address,
     remotePort: origin.port,
     ...(origin.via !== undefined ? { via: origin.via } : {}),
     ...(typeof sniHost === 'string' && sniHost !== '' ? { sniHost } : {}),
+    ...(certificateName !== undefined ? { certificateName } : {}),
   }
 }
 

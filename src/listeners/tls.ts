@@ -7,15 +7,38 @@ import type { Logger } from '../log.js'
 import { connectionMeta, guardServer, listenOn, type AcceptConnection } from './listen.js'
 
 /** Certificate, key and (for listeners) CA files, as the config names them. */
-export interface TlsFiles { readonly cert: string; readonly key: string; readonly ca?: string | undefined }
+export interface TlsFiles {
+  readonly cert: string
+  readonly key: string
+  readonly ca?: string | undefined
+  /** mutual TLS: the CA client certificates must be signed by */
+  readonly clientCa?: string | undefined
+}
 
-/** The certificate, key and CA, read from their files (at start, and on reload). */
+/** The certificate, key and CAs, read from their files (at start, and on reload). */
 export function tlsContextOptions (files: TlsFiles): tls.SecureContextOptions {
+  const ca = [files.ca, files.clientCa].filter((f): f is string => f !== undefined).map((f) => readFileSync(f))
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(ca.length > 0 ? { ca } : {}) }
+}
+
+/**
+ * Server options of a listener's TLS: with a client CA, a client without a certificate that CA signed
+ * fails the handshake, before any MQTT byte.
+ */
+export function tlsServerOptions (files: TlsFiles, handshakeTimeout: number): tls.TlsOptions {
   return {
-    cert: readFileSync(files.cert),
-    key: readFileSync(files.key),
-    ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+    ...tlsContextOptions(files),
+    handshakeTimeout,
+    ...(files.clientCa !== undefined ? { requestCert: true, rejectUnauthorized: true } : {}),
   }
+}
+
+/** The CN of a verified client certificate ('' without one), or undefined when the listener asks for none. */
+export function certificateName (socket: tls.TLSSocket, files: TlsFiles): string | undefined {
+  if (files.clientCa === undefined) return undefined
+  if (!socket.authorized) return ''
+  const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined
+  return typeof cn === 'string' ? cn : ''
 }
 
 /**
@@ -43,12 +66,10 @@ export function sniHostOf (socket: tls.TLSSocket): string | false | undefined {
 export async function startTlsListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<TlsListener> {
   const files = listener.tls
   if (files === undefined) throw new Error(`listener ${listener.name}: tls needs cert and key`)
-  const server = tls.createServer({
-    ...tlsContextOptions(files),
-    noDelay: true,
-    // A client that never finishes the handshake is cut like one that never sends CONNECT.
-    handshakeTimeout: listener.connectTimeout,
-  }, (socket) => { accept(socket, connectionMeta(listener, guarded.originOf(socket), sniHostOf(socket))) })
+  // A client that never finishes the handshake is cut like one that never sends CONNECT.
+  const server = tls.createServer({ ...tlsServerOptions(files, listener.connectTimeout), noDelay: true }, (socket) => {
+    accept(socket, connectionMeta(listener, guarded.originOf(socket), sniHostOf(socket), certificateName(socket, files)))
+  })
   // Handshake failures are the client's problem, never the process's.
   server.on('tlsClientError', () => {})
   const guarded = guardServer(listener, log, server)

@@ -11,7 +11,7 @@ import type { ListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
 import { connectionMeta, guardServer, listenOn, type AcceptConnection } from './listen.js'
-import { sniHostOf, tlsContextOptions } from './tls.js'
+import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
 
 export interface WebSocketListener {
   readonly listening: net.Server
@@ -38,7 +38,7 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
   if (listener.type === 'wss') {
     const files = listener.tls
     if (files === undefined) throw new Error(`listener ${listener.name}: wss needs cert and key`)
-    server = https.createServer({ ...tlsContextOptions(files), ...timeouts, handshakeTimeout: listener.connectTimeout })
+    server = https.createServer({ ...tlsServerOptions(files, listener.connectTimeout), ...timeouts })
     server.on('tlsClientError', () => {}) // a failed handshake is the client's problem
   } else {
     server = http.createServer(timeouts)
@@ -64,8 +64,10 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
       return
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const sniHost = listener.type === 'wss' ? sniHostOf(socket as tls.TLSSocket) : undefined
-      accept(clientStream(ws, socket), connectionMeta(listener, guarded.originOf(socket), sniHost))
+      const secure = listener.type === 'wss' && listener.tls !== undefined ? socket as tls.TLSSocket : undefined
+      accept(clientStream(ws, socket), connectionMeta(listener, guarded.originOf(socket),
+        secure === undefined ? undefined : sniHostOf(secure),
+        secure === undefined || listener.tls === undefined ? undefined : certificateName(secure, listener.tls)))
     })
   })
   return { listening: await listenOn(guarded.listening, listener), ...(listener.type === 'wss' ? { tls: server as https.Server } : {}) }

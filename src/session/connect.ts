@@ -55,6 +55,7 @@ async function authenticate (session: Session, packet: ConnectPacket): Promise<b
   const result = await session.host.authenticate({
     ...(meta.listener.tenant !== undefined ? { listenerTenant: meta.listener.tenant } : {}),
     ...(meta.sniHost !== undefined ? { sniHost: meta.sniHost } : {}),
+    ...(meta.certificateName !== undefined ? { certificateName: meta.certificateName } : {}),
     ...(packet.username !== undefined ? { username: packet.username } : {}),
     ...(packet.password !== undefined ? { password: packet.password } : {}),
     remoteAddress: meta.remoteAddress,

@@ -47,6 +47,8 @@ export interface ConnectionMeta {
   readonly remotePort: number
   /** the load balancer's address, when the client's came in a PROXY protocol header */
   readonly via?: string
+  /** mutual TLS listeners: the verified client certificate's CN ('' when it has none), which stands for the username and password */
+  readonly certificateName?: string
   /** TLS SNI host name, when the listener is TLS and the client sent one */
   readonly sniHost?: string
 }

@@ -13,6 +13,11 @@ export interface AuthRequest {
   sniHost?: string
   username?: string
   password?: Buffer
+  /**
+   * mutual TLS: the verified client certificate's CN ('' without one). It is the username, resolved like
+   * one, and the certificate is the credential: the CONNECT's username and password are not used.
+   */
+  certificateName?: string
   remoteAddress: string
 }
 
@@ -85,6 +90,7 @@ export class Authenticator {
   }
 
   private async check (req: AuthRequest): Promise<AuthResult> {
+    if (req.certificateName !== undefined) return this.checkCertificate(req, req.certificateName)
     const password = req.password ?? Buffer.alloc(0)
     const resolved = resolveTenant(req, this.config.tenancy, this.config.tenants)
     const tenant = resolved.ok ? this.config.tenants[resolved.tenant] : undefined
@@ -97,6 +103,17 @@ export class Authenticator {
     if (stored === undefined) return verifyDummy(password).then(() => BAD)
     if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return BAD
     // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
+    if (tenant.disabled) return { ok: false, reason: 'notAuthorized' }
+    return { ok: true, tenant: resolved.tenant, user: resolved.user }
+  }
+
+  /** A certificate the listener's client CA signed names a user of a tenant, or nobody. */
+  private checkCertificate (req: AuthRequest, name: string): AuthResult {
+    if (name === '') return BAD
+    const { username: _u, password: _p, ...rest } = req
+    const resolved = resolveTenant({ ...rest, username: name }, this.config.tenancy, this.config.tenants)
+    const tenant = resolved.ok ? this.config.tenants[resolved.tenant] : undefined
+    if (!resolved.ok || tenant === undefined || resolved.user === undefined || tenant.users[resolved.user] === undefined) return BAD
     if (tenant.disabled) return { ok: false, reason: 'notAuthorized' }
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
