@@ -12,6 +12,7 @@ import type mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal, quiet } from './helpers/clients.js'
+import { OPERATOR_TOKEN, startTestService } from './helpers/service.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/tls/${name}`, import.meta.url))
 const CA = readFileSync(fixture('ca.pem'))
@@ -107,4 +108,22 @@ test('a certificate-only user (no password) cannot log in with a password on a p
   }
   const alice = await connectClient(gw.port('mqtt'), { username: 'alice@acme', password: 'a' })
   await alice.end()
+})
+
+test('the operator creates a certificate-only user through the admin API; its device then logs in with its certificate', async () => {
+  const svc = await startTestService(`listeners:
+  - { name: mtls, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}", clientCa: "${fixture('clients/devices-ca.pem')}" } }
+upstream: { url: ${broker.url} }
+admin: { bind: "127.0.0.1:0", operatorToken: ${OPERATOR_TOKEN}, store: state.db }
+tenants:
+  acme: { users: {} }
+`)
+  try {
+    assert.equal(await connectRefusal(svc.mqttPort, withCertificate('mallory')), 0x04)
+    const created = await svc.api('/api/v1/tenants/acme/users/mallory', { method: 'PUT', body: {} })
+    assert.equal(created.status, 201)
+    const device = await connectClient(svc.mqttPort, withCertificate('mallory', { clientId: 'm-1' }))
+    assert.equal(svc.gateway.clients('acme')[0]?.username, 'mallory')
+    await device.end()
+  } finally { await svc.close() }
 })

@@ -265,13 +265,19 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     return Object.entries(control.config.tenants[id]?.users ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([username, u]) => ({ username, acl: u.acl?.map(aclOut) ?? null }))
   })
   api.put(`${v1}/tenants/:tenant/users/:username`, {
-    schema: { summary: 'create or replace a user (the password is stored hashed)', params: userParams, body: z.strictObject({ password: z.string().min(1), acl: z.array(aclRuleSchema).optional() }) },
+    schema: {
+      summary: 'create or replace a user (the password is stored hashed; without one the user logs in only with a client certificate)',
+      params: userParams,
+      body: z.strictObject({ password: z.string().min(1).optional(), acl: z.array(aclRuleSchema).optional() }),
+    },
   }, async (req, reply) => {
     const id = visible(req, req.params.tenant)
     const { username } = req.params
     const existed = control.config.tenants[id]?.users[username] !== undefined
-    const password = await hashPassword(req.body.password)
-    const user = { password, ...(req.body.acl !== undefined ? { acl: req.body.acl } : {}) }
+    const user: UserConfig = {
+      ...(req.body.password !== undefined ? { password: await hashPassword(req.body.password) } : {}),
+      ...(req.body.acl !== undefined ? { acl: req.body.acl } : {}),
+    }
     await putUser(id, username, user)
     return reply.code(existed ? 200 : 201).send({ username, acl: user.acl?.map(aclOut) ?? null })
   })
