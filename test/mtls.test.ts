@@ -1,21 +1,19 @@
 // Mutual TLS (a listener's tls.clientCa): the client certificate's CN is the username ("sensor-1@acme"
 // names tenant and user), and the certificate is the credential — the CONNECT's username and password are
 // not used. Two tenants' devices with the same CN user, client ID and topics stay apart; a certificate
-// from another CA, or none, fails the handshake; an unknown or missing CN is refused like a bad login;
+// from another TEST_CA, or none, fails the handshake; an unknown or missing CN is refused like a bad login;
 // a certificate-only user cannot log in with a password elsewhere. Certificates: fixtures/tls/clients.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import type mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal, quiet } from './helpers/clients.js'
 import { OPERATOR_TOKEN, startTestService } from './helpers/service.js'
+import { SERVER_TLS_YAML, TEST_CA, tlsFixture } from './helpers/tls-fixtures.js'
 
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/tls/${name}`, import.meta.url))
-const CA = readFileSync(fixture('ca.pem'))
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -23,8 +21,8 @@ let gw: TestGateway
 before(async () => {
   broker = await startMosquitto()
   gw = await startTestGateway(`listeners:
-  - { name: mtls, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}", clientCa: "${fixture('clients/devices-ca.pem')}" } }
-  - { name: wss-mtls, type: wss, bind: "127.0.0.1:0", tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}", clientCa: "${fixture('clients/devices-ca.pem')}" } }
+  - { name: mtls, type: tls, bind: "127.0.0.1:0", tls: { ${SERVER_TLS_YAML}, clientCa: "${tlsFixture('clients/devices-ca.pem')}" } }
+  - { name: wss-mtls, type: wss, bind: "127.0.0.1:0", tls: { ${SERVER_TLS_YAML}, clientCa: "${tlsFixture('clients/devices-ca.pem')}" } }
   - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }
 upstream: { url: ${broker.url} }
 tenants:
@@ -38,8 +36,8 @@ after(async () => { await gw?.close(); await broker?.stop() })
 function withCertificate (name: string | undefined, opts: mqtt.IClientOptions = {}): mqtt.IClientOptions {
   return {
     protocol: 'mqtts',
-    ca: CA,
-    ...(name !== undefined ? { cert: readFileSync(fixture(`clients/${name}.pem`)), key: readFileSync(fixture(`clients/${name}.key`)) } : {}),
+    ca: TEST_CA,
+    ...(name !== undefined ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) } : {}),
     ...opts,
   }
 }
@@ -68,7 +66,7 @@ test('over wss too: the CN names the tenant', async () => {
     protocol: 'wss',
     path: '/mqtt',
     clientId: 'browserless',
-    wsOptions: { ca: CA, cert: readFileSync(fixture('clients/sensor-globex.pem')), key: readFileSync(fixture('clients/sensor-globex.key')) },
+    wsOptions: { ca: TEST_CA, cert: readFileSync(tlsFixture('clients/sensor-globex.pem')), key: readFileSync(tlsFixture('clients/sensor-globex.key')) },
   })
   assert.equal(gw.clients('globex').find((x) => x.clientId === 'browserless')?.username, 'sensor-1')
   await c.end()
@@ -79,8 +77,8 @@ async function handshake (name: string | undefined): Promise<string> {
   const socket = tls.connect({
     port: gw.port('mtls'),
     host: '127.0.0.1',
-    ca: CA,
-    ...(name !== undefined ? { cert: readFileSync(fixture(`clients/${name}.pem`)), key: readFileSync(fixture(`clients/${name}.key`)) } : {}),
+    ca: TEST_CA,
+    ...(name !== undefined ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) } : {}),
   })
   // TLS 1.3: the server's verdict on the client certificate arrives after the client's handshake is done.
   return await new Promise((resolve) => {
@@ -89,7 +87,7 @@ async function handshake (name: string | undefined): Promise<string> {
   })
 }
 
-test('no certificate, or one from another CA, fails the TLS handshake before any MQTT', async () => {
+test('no certificate, or one from another TEST_CA, fails the TLS handshake before any MQTT', async () => {
   assert.match(await handshake(undefined), /certificate required/)
   assert.match(await handshake('rogue'), /unknown ca|closed/) // the alert, or the server's close after it
   assert.equal(await handshake('sensor-acme'), 'ok')
@@ -112,7 +110,7 @@ test('a certificate-only user (no password) cannot log in with a password on a p
 
 test('the operator creates a certificate-only user through the admin API; its device then logs in with its certificate', async () => {
   const svc = await startTestService(`listeners:
-  - { name: mtls, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}", clientCa: "${fixture('clients/devices-ca.pem')}" } }
+  - { name: mtls, type: tls, bind: "127.0.0.1:0", tls: { ${SERVER_TLS_YAML}, clientCa: "${tlsFixture('clients/devices-ca.pem')}" } }
 upstream: { url: ${broker.url} }
 admin: { bind: "127.0.0.1:0", operatorToken: ${OPERATOR_TOKEN}, store: state.db }
 tenants:

@@ -6,8 +6,6 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import tls from 'node:tls'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { Command, IPv4Address, IPv4ProxyAddress, TransportProtocol, V2ProxyProtocol } from 'proxy-protocol-js'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
@@ -15,9 +13,8 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { startHaproxy, type Haproxy } from './helpers/haproxy.js'
 import { connectClient, quiet } from './helpers/clients.js'
 import { connectPacket, rawConnect } from './helpers/raw.js'
+import { SERVER_TLS_YAML, TEST_CA } from './helpers/tls-fixtures.js'
 
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/tls/${name}`, import.meta.url))
-const CA = readFileSync(fixture('ca.pem'))
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -28,7 +25,7 @@ before(async () => {
   gw = await startTestGateway(`listeners:
   - { name: lb, type: tcp, bind: "127.0.0.1:0", proxyProtocol: true, connectTimeout: 1s }
   - { name: lb-rate, type: tcp, bind: "127.0.0.1:0", proxyProtocol: true, ipConnectRate: 2 }
-  - { name: lb-tls, type: tls, bind: "127.0.0.1:0", proxyProtocol: true, tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}" } }
+  - { name: lb-tls, type: tls, bind: "127.0.0.1:0", proxyProtocol: true, tls: { ${SERVER_TLS_YAML} } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
 auth: { maxFailuresPerMinute: 2, cooldown: 60s }
@@ -117,7 +114,7 @@ test('TLS passed through haproxy with a v2 header: the SNI host still names the 
   const clientIds: string[] = []
   for (const [tenant, password, from] of [['acme', 'a', '127.0.0.6'], ['globex', 'g', '127.0.0.7']] as const) {
     const tcp = net.connect({ port: port('tls'), host: '127.0.0.1', localAddress: from })
-    const socket = tls.connect({ socket: tcp, servername: `${tenant}.mqtt.test`, ca: CA })
+    const socket = tls.connect({ socket: tcp, servername: `${tenant}.mqtt.test`, ca: TEST_CA })
     await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
     const parser = mqttPacket.parser()
     const connack = new Promise<Packet & { returnCode?: number }>((resolve) => parser.once('packet', resolve))

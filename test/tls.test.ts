@@ -1,16 +1,14 @@
 // TLS end to end: the tenant read from the SNI host on a TLS listener (SPEC §4), with the isolation
 // matrix over it — two tenants, the same user name, client ID and topics, a will and a retained message —
-// and the upstream reached over mqtts:// with a private CA. The certificates in fixtures/tls are for
-// these tests only (a test CA and two server certificates for *.mqtt.test, mqtt.acme.test and 127.0.0.1,
+// and the upstream reached over mqtts:// with a private TEST_CA. The certificates in fixtures/tls are for
+// these tests only (a test TEST_CA and two server certificates for *.mqtt.test, mqtt.acme.test and 127.0.0.1,
 // the second as a renewal). Also: renewed certificates taken on reload, and the admin API over HTTPS.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import net from 'node:net'
 import http from 'node:http'
-import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import https from 'node:https'
@@ -19,9 +17,8 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { adminYaml, OPERATOR_TOKEN, startTestService } from './helpers/service.js'
 import { connectClient, connectRefusal, quiet, type TestClient } from './helpers/clients.js'
 import { freePort } from './helpers/net.js'
+import { SERVER_TLS_YAML, TEST_CA, tlsFixture } from './helpers/tls-fixtures.js'
 
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/tls/${name}`, import.meta.url))
-const CA = readFileSync(fixture('ca.pem'))
 
 const TENANTS = `
 tenants:
@@ -39,9 +36,9 @@ let gw: TestGateway
 before(async () => {
   tlsPort = await freePort()
   // A second, TLS listener on the same mosquitto, for the mqtts:// upstream test.
-  broker = await startMosquitto(`listener ${tlsPort} 127.0.0.1\ncertfile ${fixture('server.pem')}\nkeyfile ${fixture('server.key')}`)
+  broker = await startMosquitto(`listener ${tlsPort} 127.0.0.1\ncertfile ${tlsFixture('server.pem')}\nkeyfile ${tlsFixture('server.key')}`)
   gw = await startTestGateway(`listeners:
-  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}" } }
+  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { ${SERVER_TLS_YAML} } }
   - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
@@ -50,9 +47,9 @@ ${TENANTS}`)
 after(async () => { await gw?.close(); await broker?.stop() })
 
 let ids = 0
-/** MQTT.js options for TLS trusting the test CA, sending `servername` as SNI (none when undefined). */
+/** MQTT.js options for TLS trusting the test TEST_CA, sending `servername` as SNI (none when undefined). */
 const tlsOptions = (servername: string | undefined): mqtt.IClientOptions =>
-  ({ protocol: 'mqtts', ca: CA, ...(servername !== undefined ? { servername } : {}) })
+  ({ protocol: 'mqtts', ca: TEST_CA, ...(servername !== undefined ? { servername } : {}) })
 
 /** MQTT.js over TLS to the gateway. */
 function overTls (servername: string | undefined, opts: mqtt.IClientOptions): Promise<TestClient> {
@@ -124,7 +121,7 @@ test('a client that speaks plain MQTT, or sends garbage, to the TLS port is clos
     socket.write(bytes)
     await new Promise((resolve) => socket.once('close', resolve))
   }
-  // A TLS client that trusts no such CA fails its own handshake; the gateway shrugs it off.
+  // A TLS client that trusts no such TEST_CA fails its own handshake; the gateway shrugs it off.
   const untrusting = tls.connect({ host: '127.0.0.1', port: gw.port('mqtts'), servername: 'acme.mqtt.test' })
   const err = await new Promise<Error>((resolve) => untrusting.once('error', resolve))
   assert.match(err.message, /self[- ]signed|unable to verify|certificate/i)
@@ -132,9 +129,9 @@ test('a client that speaks plain MQTT, or sends garbage, to the TLS port is clos
   await c.end()
 })
 
-test('mqtts:// upstream: the broker is reached over TLS with the private CA; without that CA clients get "server unavailable"', async () => {
+test('mqtts:// upstream: the broker is reached over TLS with the private TEST_CA; without that TEST_CA clients get "server unavailable"', async () => {
   const upstream = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
-upstream: { url: "mqtts://127.0.0.1:${tlsPort}", ca: "${fixture('ca.pem')}" }
+upstream: { url: "mqtts://127.0.0.1:${tlsPort}", ca: "${tlsFixture('ca.pem')}" }
 ${TENANTS}`)
   try {
     const a = await connectClient(upstream.port(), { clientId: 'up-tls', username: 'alice@acme', password: 'a', protocolVersion: 5 })
@@ -162,7 +159,7 @@ ${TENANTS}`)
 
 /** The subject CN of the certificate a TLS server presents on a new handshake. */
 async function presentedCn (port: number): Promise<string> {
-  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'acme.mqtt.test', ca: CA })
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'acme.mqtt.test', ca: TEST_CA })
   try {
     await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
     return String(socket.getPeerCertificate().subject.CN)
@@ -172,7 +169,7 @@ async function presentedCn (port: number): Promise<string> {
 }
 
 const listenerYaml = (cert: string, key: string): string => `listeners:
-  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${fixture(cert)}", key: "${fixture(key)}" } }
+  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
 ${TENANTS}`
@@ -197,10 +194,10 @@ test('reload (SIGHUP) hands a TLS listener its renewed certificate for new hands
   }
 })
 
-/** GET over HTTPS, trusting the test CA; the status, the body and the certificate's CN. */
+/** GET over HTTPS, trusting the test TEST_CA; the status, the body and the certificate's CN. */
 function httpsGet (url: string, token: string): Promise<{ status: number; body: string; cn: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.get(url, { ca: CA, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+    const req = https.get(url, { ca: TEST_CA, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
       const cn = String((res.socket as tls.TLSSocket).getPeerCertificate().subject.CN)
       let body = ''
       res.on('data', (d: Buffer) => { body += d.toString() })
@@ -211,7 +208,7 @@ function httpsGet (url: string, token: string): Promise<{ status: number; body: 
 }
 
 test('admin.tls: the admin API and UI are served over HTTPS only, and a reload takes a renewed certificate', async () => {
-  const tlsLine = (cert: string, key: string): string => `  tls: { cert: "${fixture(cert)}", key: "${fixture(key)}" }`
+  const tlsLine = (cert: string, key: string): string => `  tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" }`
   const yaml = (cert: string, key: string): string => adminYaml(broker.url, TENANTS).replace('admin:\n', `admin:\n${tlsLine(cert, key)}\n`)
   const svc = await startTestService(yaml('server.pem', 'server.key'))
   try {

@@ -5,8 +5,6 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import type tls from 'node:tls'
 import { promisify } from 'node:util'
 import mqttPacket, { type Packet } from 'mqtt-packet'
@@ -16,10 +14,9 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { startHaproxy, type Haproxy } from './helpers/haproxy.js'
 import { connectClient, connectRefusal, quiet } from './helpers/clients.js'
 import { connectPacket } from './helpers/raw.js'
+import { SERVER_TLS_YAML, TEST_CA } from './helpers/tls-fixtures.js'
 
 const run = promisify(execFile)
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/tls/${name}`, import.meta.url))
-const CA = readFileSync(fixture('ca.pem'))
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -30,10 +27,10 @@ before(async () => {
   gw = await startTestGateway(`listeners:
   - { name: ws, type: ws, bind: "127.0.0.1:0" }
   - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }
-  - { name: wss, type: wss, bind: "127.0.0.1:0", path: /mqtt, tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}" } }
+  - { name: wss, type: wss, bind: "127.0.0.1:0", path: /mqtt, tls: { ${SERVER_TLS_YAML} } }
   - { name: ws-small, type: ws, bind: "127.0.0.1:0", path: /small, maxMessageSize: 1KiB }
   - { name: ws-lb, type: ws, bind: "127.0.0.1:0", proxyProtocol: true }
-  - { name: wss-lb, type: wss, bind: "127.0.0.1:0", proxyProtocol: true, tls: { cert: "${fixture('server.pem')}", key: "${fixture('server.key')}" } }
+  - { name: wss-lb, type: wss, bind: "127.0.0.1:0", proxyProtocol: true, tls: { ${SERVER_TLS_YAML} } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
 tenants:
@@ -105,7 +102,7 @@ for (const protocol of ['4', '5']) {
 
 test('wss: the SNI host names the tenant; a wrong password is refused with 0x86', async () => {
   // MQTT.js hands wsOptions to the WebSocket (and on to TLS): the SNI host goes there.
-  const over = (tenant: string): object => ({ protocol: 'wss', path: '/mqtt', protocolVersion: 5, wsOptions: { ca: CA, servername: `${tenant}.mqtt.test` } })
+  const over = (tenant: string): object => ({ protocol: 'wss', path: '/mqtt', protocolVersion: 5, wsOptions: { ca: TEST_CA, servername: `${tenant}.mqtt.test` } })
   const a = await connectClient(gw.port('wss'), { ...over('acme'), clientId: 'same', username: 'alice', password: 'a' })
   const g = await connectClient(gw.port('wss'), { ...over('globex'), clientId: 'same', username: 'alice', password: 'g' })
   await g.client.subscribeAsync('#', { qos: 1 })
@@ -182,7 +179,7 @@ for (const scheme of ['ws', 'wss'] as const) {
   test(`${scheme} behind haproxy with a PROXY header: the client is listed under its own address${scheme === 'wss' ? ', its tenant from SNI' : ''}`, async () => {
     const from = scheme === 'ws' ? '127.0.0.11' : '127.0.0.12'
     // ws passes TLS options through to node:tls, the SNI host name included.
-    const options: WebSocket.ClientOptions & Pick<tls.ConnectionOptions, 'servername'> = { localAddress: from, ca: CA, servername: 'acme.mqtt.test' }
+    const options: WebSocket.ClientOptions & Pick<tls.ConnectionOptions, 'servername'> = { localAddress: from, ca: TEST_CA, servername: 'acme.mqtt.test' }
     const ws = await new Promise<WebSocket>((resolve, reject) => {
       const s = new WebSocket(`${scheme}://127.0.0.1:${lb.ports[scheme] ?? 0}/mqtt`, ['mqtt'], options)
       s.once('open', () => resolve(s))
