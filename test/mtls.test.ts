@@ -14,7 +14,6 @@ import { connectClient, connectRefusal, quiet } from './helpers/clients.js'
 import { OPERATOR_TOKEN, startTestService } from './helpers/service.js'
 import { SERVER_TLS_YAML, TEST_CA, tlsFixture } from './helpers/tls-fixtures.js'
 
-
 let broker: Mosquitto
 let gw: TestGateway
 

@@ -15,7 +15,6 @@ import { connectClient, quiet } from './helpers/clients.js'
 import { connectPacket, rawConnect } from './helpers/raw.js'
 import { SERVER_TLS_YAML, TEST_CA } from './helpers/tls-fixtures.js'
 
-
 let broker: Mosquitto
 let gw: TestGateway
 let lb: Haproxy

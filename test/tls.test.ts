@@ -19,7 +19,6 @@ import { connectClient, connectRefusal, quiet, type TestClient } from './helpers
 import { freePort } from './helpers/net.js'
 import { SERVER_TLS_YAML, TEST_CA, tlsFixture } from './helpers/tls-fixtures.js'
 
-
 const TENANTS = `
 tenants:
   acme:
