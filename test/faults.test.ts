@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
-import { startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { drained, startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal, quiet } from './helpers/clients.js'
 import { rawConnect, connectPacket, type RawClient } from './helpers/raw.js'
 import { nextEvent } from './helpers/events.js'
@@ -35,13 +35,6 @@ after(async () => { await gw?.close(); await broker?.stop() })
 
 const acme = (v: 4 | 5, extra: mqtt.IClientOptions = {}): mqtt.IClientOptions => ({ protocolVersion: v, username: 'alice@acme', password: 'a', ...extra })
 const gen = (p: mqttPacket.Packet, v: 4 | 5 = 4): Buffer => mqttPacket.generate(p, { protocolVersion: v })
-
-/** Waits (bounded) until the gateway counts no connection any more: nothing leaked. */
-async function drained (t: TestGateway, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (t.connections() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  assert.equal(t.connections(), 0)
-}
 
 async function connected (v: 4 | 5, clientId: string, port = gw.port()): Promise<RawClient> {
   const raw = await rawConnect(port, v)

@@ -45,3 +45,10 @@ export async function startTestGateway (yaml: string): Promise<TestGateway> {
     },
   })
 }
+
+/** Waits (bounded) until the gateway counts no connection any more (of `tenant`, or at all): nothing leaked. */
+export async function drained (t: Gateway, tenant?: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (t.connections(tenant) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  if (t.connections(tenant) !== 0) throw new Error(`${t.connections(tenant)} connections${tenant !== undefined ? ` of ${tenant}` : ''} still counted after ${ms} ms`)
+}
