@@ -32,11 +32,12 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
   let gateway: Gateway | undefined
   try {
     const changes = await store.tenantChanges()
-    const merged = mergeTenantChanges(config, changes)
+    const planChanges = await store.planChanges()
+    const merged = mergeTenantChanges(config, changes, planChanges)
     for (const w of merged.warnings) log.warn(w)
     const metrics = createMetrics()
     gateway = await startGateway(merged.config, { logger: log, onUpstreamConnect: metrics.upstreamConnected })
-    const admin = await startAdmin({ admin: config.admin, base: config, changes, store, gateway, metrics, log })
+    const admin = await startAdmin({ admin: config.admin, base: config, changes, planChanges, store, gateway, metrics, log })
     const g = gateway
     return {
       gateway: g,

@@ -9,7 +9,7 @@ import { ListenFailure } from '../listeners/listen.js'
 import { renewCertificate, tlsContextOptions } from '../listeners/tls.js'
 import type { Logger } from '../log.js'
 import { UsageMeter } from '../metering/meter.js'
-import type { Store, TenantChanges } from '../store/store.js'
+import type { PlanChanges, Store, TenantChanges } from '../store/store.js'
 import { TenantControl } from './control.js'
 import type { GatewayMetrics } from './metrics.js'
 import { buildAdminServer } from './server.js'
@@ -28,6 +28,7 @@ export interface AdminOptions {
   admin: AdminConfig
   base: GatewayConfig
   changes: Map<string, TenantChanges>
+  planChanges: PlanChanges
   store: Store
   gateway: Gateway
   metrics: GatewayMetrics
@@ -37,7 +38,7 @@ export interface AdminOptions {
 export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   const { gateway, store, metrics, log } = opts
   let admin = opts.admin
-  const control = new TenantControl(opts.base, opts.changes, store, gateway, log)
+  const control = new TenantControl(opts.base, opts.changes, opts.planChanges, store, gateway, log)
   // A deleted tenant's counters are dropped only once the meter has sampled them one last time.
   const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'), () => gateway.pruneRetired())
   metrics.attach(gateway)

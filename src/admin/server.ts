@@ -7,7 +7,7 @@ import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { aclRuleSchema, limitsSchema, tenantId, type AclRule, type UserConfig } from '../config/schema.js'
+import { aclRuleSchema, limitsSchema, tenantId, type AclRule, type Limits, type UserConfig } from '../config/schema.js'
 import type { ClientInfo, Gateway } from '../gateway.js'
 import type { Logger } from '../log.js'
 import { HOUR_MS, hourStart, type UsageMeter } from '../metering/meter.js'
@@ -45,6 +45,7 @@ const NOT_FOUND = 'tenant not found'
 const aclOut = (r: AclRule): Record<string, string> => ({ [r.effect]: r.action, topic: r.topic })
 
 const tenantParams = z.object({ tenant: z.string() })
+const planParams = z.object({ plan: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a plan name of 1-64 letters, digits, _ and -') })
 const userParams = tenantParams.extend({ username: z.string().min(1) })
 const clientParams = tenantParams.extend({ clientId: z.string() })
 const keyParams = tenantParams.extend({ keyId: z.string() })
@@ -186,6 +187,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
       subscriptions: gateway.subscriptions(id),
     }
   }
+  const planView = (name: string, limits: Limits): Record<string, unknown> => ({ name, limits, source: control.planSource(name) })
   /** Stores the API's version of one user (null: deleted through the API); the tenant's other users stay. */
   const putUser = (tenant: string, username: string, user: UserConfig | null): Promise<void> =>
     control.change(tenant, (c) => ({ ...c, users: { ...c.users, [username]: user } }))
@@ -216,9 +218,27 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     const ids = p.kind === 'tenant' ? [p.tenant] : Object.keys(control.config.tenants).sort()
     return ids.map(tenantView)
   })
-  api.get(`${v1}/plans`, { schema: { summary: 'the plans of the configuration, with their limits (operator)' } }, async (req) => {
+  api.get(`${v1}/plans`, { schema: { summary: 'the plans, with their limits and where they come from (operator)' } }, async (req) => {
     operatorOnly(req)
-    return Object.entries(control.config.plans).map(([name, limits]) => ({ name, limits }))
+    return Object.entries(control.config.plans).map(([name, limits]) => planView(name, limits))
+  })
+  api.put(`${v1}/plans/:plan`, {
+    schema: { summary: 'create or replace a plan (operator); its limits apply live to every tenant on it', params: planParams, body: z.strictObject({ limits: limitsSchema }) },
+  }, async (req, reply) => {
+    operatorOnly(req)
+    const { plan } = req.params
+    const existed = Object.hasOwn(control.config.plans, plan)
+    await control.changePlan(plan, req.body.limits)
+    log.info({ plan }, existed ? 'plan changed through the admin API' : 'plan created through the admin API')
+    return reply.code(existed ? 200 : 201).send(planView(plan, req.body.limits))
+  })
+  api.delete(`${v1}/plans/:plan`, { schema: { summary: 'delete a plan no tenant uses (operator)', params: planParams } }, async (req, reply) => {
+    operatorOnly(req)
+    const { plan } = req.params
+    if (!Object.hasOwn(control.config.plans, plan)) throw new ApiError(404, 'plan not found')
+    await control.changePlan(plan, null)
+    log.info({ plan }, 'plan deleted through the admin API')
+    return reply.code(204).send()
   })
   api.post(`${v1}/tenants`, {
     schema: { summary: 'create a tenant (operator)', body: z.strictObject({ id: tenantId, ...tenantSettings }) },

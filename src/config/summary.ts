@@ -49,17 +49,22 @@ export async function summarizeWithStore (loaded: LoadedConfig): Promise<{ text:
   const file = loaded.config.admin?.store
   if (file === undefined || file === ':memory:' || !existsSync(file)) return { text: summarizeConfig(loaded), warnings: [] }
   let changes
+  let planChanges
   try {
     const store = openSqliteStore(file, { readonly: true })
     changes = await store.tenantChanges()
+    planChanges = await store.planChanges()
     await store.close()
   } catch (err) {
     return { text: summarizeConfig(loaded), warnings: [`admin store ${file} could not be read: ${err instanceof Error ? err.message : String(err)}`] }
   }
-  const merged = mergeTenantChanges(loaded.config, changes)
+  const merged = mergeTenantChanges(loaded.config, changes, planChanges)
   const out = [summarizeConfig({ ...loaded, config: merged.config })]
   out.push(`changes made through the admin API (${file}; they win over the YAML):`)
-  if (changes.size === 0) out.push('  none')
+  if (changes.size === 0 && planChanges.size === 0) out.push('  none')
+  for (const [plan, limits] of [...planChanges].sort(([a], [b]) => a.localeCompare(b))) {
+    out.push(`  plan ${plan}: ${limits === null ? 'deleted' : plan in loaded.config.plans ? 'limits changed' : 'created through the API'}`)
+  }
   for (const [id, c] of [...changes].sort(([a], [b]) => a.localeCompare(b))) {
     if (c.deleted === true) { out.push(`  ${id}: deleted`); continue }
     const { source, changed } = tenantSource(c)

@@ -1,10 +1,12 @@
 // How the admin API's stored changes combine with the YAML (the operator's bootstrap), as a pure function:
+//   * a plan the API created or changed has the API's limits; one it deleted is gone (unless a tenant
+//     still names it);
 //   * a tenant the API created has the API's settings only, whether or not the YAML names it;
 //   * a tenant the API deleted is gone, even if the YAML names it (until the API creates it again);
 //   * otherwise each key the API changed (plan, limits, disabled, hosts, anonymous, acl) wins over the
 //     YAML's, users are merged one by one (the API's version of a user wins; a user deleted through the
 //     API is gone), and every key the API never touched follows the YAML, reloads included.
-import type { GatewayConfig, TenantConfig } from '../config/schema.js'
+import type { GatewayConfig, Limits, TenantConfig } from '../config/schema.js'
 import type { TenantChangeKey, TenantChanges } from './store.js'
 
 export interface MergeResult {
@@ -15,7 +17,13 @@ export interface MergeResult {
 
 const EMPTY_TENANT: TenantConfig = { limits: {}, hosts: [], anonymous: false, disabled: false, users: {} }
 
-export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<string, TenantChanges>): MergeResult {
+export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<string, TenantChanges>, planChanges: ReadonlyMap<string, Limits | null> = new Map()): MergeResult {
+  // Plans first: the API's version of a plan wins over the YAML's, and one it deleted is gone.
+  const plans: Record<string, Limits> = { ...base.plans }
+  for (const [name, limits] of planChanges) {
+    if (limits === null) delete plans[name]
+    else plans[name] = limits
+  }
   const tenants: Record<string, TenantConfig> = { ...base.tenants }
   const warnings: string[] = []
   for (const [id, c] of changes) {
@@ -25,7 +33,7 @@ export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<st
     const t: TenantConfig = { ...from }
     if (c.plan !== undefined) {
       if (c.plan === null) delete t.plan
-      else if (c.plan in base.plans) t.plan = c.plan
+      else if (c.plan in plans) t.plan = c.plan
       else warnings.push(`tenant ${id}: plan ${JSON.stringify(c.plan)} set through the API is not in the configuration; using ${t.plan === undefined ? 'no plan' : JSON.stringify(t.plan)}`)
     }
     if (c.limits !== undefined) t.limits = c.limits
@@ -46,7 +54,22 @@ export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<st
     }
     tenants[id] = t
   }
-  return { config: { ...base, tenants }, warnings }
+  // A plan deleted through the API that a tenant names again (the YAML gave it to one since) comes back
+  // as the YAML has it, rather than leaving that tenant without its limits.
+  for (const [id, t] of Object.entries(tenants)) {
+    const plan = t.plan
+    if (plan === undefined || plan in plans) continue
+    const fromYaml = base.plans[plan]
+    if (fromYaml !== undefined) {
+      plans[plan] = fromYaml
+      warnings.push(`plan ${JSON.stringify(plan)}, deleted through the API, is kept as the YAML has it: tenant ${id} uses it`)
+    } else {
+      const { plan: _gone, ...rest } = t
+      tenants[id] = rest
+      warnings.push(`tenant ${id}: plan ${JSON.stringify(plan)} no longer exists; using no plan`)
+    }
+  }
+  return { config: { ...base, plans, tenants }, warnings }
 }
 
 export type TenantSource = 'yaml' | 'api' | 'yaml+api'

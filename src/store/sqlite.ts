@@ -1,9 +1,11 @@
 // The default store: one SQLite file (better-sqlite3), WAL mode so a crash loses nothing written.
 import Database from 'better-sqlite3'
+import type { Limits } from '../config/schema.js'
 import type { ApiKeyRecord, Store, TenantChanges, UsageQuery, UsageRecord } from './store.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenant_changes (tenant TEXT PRIMARY KEY, changes TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plan_changes (plan TEXT PRIMARY KEY, limits TEXT, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, secret_hash TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant);
 CREATE TABLE IF NOT EXISTS usage (
@@ -60,6 +62,16 @@ export function openSqliteStore (file: string, opts: { readonly?: boolean } = {}
     async setTenantChanges (tenant, changes) {
       if (changes === undefined) q.dropChanges.run(tenant)
       else q.setChanges.run(tenant, JSON.stringify(changes), new Date().toISOString())
+    },
+    async planChanges () {
+      // A store written before plans could be changed has no such table when `check` opens it read-only.
+      if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'plan_changes'").get() === undefined) return new Map()
+      const rows = db.prepare<[], { plan: string; limits: string | null }>('SELECT plan, limits FROM plan_changes').all()
+      return new Map(rows.map((r) => [r.plan, r.limits === null ? null : JSON.parse(r.limits) as Limits]))
+    },
+    async setPlanChange (plan, limits) {
+      db.prepare('INSERT INTO plan_changes (plan, limits, updated_at) VALUES (?, ?, ?) ON CONFLICT (plan) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at')
+        .run(plan, limits === null ? null : JSON.stringify(limits), new Date().toISOString())
     },
     async apiKeys (tenant) {
       return (tenant === undefined ? q.keys.all() : q.keysOf.all(tenant)).map(toKey)

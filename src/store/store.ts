@@ -1,4 +1,4 @@
-// What the gateway keeps beyond its YAML: the admin API's changes to tenants, tenant API keys and usage.
+// What the gateway keeps beyond its YAML: the admin API's changes to tenants and plans, tenant API keys and usage.
 // One interface, asynchronous, so a shared store (for a cluster of gateways) can replace SQLite.
 import type { AclRule, Limits, TenantConfig, UserConfig } from '../config/schema.js'
 
@@ -54,10 +54,16 @@ export interface UsageQuery {
   to: number
 }
 
+/** The API's plans, by name: its version of a plan (created or replaced), or null for one it deleted. */
+export type PlanChanges = Map<string, Limits | null>
+
 export interface Store {
   tenantChanges (): Promise<Map<string, TenantChanges>>
   /** replaces a tenant's changes; undefined forgets them (the YAML's tenant comes back as written) */
   setTenantChanges (tenant: string, changes: TenantChanges | undefined): Promise<void>
+  planChanges (): Promise<PlanChanges>
+  /** stores the API's version of a plan (null: deleted through the API) */
+  setPlanChange (plan: string, limits: Limits | null): Promise<void>
   apiKeys (tenant?: string): Promise<ApiKeyRecord[]>
   apiKey (id: string): Promise<ApiKeyRecord | undefined>
   addApiKey (key: ApiKeyRecord): Promise<void>
