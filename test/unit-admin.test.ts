@@ -51,6 +51,22 @@ test('merge: created tenants have the API settings only; deleted ones are gone e
   assert.equal(tenantSource(undefined).source, 'yaml')
 })
 
+test('merge: plans the API created, changed or deleted; a tenant may take an API plan; a deleted plan a YAML tenant names comes back', () => {
+  const plans = new Map([['gold', { maxConnections: 1000 }], ['pro', { maxConnections: 200 }], ['free', null]] as const)
+  const { config, warnings } = mergeTenantChanges(base, new Map([['globex', { plan: 'gold' }]]), new Map(plans))
+  assert.deepEqual(config.plans.gold, { maxConnections: 1000 })
+  assert.deepEqual(config.plans.pro, { maxConnections: 200 })
+  assert.equal(config.tenants.globex?.plan, 'gold')
+  // acme's YAML plan is free, deleted through the API: free stays as the YAML has it, and says so.
+  assert.deepEqual(config.plans.free, { maxConnections: 5 })
+  assert.equal(config.tenants.acme?.plan, 'free')
+  assert.match(warnings.join(), /plan "free", deleted through the API, is kept as the YAML has it: tenant acme uses it/)
+  // Nobody on it: a deleted plan is gone, and the YAML's plans object is left as it was.
+  const moved = mergeTenantChanges(base, new Map([['acme', { plan: 'pro' }]]), new Map([['free', null]]))
+  assert.deepEqual([moved.config.plans.free, moved.warnings], [undefined, []])
+  assert.deepEqual(base.plans.free, { maxConnections: 5 })
+})
+
 test('merge: a stored plan the YAML no longer has is left out with a warning; acl null removes the ACL', () => {
   const { config, warnings } = mergeTenantChanges(base, new Map([['acme', { plan: 'gold', acl: null }]]))
   assert.equal(config.tenants.acme?.plan, 'free')
