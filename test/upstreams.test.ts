@@ -85,6 +85,9 @@ test('a broker that is down refuses only its tenants (0x88 / 0x03); readiness na
   }
   const g = await join('globex', 'back')
   await g.end()
+  // The operator sees where each tenant lives (null: the default upstream).
+  const placed = (await svc.api('/api/v1/tenants')).body as Array<{ id: string; upstream: string | null }>
+  assert.deepEqual(placed.map((t) => [t.id, t.upstream]), [['acme', null], ['globex', 'second'], ['initech', null]])
   assert.deepEqual((await svc.api('/api/v1/ready', { token: null })).body, { ready: true, upstream: 'reachable', upstreams: { second: 'reachable' } })
 })
 

@@ -175,6 +175,7 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
     return {
       id,
       plan: t.plan ?? null,
+      upstream: t.upstream ?? null,
       limits: t.limits,
       effectiveLimits: effectiveLimits(cfg, id),
       hosts: t.hosts,
