@@ -64,10 +64,12 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
       return
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const secure = listener.type === 'wss' && listener.tls !== undefined ? socket as tls.TLSSocket : undefined
+      // wss: the socket is the TLS socket, with the SNI host and the client certificate.
+      const files = listener.type === 'wss' ? listener.tls : undefined
+      const secure = socket as tls.TLSSocket
       accept(clientStream(ws, socket), connectionMeta(listener, guarded.originOf(socket),
-        secure === undefined ? undefined : sniHostOf(secure),
-        secure === undefined || listener.tls === undefined ? undefined : certificateName(secure, listener.tls)))
+        files === undefined ? undefined : sniHostOf(secure),
+        files === undefined ? undefined : certificateName(secure, files)))
     })
   })
   return { listening: await listenOn(guarded.listening, listener), ...(listener.type === 'wss' ? { tls: server as https.Server } : {}) }
