@@ -28,6 +28,8 @@ const BAD: Array<[string, string]> = [
   ['ws-bad-path', 'listeners[0].path (line 2): expected a path starting with /'],
   ['unknown-upstream', 'tenants.acme.upstream (line 8): unknown upstream "us" (upstreams: eu)'],
   ['named-upstream-embedded', 'upstreams.local.url (line 5): the embedded broker can only be the default upstream'],
+  ['trusted-proxies-on-tcp', 'listeners[0].trustedProxies (line 2): trustedProxies is for ws and wss listeners'],
+  ['trusted-proxies-bad-cidr', 'listeners[0].trustedProxies (line 2): invalid range on address: 10.0.0.0/99'],
   ['proxy-protocol-not-boolean', 'listeners[0].proxyProtocol (line 2): expected boolean, got "yes"'],
   ['bad-bind', 'listeners[0].bind (line 2): expected host:port'],
   ['missing-env', 'upstream.password (line 5): environment variable MTG_SURELY_UNSET_VAR is not set'],

@@ -30,6 +30,7 @@ before(async () => {
   - { name: wss, type: wss, bind: "127.0.0.1:0", path: /mqtt, tls: { ${SERVER_TLS_YAML} } }
   - { name: ws-small, type: ws, bind: "127.0.0.1:0", path: /small, maxMessageSize: 1KiB }
   - { name: ws-lb, type: ws, bind: "127.0.0.1:0", proxyProtocol: true }
+  - { name: ws-fwd, type: ws, bind: "127.0.0.1:0", trustedProxies: ["127.0.0.1"] }
   - { name: wss-lb, type: wss, bind: "127.0.0.1:0", proxyProtocol: true, tls: { ${SERVER_TLS_YAML} } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
@@ -40,6 +41,7 @@ tenants:
   lb = await startHaproxy([
     { name: 'ws', to: gw.port('ws-lb'), send: 'send-proxy-v2' },
     { name: 'wss', to: gw.port('wss-lb'), send: 'send-proxy' },
+    { name: 'http', to: gw.port('ws-fwd'), forwardFor: true },
   ])
 })
 after(async () => { await lb?.stop(); await gw?.close(); await broker?.stop() })
@@ -196,3 +198,31 @@ for (const scheme of ['ws', 'wss'] as const) {
     ws.close()
   })
 }
+
+/** The address the gateway lists for a WebSocket client connecting to `port` from `from`, sending `headers`. */
+async function listedAddress (port: number, from: string, clientId: string, headers: Record<string, string> = {}): Promise<[string | undefined, number | undefined]> {
+  const ws = await new Promise<WebSocket>((resolve, reject) => {
+    const s = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt'], { localAddress: from, headers })
+    s.once('open', () => resolve(s))
+    s.once('error', reject)
+  })
+  const parser = mqttPacket.parser()
+  const connack = new Promise<Packet>((resolve) => parser.once('packet', resolve))
+  ws.on('message', (d: Buffer) => parser.parse(d))
+  ws.send(mqttPacket.generate(connectPacket({ clientId, username: 'alice@acme', password: Buffer.from('a') })))
+  assert.equal((await connack).cmd, 'connack')
+  const listed = gw.clients('acme').find((c) => c.clientId === clientId)
+  ws.close()
+  return [listed?.remoteAddress, listed?.remotePort]
+}
+
+test('behind an HTTP reverse proxy (haproxy mode http, X-Forwarded-For): the client is the nearest untrusted address; forged headers are not believed', async () => {
+  // Through the trusted proxy: the address haproxy saw (the port is not known behind HTTP proxies).
+  assert.deepEqual(await listedAddress(lb.ports.http ?? 0, '127.0.0.13', 'fwd-1'), ['127.0.0.13', 0])
+  // A client's own X-Forwarded-For, through the proxy, lies beyond the hop the proxy appended.
+  assert.deepEqual(await listedAddress(lb.ports.http ?? 0, '127.0.0.14', 'fwd-2', { 'x-forwarded-for': '203.0.113.9' }), ['127.0.0.14', 0])
+  // Straight to the listener from an address that is no trusted proxy: its header is ignored.
+  const [address] = await listedAddress(gw.port('ws-fwd'), '127.0.0.15', 'fwd-3', { 'x-forwarded-for': '203.0.113.9' })
+  assert.equal(address, '127.0.0.15')
+  assert.equal(gw.logs.find((l) => l.msg === 'connected' && l.clientId === 'fwd-1')?.via, '127.0.0.1')
+})

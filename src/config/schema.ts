@@ -1,5 +1,6 @@
 // The configuration schema: the single source of the config's shape, its defaults and its TypeScript
 // type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key.
+import proxyaddr from '@fastify/proxy-addr'
 import { z } from 'zod'
 import { namespacePatternError } from '../tenancy/namespace.js'
 
@@ -122,7 +123,15 @@ export const listenerSchema = z.strictObject({
   path: z.string().regex(/^\//, 'expected a path starting with /').default('/mqtt'),
   /** ws/wss: the largest WebSocket message taken (one usually carries one MQTT packet); larger ones close the connection (1009) */
   maxMessageSize: size.default(1024 * 1024),
+  /**
+   * ws/wss behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
+   * client is the nearest address in it that is not one of them
+   */
+  trustedProxies: z.array(z.string().min(1)).min(1).superRefine((list, ctx) => {
+    try { proxyaddr.compile(list) } catch (err) { ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) }) }
+  }).optional(),
 }).refine((l) => (l.type !== 'tls' && l.type !== 'wss') || l.tls !== undefined, { message: 'a tls or wss listener needs tls: { cert, key }', path: ['tls'] })
+  .refine((l) => l.trustedProxies === undefined || l.type === 'ws' || l.type === 'wss', { message: 'trustedProxies is for ws and wss listeners (X-Forwarded-For is HTTP); behind a TCP load balancer use proxyProtocol', path: ['trustedProxies'] })
 export type ListenerConfig = z.infer<typeof listenerSchema>
 
 export const upstreamSchema = z.strictObject({

@@ -6,11 +6,12 @@ import http from 'node:http'
 import https from 'node:https'
 import type net from 'node:net'
 import type tls from 'node:tls'
+import proxyaddr from '@fastify/proxy-addr'
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type Origin } from './listen.js'
 import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
 
 export interface WebSocketListener {
@@ -58,6 +59,7 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
     handleProtocols: pickSubprotocol,
   })
   const guarded = guardServer(listener, log, server)
+  const trusted = listener.trustedProxies === undefined ? undefined : proxyaddr.compile(listener.trustedProxies)
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     if (pathOf(req.url) !== listener.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
@@ -67,7 +69,8 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
       // wss: the socket is the TLS socket, with the SNI host and the client certificate.
       const files = listener.type === 'wss' ? listener.tls : undefined
       const secure = socket as tls.TLSSocket
-      accept(clientStream(ws, socket), connectionMeta(listener, guarded.originOf(socket),
+      const origin = guarded.originOf(socket)
+      accept(clientStream(ws, socket), connectionMeta(listener, trusted === undefined ? origin : forwardedOrigin(req, origin, trusted),
         files === undefined ? undefined : sniHostOf(secure),
         files === undefined ? undefined : certificateName(secure, files)))
     })
@@ -89,6 +92,18 @@ function clientStream (ws: WebSocket, socket: net.Socket): ClientStream {
   // left from 'close', as with a TCP socket, so it can cut the upstream and let the broker send the will.
   ws.once('close', () => stream.destroy())
   return stream
+}
+
+/**
+ * The client behind trusted HTTP proxies: walking X-Forwarded-For from the peer (the socket's address,
+ * or the one a PROXY header gave) towards the client, the first address that is not a trusted proxy.
+ * A client's own X-Forwarded-For entries lie beyond that and are never believed. Its port is not known.
+ */
+function forwardedOrigin (req: http.IncomingMessage, origin: Origin, trusted: (address: string, hop: number) => boolean): Origin {
+  const hops = proxyaddr.all(req).slice(1) // nearest first; [0] is the socket's address, already in `origin`
+  let address = origin.address
+  for (let i = 0; i < hops.length && trusted(address, i); i++) address = hops[i] as string
+  return address === origin.address ? origin : { address, port: 0, via: origin.address }
 }
 
 function pathOf (url: string | undefined): string {

@@ -1,5 +1,6 @@
-// A real haproxy (`mode tcp`) in front of the gateway, as a load balancer: each route listens on its own
-// port and forwards to a gateway port, writing a PROXY protocol header (v1 or v2) first.
+// A real haproxy in front of the gateway, as a load balancer: each route listens on its own port and
+// forwards to a gateway port — `mode tcp` writing a PROXY protocol header (v1 or v2) first, or `mode http`
+// adding X-Forwarded-For, as an HTTP reverse proxy in front of a WebSocket listener does.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,7 +9,9 @@ import { freePort, waitForPort } from './net.js'
 
 export const HAPROXY_BIN = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy'
 
-export interface Route { readonly name: string; readonly to: number; readonly send: 'send-proxy' | 'send-proxy-v2' }
+export type Route =
+  | { readonly name: string; readonly to: number; readonly send: 'send-proxy' | 'send-proxy-v2' }
+  | { readonly name: string; readonly to: number; readonly forwardFor: true }
 
 export interface Haproxy {
   /** haproxy's port for each route, by name */
@@ -22,7 +25,9 @@ export async function startHaproxy (routes: readonly Route[]): Promise<Haproxy> 
   const sections: string[] = []
   for (const r of routes) {
     const port = ports[r.name] = await freePort()
-    sections.push(`listen ${r.name}\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to} ${r.send}`)
+    sections.push('send' in r
+      ? `listen ${r.name}\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to} ${r.send}`
+      : `listen ${r.name}\n  mode http\n  option forwardfor\n  timeout tunnel 1m\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to}`)
   }
   const cfg = join(dir, 'haproxy.cfg')
   writeFileSync(cfg, `global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n${sections.join('\n')}\n`)
