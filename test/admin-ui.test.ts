@@ -109,6 +109,9 @@ test('tenant view: the device is listed live with its subscription; Kick disconn
     await row.waitFor()
     assert.match(await row.innerText(), /rooms\/\+\/temp/)
     assert.match(await row.innerText(), /alice/)
+    // host:port of the device and the listener it came in on
+    assert.match(await page.getByTestId('address-sensor-1').innerText(), /^(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):\d+$/)
+    assert.match(await row.innerText(), /\bmqtt\b/)
     assert.match(await page.getByTestId('use-connections').innerText(), /1\s*\/\s*5/)
     await page.getByTestId('usage-chart').locator('canvas').waitFor()
     await page.getByTestId('usage-table').getByText('5', { exact: true }).first().waitFor()

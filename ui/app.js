@@ -104,6 +104,12 @@ function Limits ({ t }) {
   </section>`
 }
 
+/** host:port, IPv6 in brackets; the address alone when the port is unknown (0: behind an HTTP proxy). */
+function addressText (address, port) {
+  const host = address.includes(':') ? `[${address}]` : address
+  return port === 0 ? address : `${host}:${port}`
+}
+
 function Clients ({ tenant }) {
   const [{ data, error }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/clients`), 2000, [tenant])
   const [actionError, run] = useAction(reload)
@@ -112,15 +118,15 @@ function Clients ({ tenant }) {
     <h2>Connected clients ${data !== undefined && html`<span class="muted" data-testid="clients-count">(${data.length})</span>`}</h2>
     <${Err} text=${error?.message} /><${Err} text=${actionError} />
     <table>
-      <thead><tr><th>client ID</th><th>user</th><th>address</th><th>protocol</th><th>since</th><th>subscriptions</th><th class="num">msgs in</th><th class="num">msgs out</th><th class="num">bytes in</th><th class="num">bytes out</th><th></th></tr></thead>
+      <thead><tr><th>client ID</th><th>user</th><th>address</th><th>listener</th><th>protocol</th><th>since</th><th>subscriptions</th><th class="num">msgs in</th><th class="num">msgs out</th><th class="num">bytes in</th><th class="num">bytes out</th><th></th></tr></thead>
       <tbody>
         ${(data ?? []).map((c) => html`<tr key=${c.clientId} data-testid=${`client-${c.clientId}`}>
-          <td><code>${c.clientId}</code></td><td>${c.username ?? '—'}</td><td>${c.remoteAddress}:${c.remotePort}</td><td>${c.protocol}</td>
+          <td><code>${c.clientId}</code></td><td>${c.username ?? '—'}</td><td data-testid=${`address-${c.clientId}`}>${addressText(c.remoteAddress, c.remotePort)}</td><td>${c.listener}</td><td>${c.protocol}</td>
           <td>${since(c.connectedAt)}</td><td>${c.subscriptions.map((s) => html`<code class="tag">${s}</code> `)}</td>
           <td class="num">${fmt(c.messagesIn)}</td><td class="num">${fmt(c.messagesOut)}</td><td class="num">${fmt(c.bytesIn)}</td><td class="num">${fmt(c.bytesOut)}</td>
           <td class="act"><button class="danger" data-testid=${`kick-${c.clientId}`} onClick=${() => kick(c.clientId)}>Kick</button></td>
         </tr>`)}
-        ${data?.length === 0 && html`<tr><td colspan="11" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
+        ${data?.length === 0 && html`<tr><td colspan="12" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
       </tbody>
     </table>
   </section>`
