@@ -169,11 +169,12 @@ async function presentedCn (port: number): Promise<string> {
 
 const listenerYaml = (cert: string, key: string): string => `listeners:
   - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" } }
+  - { name: wss, type: wss, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
 ${TENANTS}`
 
-test('reload (SIGHUP) hands a TLS listener its renewed certificate for new handshakes; connected devices stay; a bad key keeps the old one', async () => {
+test('reload (SIGHUP) hands TLS and wss listeners their renewed certificate for new handshakes; connected devices stay; a bad key keeps the old one', async () => {
   const renewing = await startTestGateway(listenerYaml('server.pem', 'server.key'))
   try {
     const port = renewing.port()
@@ -181,6 +182,7 @@ test('reload (SIGHUP) hands a TLS listener its renewed certificate for new hands
     const device = await connectClient(port, { ...tlsOptions('acme.mqtt.test'), username: 'alice', password: 'a' })
     await renewing.reload(parseConfigText(listenerYaml('renewed.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
     assert.equal(await presentedCn(port), 'mqtt.test renewed')
+    assert.equal(await presentedCn(renewing.port('wss')), 'mqtt.test renewed') // the WebSocket listener over TLS too
     assert.ok(device.client.connected)
     await device.client.publishAsync('still', 'here', { qos: 1 })
     // A key that does not belong to the certificate: refused with a log line, the listener keeps serving.
