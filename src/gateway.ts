@@ -191,8 +191,11 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   /** Listeners stay as started, except that TLS listeners take a renewed certificate for new handshakes. */
   function reloadListeners (current: GatewayConfig, next: GatewayConfig): void {
-    const shape = (c: GatewayConfig): string => JSON.stringify(c.listeners.map((l) => [l.name, l.type, l.bind, l.tenant, l.connectTimeout, l.ipConnectRate, l.proxyProtocol, l.path, l.maxMessageSize]))
-    if (shape(current) !== shape(next)) log.warn('listener changes (added, removed, bind, type, tenant, timeouts, proxyProtocol, path, maxMessageSize) take effect at the next start')
+    // Everything but the certificate files, which are renewed below; asking for client certificates or
+    // not is a server option, fixed at the start.
+    const shape = (c: GatewayConfig): string =>
+      JSON.stringify(c.listeners.map(({ tls: files, ...l }) => ({ ...l, tls: files !== undefined, clientCa: files?.clientCa !== undefined })))
+    if (shape(current) !== shape(next)) log.warn('listener changes other than renewed certificate files take effect at the next start')
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
       if (server === undefined || listener.tls === undefined) continue

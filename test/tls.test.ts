@@ -167,8 +167,8 @@ async function presentedCn (port: number): Promise<string> {
   }
 }
 
-const listenerYaml = (cert: string, key: string): string => `listeners:
-  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" } }
+const listenerYaml = (cert: string, key: string, extraTls = ''): string => `listeners:
+  - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}"${extraTls} } }
   - { name: wss, type: wss, bind: "127.0.0.1:0", tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" } }
 upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
@@ -189,6 +189,11 @@ test('reload (SIGHUP) hands TLS and wss listeners their renewed certificate for 
     await renewing.reload(parseConfigText(listenerYaml('server.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
     assert.ok(renewing.logs.some((l) => l.msg === 'the new certificate or key cannot be used; the listener keeps the old ones' && l.listener === 'mqtts'))
     assert.equal(await presentedCn(port), 'mqtt.test renewed')
+    // Renewed files are taken live; asking for client certificates needs a restart, and the log says so.
+    const restartNeeded = (l: Record<string, unknown>): boolean => l.msg === 'listener changes other than renewed certificate files take effect at the next start'
+    assert.equal(renewing.logs.some(restartNeeded), false)
+    await renewing.reload(parseConfigText(listenerYaml('renewed.pem', 'renewed.key', `, clientCa: "${tlsFixture('clients/devices-ca.pem')}"`), { baseDir: tmpdir() }).config)
+    assert.equal(renewing.logs.some(restartNeeded), true)
     await device.end()
   } finally {
     await renewing.close()
