@@ -61,7 +61,8 @@ export interface GuardedServer {
 export function guardServer (listener: ListenerConfig, log: Logger, server: net.Server): GuardedServer {
   const ownOrigin = (socket: net.Socket): Origin => ({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })
   if (!listener.proxyProtocol) {
-    server.on('connection', frontDoor(listener, log, () => {}))
+    // Only the per-IP rate is left to do at the TCP level, when there is one.
+    if (listener.ipConnectRate !== undefined) server.on('connection', frontDoor(listener, log, () => {}))
     return { listening: server, originOf: ownOrigin }
   }
   /** the client behind each socket handed over and not yet claimed, by the balancer side's address and port */
