@@ -51,6 +51,11 @@ export class FrameReader {
   private pendingBytes = 0
   /** total length of the incomplete frame once its header is known, else 0 */
   private needed = 0
+  /**
+   * Set by the first FrameError: after it the stream has no frame boundaries, so whatever else arrives
+   * (a client told to go keeps sending until it hears so: megabytes on loopback) is dropped, not held.
+   */
+  private failed = false
   constructor (public maxBytes: number) {}
 
   /**
@@ -58,6 +63,7 @@ export class FrameReader {
    * until it returns false; throws FrameError on bad input.
    */
   push (chunk: Buffer | undefined, onFrame: (frame: Frame) => unknown): void {
+    if (this.failed) return
     let buf: Buffer
     if (this.pendingBytes === 0) {
       if (chunk === undefined) return
@@ -83,12 +89,12 @@ export class FrameReader {
         remaining += (byte & 0x7f) * multiplier
         multiplier *= 128
         if ((byte & 0x80) === 0) { complete = true; break }
-        if (i === 3) throw new FrameError('malformed remaining length')
+        if (i === 3) throw this.fail(new FrameError('malformed remaining length'))
       }
       if (!complete) break
       const headerLength = pos - offset
       const total = headerLength + remaining
-      if (total > this.maxBytes) throw new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true)
+      if (total > this.maxBytes) throw this.fail(new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true))
       if (offset + total > end) { this.needed = total; break }
       const first = buf[offset] as number
       const goOn = onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
@@ -101,9 +107,16 @@ export class FrameReader {
     }
   }
 
+  private fail (err: FrameError): FrameError {
+    this.failed = true
+    this.pending = []
+    this.pendingBytes = 0
+    return err
+  }
+
   /** Keeps `chunk` after what is held, without reading it (the reader of the frames is paused). */
   hold (chunk: Buffer): void {
-    if (chunk.length === 0) return
+    if (chunk.length === 0 || this.failed) return
     this.pending.push(chunk)
     this.pendingBytes += chunk.length
   }
