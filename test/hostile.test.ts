@@ -180,6 +180,59 @@ test('a v5 PUBLISH whose Response Topic is too long once mounted is refused, and
   raw.end(); watch.end()
 })
 
+// ---- ill-formed UTF-8 (item 10) ----------------------------------------------------------------
+
+/** `packet` encoded with the byte `marker` (once in it) replaced by `bad`. */
+function patched (packet: mqttPacket.Packet, v: 4 | 5, marker: string, bad: number): Buffer {
+  const bytes = mqttPacket.generate(packet, { protocolVersion: v })
+  const at = bytes.lastIndexOf(marker.charCodeAt(0))
+  assert.ok(at >= 0)
+  bytes[at] = bad
+  return bytes
+}
+
+test('client IDs \\xff and \\xfe are malformed, not both U+FFFD: neither gets in, nor takes the other\'s session', async () => {
+  const watch = await brokerWatch()
+  for (const v of [4, 5] as const) {
+    for (const bad of [0xff, 0xfe]) {
+      const raw = await rawConnect(gw.port(), v)
+      raw.write(patched(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: 'Q', clean: false }), v, 'Q', bad))
+      await raw.closed()
+      await assert.rejects(raw.next(100), /connection closed/, 'no CONNACK')
+    }
+  }
+  // ill-formed usernames and will topics the same
+  const raw = await rawConnect(gw.port(), 5)
+  raw.write(patched(connectPacket({ protocolVersion: 5, username: 'alice@evil', password: Buffer.from('e'), clientId: 'c', will: { topic: 'wQ', payload: Buffer.from('w'), qos: 0, retain: false } }), 5, 'Q', 0xc3))
+  await raw.closed()
+  await watch.sync()
+  assert.deepEqual(watch.seen, [])
+  watch.end()
+})
+
+test('ill-formed UTF-8 in a filter, a Response Topic or a user property after CONNECT: DISCONNECT 0x81 (v5) / close (v3)', async () => {
+  const watch = await brokerWatch()
+  const packets: Array<[4 | 5, mqttPacket.Packet]> = [
+    [4, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/Q', qos: 0 }] }],
+    [5, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/Q', qos: 0 }] }],
+    [5, { cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['a/Q'] }],
+    [5, { cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 3, retain: false, dup: false, properties: { responseTopic: 'r/Q' } }],
+    [5, { cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 4, retain: false, dup: false, properties: { userProperties: { k: 'Q' } } }],
+  ]
+  for (const [v, packet] of packets) {
+    const raw = await evilRaw(v)
+    raw.write(patched(packet, v, 'Q', 0xff))
+    if (v === 5) {
+      const p = await raw.next()
+      assert.ok(p.cmd === 'disconnect' && p.reasonCode === 0x81, `${packet.cmd}: ${JSON.stringify(p)}`)
+    }
+    await raw.closed()
+  }
+  await watch.sync()
+  assert.deepEqual(watch.seen, [])
+  watch.end()
+})
+
 // ---- a partial packet too big to hold (item 4) --------------------------------------------------
 
 test('without a plan maxPacketSize, four 50 MiB unfinished PUBLISHes are cut at 1 MiB and cost no memory', async () => {
