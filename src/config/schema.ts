@@ -32,6 +32,9 @@ export const size = z.union([z.number(), z.string()]).transform((value, ctx) => 
   return z.NEVER
 })
 
+/** The largest packet MQTT can carry: a Remaining Length of 268,435,455 plus its fixed header, rounded to 256 MiB. */
+export const MAX_PACKET_SIZE = 256 * 1024 * 1024
+
 const positive = z.number({ error: (i) => `expected a positive number, got ${JSON.stringify(i.input)}` }).positive()
 const count = z.number({ error: (i) => `expected a whole number, got ${JSON.stringify(i.input)}` }).int().positive()
 
@@ -198,6 +201,11 @@ export const gatewaySchema = z.strictObject({
   auth: authSchema,
   /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
   maxConnections: count.optional(),
+  /**
+   * gateway-wide default packet size bound (SPEC §7) for tenants whose plan and limits set no
+   * maxPacketSize, so no connection buffers more of a partial packet than this
+   */
+  maxPacketSize: size.refine((n) => n <= MAX_PACKET_SIZE, `expected at most 256MiB (${MAX_PACKET_SIZE} bytes)`).default(1024 * 1024),
   plans: z.record(z.string().min(1), limitsSchema).default({}),
   admin: adminSchema.optional(),
   tenants: z.record(tenantId, tenantSchema).default({}),
