@@ -12,6 +12,11 @@ export interface ClusterRedis {
   /** pub/sub only; resubscribes by itself after a reconnect */
   readonly subscriber: Redis
   readonly state: RedisState
+  /**
+   * prefix for pub/sub channels: channels ignore the database number, so two clusters sharing a Redis on
+   * different databases must not hear each other
+   */
+  readonly channelPrefix: string
   /** times Redis became unreachable since start (a counter for /metrics) */
   readonly outages: number
   /** runs on every change of state; returns the unsubscribe */
@@ -73,6 +78,7 @@ export function connectRedis (url: string, opts: RedisOptions): ClusterRedis {
     commands,
     subscriber,
     get state () { return state },
+    channelPrefix: `mtg:${commands.options.db ?? 0}:`,
     get outages () { return outages },
     onState (listener) {
       listeners.add(listener)

@@ -10,7 +10,6 @@ import { luaScript, type ClusterRedis } from '../cluster/redis.js'
 import type { ApiKeyRecord, PlanChanges, Store, TenantChanges, UsageRecord } from './store.js'
 
 const P = 'mtg:store:'
-const CHANNEL = `${P}changes`
 const COUNTERS = ['sessionMs', 'messagesIn', 'messagesOut', 'bytesIn', 'bytesOut', 'limitHits'] as const
 
 /** What changed; the receiver re-reads the store and applies it (the admin's merge and reload). */
@@ -40,6 +39,7 @@ const usageKey = (tenant: string, hour: number): string => `${P}usage:${tenant}:
 
 export function openRedisStore (redis: ClusterRedis, gateway: string): RedisStore {
   const r = redis.commands
+  const CHANNEL = `${redis.channelPrefix}store:changes`
   const listeners = new Set<(change: StoreChange & { gateway: string }) => void>()
   const onMessage = (channel: string, message: string): void => {
     if (channel !== CHANNEL) return
