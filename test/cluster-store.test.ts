@@ -115,3 +115,13 @@ test('redis store: a change made through one gateway reaches the other within a 
   await a.close()
   await b.close()
 })
+
+test('redis store: after Redis was away, the feed says to re-read everything (what was published meanwhile is gone)', async () => {
+  const s = openRedisStore(await redisConn(++db), 'gw-b')
+  await s.subscribed
+  const resync = new Promise<StoreChange>((resolve) => s.onChange((c) => { if (c.kind === 'all') resolve(c) }))
+  await redis.stop()
+  await redis.start()
+  assert.deepEqual(await resync, { kind: 'all', name: '', gateway: 'gw-b' })
+  await s.close()
+})

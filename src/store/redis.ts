@@ -17,6 +17,8 @@ export type StoreChange =
   | { kind: 'tenant'; name: string }
   | { kind: 'plan'; name: string }
   | { kind: 'keys'; name: string }
+  /** the feed was interrupted (Redis away): changes may have been missed, re-read everything */
+  | { kind: 'all'; name: '' }
 
 export interface RedisStore extends Store {
   /** changes made through any gateway of the cluster, this one's included (each gateway applies its own as it does today) */
@@ -49,6 +51,11 @@ export function openRedisStore (redis: ClusterRedis, gateway: string): RedisStor
   }
   redis.subscriber.on('message', onMessage)
   const subscribed = redis.subscriber.subscribe(CHANNEL).then(() => {}, () => {})
+  // ioredis resubscribes after a reconnect, but what was published meanwhile is gone.
+  let connections = 0
+  const onReady = (): void => { if (++connections > 1) for (const l of listeners) l({ kind: 'all', name: '', gateway }) }
+  redis.subscriber.on('ready', onReady)
+  if (redis.subscriber.status === 'ready') connections = 1
   // The write is done when Redis has it; telling the others is best effort (they also re-read on reconnect).
   const announce = async (change: StoreChange): Promise<void> => { await r.publish(CHANNEL, JSON.stringify({ ...change, gateway })).catch(() => 0) }
 
@@ -134,6 +141,7 @@ export function openRedisStore (redis: ClusterRedis, gateway: string): RedisStor
     },
     async close () {
       redis.subscriber.off('message', onMessage)
+      redis.subscriber.off('ready', onReady)
       await redis.subscriber.unsubscribe(CHANNEL).catch(() => {})
       listeners.clear()
     },
