@@ -50,7 +50,8 @@ export interface SharedBudgetOptions {
 }
 
 export class SharedBudget {
-  private readonly pools = new Map<string, Pool>()
+  /** by kind, then tenant: no key string built per PUBLISH */
+  private readonly pools: Record<BudgetKind, Map<string, Pool>> = { publish: new Map(), bytes: new Map() }
   private readonly now: () => number
 
   constructor (private readonly redis: ClusterRedis, private readonly opts: SharedBudgetOptions) {
@@ -62,12 +63,11 @@ export class SharedBudget {
    * Returns how long to stop reading the client's socket (0: go on). Never waits for Redis.
    */
   charge (tenant: string, kind: BudgetKind, n: number, limits: BudgetLimits): number {
-    const key = `${kind} ${tenant}`
     const now = this.now()
-    let pool = this.pools.get(key)
+    let pool = this.pools[kind].get(tenant)
     if (pool === undefined) {
       pool = { tokens: 0, notBefore: 0, taking: false, spent: 0, lastRate: 0, windowStart: now, local: undefined }
-      this.pools.set(key, pool)
+      this.pools[kind].set(tenant, pool)
     }
     if (now - pool.windowStart >= 1000) {
       pool.lastRate = pool.spent * 1000 / (now - pool.windowStart)
@@ -79,7 +79,7 @@ export class SharedBudget {
     const burst = limits.burst ?? limits.rate
     const gateways = Math.max(1, this.opts.gateways())
     const batch = batchSize({ rate: limits.rate, burst, gateways, recentRate: Math.max(pool.lastRate, pool.spent), horizonMs: 100 })
-    if (pool.tokens < lowWater(batch) && !pool.taking) this.take(key, pool, Math.max(batch, batch - pool.tokens), limits.rate, burst, gateways)
+    if (pool.tokens < lowWater(batch) && !pool.taking) this.take(kind, tenant, pool, Math.max(batch, batch - pool.tokens), limits.rate, burst, gateways)
     let wait = Math.max(0, pool.notBefore - now)
     // Credit is one batch: past it, pace on this gateway's share until Redis answers.
     const credit = maxBatch(burst, gateways)
@@ -87,9 +87,8 @@ export class SharedBudget {
     return wait
   }
 
-  private take (key: string, pool: Pool, want: number, rate: number, burst: number, gateways: number): void {
+  private take (kind: BudgetKind, tenant: string, pool: Pool, want: number, rate: number, burst: number, gateways: number): void {
     pool.taking = true
-    const [kind, tenant] = key.split(' ') as [BudgetKind, string]
     const done = (waitMs: number): void => {
       pool.tokens += want
       pool.notBefore = Math.max(pool.notBefore, this.now() + waitMs)
