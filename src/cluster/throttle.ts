@@ -7,7 +7,10 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'r
 import type { FailureThrottle } from '../tenancy/auth.js'
 import type { ClusterRedis } from './redis.js'
 
-/** The shared login throttle: pass it to `new Authenticator(config, throttle)` (src/tenancy/auth.ts). */
+/**
+ * The shared login throttle. `new Authenticator(config, (perMinute, cooldownMs) => redisThrottle(redis,
+ * perMinute, cooldownMs))` (src/tenancy/auth.ts), or Cluster.loginThrottle as that factory.
+ */
 export function redisThrottle (redis: ClusterRedis, perMinute: number, cooldownMs: number, keyPrefix = 'mtg:login'): FailureThrottle {
   const blockDuration = Math.ceil(cooldownMs / 1000)
   const limiter = new RateLimiterRedis({
