@@ -1,6 +1,7 @@
 // Reading the configuration: YAML with positions, ${ENV} substitution, schema validation, files read
 // relative to the config. The only module that touches the config's files and the environment.
 import { existsSync, readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
 import type { z } from 'zod'
@@ -61,6 +62,7 @@ export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig
   const config = parsed.data
   const warnings: string[] = []
   readFiles(config, opts.baseDir, issues, warnings, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
+  applyCluster(config, raw as { admin?: { store?: unknown } }, opts.env ?? process.env, issues, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
   if (issues.length > 0) throw new ConfigError(issues, opts.file)
   return { config: deepFreeze(config), warnings, ...(opts.file !== undefined ? { file: opts.file } : {}) }
 }
@@ -153,7 +155,7 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
   }
   if (config.admin?.operatorToken.includes('change-me') === true) warnings.push('admin.operatorToken: still the example\'s token; set MTG_OPERATOR_TOKEN or write your own')
   // The store is created when missing, so only its folder has to exist.
-  if (config.admin !== undefined && config.admin.store !== ':memory:' && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
+  if (config.admin !== undefined && config.admin.store !== ':memory:' && !REDIS_URL.test(config.admin.store) && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
   for (const [id, tenant] of Object.entries(config.tenants)) {
     if (tenant.passwordFile !== undefined) {
       const abs = file(tenant.passwordFile, ['tenants', id, 'passwordFile'])
@@ -168,6 +170,29 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     for (const [user, u] of Object.entries(tenant.users)) {
       if (u.password?.startsWith('plain:') === true) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
     }
+  }
+}
+
+const REDIS_URL = /^rediss?:\/\//
+
+/**
+ * With `cluster:`, the gateway's name defaults to host:pid, and the admin store is the cluster's Redis: a
+ * SQLite file there would give each gateway its own API changes, keys and usage.
+ */
+function applyCluster (config: GatewayConfig, raw: { admin?: { store?: unknown } }, env: NodeJS.ProcessEnv, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
+  const cluster = config.cluster
+  if (cluster === undefined) {
+    if (config.admin !== undefined && REDIS_URL.test(config.admin.store)) {
+      issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: 'a Redis store is for a cluster: add cluster: { redis: URL }, or give a SQLite file' })
+    }
+    return
+  }
+  if (cluster.name === '') cluster.name = `${env.HOSTNAME !== undefined && env.HOSTNAME !== '' ? env.HOSTNAME : hostname()}:${process.pid}`
+  if (config.admin === undefined) return
+  const store = raw.admin?.store
+  if (store === undefined) config.admin.store = cluster.redis
+  else if (typeof store !== 'string' || !REDIS_URL.test(store)) {
+    issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: `with cluster:, the admin store is shared in Redis (each gateway would have its own SQLite file); remove admin.store or give a redis:// URL, got ${JSON.stringify(store)}` })
   }
 }
 

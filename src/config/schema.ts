@@ -155,7 +155,10 @@ export const adminSchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /** full access to every tenant; tenants get their own API keys from the operator */
   operatorToken: z.string().min(16, 'the operator token must be at least 16 characters (e.g. `openssl rand -hex 32`)'),
-  /** SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory: */
+  /**
+   * SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory:; with
+   * `cluster:` it is the cluster's Redis (absent) or a redis:// URL, never a file
+   */
   store: z.string().min(1).default('mqtt-tenant-gateway.db'),
   /** how often usage is written to the store: at most this much is lost if the process is killed */
   usageFlushInterval: duration.refine((ms) => ms >= 100 && ms <= 60_000, 'expected between 100ms and 60s').default(60_000),
@@ -163,6 +166,18 @@ export const adminSchema = z.strictObject({
   usageRetention: duration.refine((ms) => ms >= 3_600_000, 'expected at least 1h, e.g. 400d').optional(),
 })
 export type AdminConfig = z.infer<typeof adminSchema>
+
+/**
+ * Several gateways sharing one set of tenants through Redis (SPEC §11): connection counts, rates, the
+ * login throttle, the admin store, client lists and kicks. Without it each gateway counts alone.
+ */
+export const clusterSchema = z.strictObject({
+  /** ioredis URL (rediss:// for TLS); every gateway of the cluster names the same */
+  redis: z.string().regex(/^rediss?:\/\/\S*$/, 'expected redis://host:port/db or rediss://host:port/db'),
+  /** this gateway's name in the cluster, unique; empty or absent: host:pid (filled in by the loader) */
+  name: z.string().regex(/^[^\s]*$/, 'expected a name without spaces').default(''),
+})
+export type ClusterConfig = z.infer<typeof clusterSchema>
 
 const resolveSource = z.enum(['listener', 'sni', 'username'])
 export const tenancySchema = z.strictObject({
@@ -208,6 +223,7 @@ export const gatewaySchema = z.strictObject({
   maxPacketSize: size.refine((n) => n <= MAX_PACKET_SIZE, `expected at most 256MiB (${MAX_PACKET_SIZE} bytes)`).default(1024 * 1024),
   plans: z.record(z.string().min(1), limitsSchema).default({}),
   admin: adminSchema.optional(),
+  cluster: clusterSchema.optional(),
   tenants: z.record(tenantId, tenantSchema).default({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -47,6 +47,9 @@ export interface FailureThrottle {
   fail (source: string): Promise<void>
 }
 
+/** Makes the throttle for the config's numbers, again when they change: memoryThrottle, or a cluster's shared one. */
+export type ThrottleFactory = (perMinute: number, cooldownMs: number) => FailureThrottle
+
 export function memoryThrottle (perMinute: number, cooldownMs: number): FailureThrottle {
   const limiter = new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration: Math.ceil(cooldownMs / 1000) })
   return {
@@ -83,14 +86,14 @@ export class Authenticator {
   /** verifications under way, by user and digest: a reconnect storm of one device fleet costs one hash */
   private readonly verifying = new Map<string, Promise<boolean>>()
 
-  constructor (config: GatewayConfig, throttle?: FailureThrottle) {
+  constructor (config: GatewayConfig, private readonly makeThrottle: ThrottleFactory = memoryThrottle) {
     this.config = config
-    this.throttle = throttle ?? memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+    this.throttle = makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
   }
 
   update (config: GatewayConfig): void {
     if (config.auth.maxFailuresPerMinute !== this.config.auth.maxFailuresPerMinute || config.auth.cooldown !== this.config.auth.cooldown) {
-      this.throttle = memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+      this.throttle = this.makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
     }
     this.config = config
   }
