@@ -203,8 +203,11 @@ export const gatewaySchema = z.strictObject({
   tenants: z.record(tenantId, tenantSchema).default({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    pretty: z.boolean().default(false),
-  }).default({ level: 'info', pretty: false }),
+    /** auto: human-readable on a terminal, JSON lines otherwise (files, pipes, journald) */
+    format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+    /** the older switch: true is format pretty, false format json */
+    pretty: z.boolean().optional(),
+  }).default({ level: 'info', format: 'auto' }),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>()
   cfg.listeners.forEach((l, i) => {
