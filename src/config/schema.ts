@@ -142,7 +142,12 @@ export const upstreamSchema = z.strictObject({
   /** for mqtts:// upstreams with a private CA */
   ca: z.string().optional(),
   rejectUnauthorized: z.boolean().default(true),
-})
+  /**
+   * the newest MQTT the broker speaks: 3.1.1 (RabbitMQ before 3.13, older brokers) refuses MQTT 5 clients
+   * with CONNACK 0x84 instead of carrying them to a broker that drops them; the embedded broker is 3.1.1
+   */
+  protocol: z.union([z.literal('3.1.1'), z.literal('5'), z.literal(5)], { error: 'expected 3.1.1 or 5' }).transform((p) => p === '3.1.1' ? '3.1.1' as const : '5' as const).optional(),
+}).refine((u) => u.url !== 'embedded' || u.protocol !== '5', { message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only', path: ['protocol'] })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
 
 /** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
