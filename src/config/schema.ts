@@ -147,8 +147,29 @@ export const upstreamSchema = z.strictObject({
    * with CONNACK 0x84 instead of carrying them to a broker that drops them; the embedded broker is 3.1.1
    */
   protocol: z.union([z.literal('3.1.1'), z.literal('5'), z.literal(5)], { error: 'expected 3.1.1 or 5' }).transform((p) => p === '3.1.1' ? '3.1.1' as const : '5' as const).optional(),
+  /**
+   * mosquitto dynamic security: the gateway keeps one broker client per tenant (the username template's
+   * value, the upstream password) and a role allowing only the tenant's prefix, through $CONTROL
+   */
+  provision: z.strictObject({
+    type: z.literal('mosquitto-dynsec'),
+    /** a dynsec client allowed to use $CONTROL/dynamic-security (mosquitto_ctrl dynsec init makes one) */
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
 }).refine((u) => u.url !== 'embedded' || u.protocol !== '5', { message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only', path: ['protocol'] })
+  .refine((u) => u.provision === undefined || provisionableCredentials(u), {
+    message: 'provisioning keeps one broker client per tenant: it needs username and password, the username with {tenant}, and neither with {username} or {clientId}',
+    path: ['provision'],
+  })
+  .refine((u) => u.provision === undefined || u.url !== 'embedded', { message: 'the embedded broker needs no provisioning', path: ['provision'] })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
+
+function provisionableCredentials (u: { username?: string | undefined; password?: string | undefined }): boolean {
+  const perClient = /\{(username|clientId)\}/
+  return u.username !== undefined && u.password !== undefined && u.password !== '' && u.username.includes('{tenant}') &&
+    !perClient.test(u.username) && !perClient.test(u.password)
+}
 
 /** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
 export const adminSchema = z.strictObject({

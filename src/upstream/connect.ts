@@ -85,7 +85,7 @@ function fill (template: string, f: CredentialFields): string {
 }
 
 /** Username/password sent to the broker, from the upstream templates; none when not configured. */
-export function upstreamCredentials (target: UpstreamTarget, f: CredentialFields): { username?: string; password?: Buffer } {
+export function upstreamCredentials (target: { readonly username?: string | undefined; readonly password?: string | undefined }, f: CredentialFields): { username?: string; password?: Buffer } {
   return {
     ...(target.username !== undefined ? { username: fill(target.username, f) } : {}),
     ...(target.password !== undefined ? { password: Buffer.from(fill(target.password, f)) } : {}),
