@@ -188,6 +188,9 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
 function checkBinds (config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
   const sockets: BoundSocket[] = config.listeners.map((l, i) => ({ label: `listener ${JSON.stringify(l.name)}`, path: ['listeners', i, 'bind'], ...l.bind }))
   if (config.admin !== undefined) sockets.push({ label: 'the admin listener', path: ['admin', 'bind'], ...config.admin.bind })
+  config.listeners.forEach((l, i) => {
+    if (l.reusePort && !nodeAtLeast(22, 12)) issues.push({ path: pathString(['listeners', i, 'reusePort']), line: lineAt(['listeners', i, 'reusePort']), message: `reusePort needs Node.js 22.12 or later (this is ${process.version})` })
+  })
   for (const { first, second } of bindConflicts(sockets)) {
     const where = (s: BoundSocket): string => `${s.label} (${pathString(s.path)}, line ${lineAt(s.path) ?? '?'}) binds ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`
     issues.push({
@@ -196,6 +199,11 @@ function checkBinds (config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: P
       message: `${where(second)}, which collides with ${where(first)}: one of them needs another port or address`,
     })
   }
+}
+
+function nodeAtLeast (major: number, minor: number): boolean {
+  const [ma = 0, mi = 0] = process.versions.node.split('.').map(Number)
+  return ma > major || (ma === major && mi >= minor)
 }
 
 function deepFreeze<T> (value: T): T {

@@ -127,6 +127,11 @@ export const listenerSchema = z.strictObject({
    * ws/wss behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
    * client is the nearest address in it that is not one of them
    */
+  /**
+   * SO_REUSEPORT (Linux, Node ≥ 22.12): several gateway processes on one host bind this port and the
+   * kernel spreads new connections over them; each process keeps its own limits and sessions
+   */
+  reusePort: z.boolean().default(false),
   trustedProxies: z.array(z.string().min(1)).min(1).superRefine((list, ctx) => {
     try { proxyaddr.compile(list) } catch (err) { ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) }) }
   }).optional(),
