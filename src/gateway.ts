@@ -10,7 +10,8 @@ import type { TenantCounters } from './policy/counters.js'
 import { unmountFilter } from './tenancy/namespace.js'
 import { Session, type ClientStream, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
-import { targetOf, upstreamTargets, type UpstreamTarget } from './upstream/connect.js'
+import { targetOf, upstreamTargets } from './upstream/connect.js'
+import { probeFields, ReadinessProbe } from './upstream/probe.js'
 import { startTcpListener } from './listeners/tcp.js'
 import { renewCertificate, startTlsListener } from './listeners/tls.js'
 import { startWebSocketListener } from './listeners/websocket.js'
@@ -77,7 +78,7 @@ export interface Gateway {
   pruneRetired (): string[]
   /** subscriptions the tenant's clients hold now */
   subscriptions (tenant: string): number
-  /** true when a TCP connection to the default upstream broker opens within a second (readiness) */
+  /** true when the default upstream broker accepts an MQTT login with the upstream credentials (readiness) */
   upstreamReachable (): Promise<boolean>
   /** the same for each of the named `upstreams` */
   namedUpstreamsReachable (): Promise<Record<string, boolean>>
@@ -104,17 +105,6 @@ const DRAIN_MS = 2000
 /** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
 const TICK_MS = 500
 
-/** true when a TCP connection to the broker opens within a second */
-function reachable (target: UpstreamTarget): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: target.host, port: target.port })
-    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
-
 export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
   let config = initial
@@ -129,6 +119,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   const embedded: EmbeddedBroker | undefined = config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
   if (embedded !== undefined) log.info({ address: `${embedded.host}:${embedded.port}` }, 'embedded broker (aedes, MQTT 3.1.1) started on loopback')
   let targets = upstreamTargets(config, embedded)
+  const probe = new ReadinessProbe(log)
 
   const host: SessionHost = {
     log,
@@ -216,9 +207,9 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     subscriptions: (tenant) => quotas.subscriptions(tenant),
     clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
 
-    upstreamReachable: () => reachable(targets.default),
+    upstreamReachable: () => probe.check('default', targets.default, probeFields(config, undefined)),
     async namedUpstreamsReachable () {
-      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await reachable(t)] as const)))
+      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await probe.check(name, t, probeFields(config, name))] as const)))
     },
 
     kick (tenant, clientId) {

@@ -130,6 +130,11 @@ export const listenerSchema = z.strictObject({
    * ws/wss behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
    * client is the nearest address in it that is not one of them
    */
+  /**
+   * SO_REUSEPORT (Linux, Node ≥ 22.12): several gateway processes on one host bind this port and the
+   * kernel spreads new connections over them; each process keeps its own limits and sessions
+   */
+  reusePort: z.boolean().default(false),
   trustedProxies: z.array(z.string().min(1)).min(1).superRefine((list, ctx) => {
     try { proxyaddr.compile(list) } catch (err) { ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) }) }
   }).optional(),
@@ -145,8 +150,34 @@ export const upstreamSchema = z.strictObject({
   /** for mqtts:// upstreams with a private CA */
   ca: z.string().optional(),
   rejectUnauthorized: z.boolean().default(true),
-})
+  /**
+   * the newest MQTT the broker speaks: 3.1.1 (RabbitMQ before 3.13, older brokers) refuses MQTT 5 clients
+   * with CONNACK 0x84 instead of carrying them to a broker that drops them; the embedded broker is 3.1.1
+   */
+  protocol: z.union([z.literal('3.1.1'), z.literal('5'), z.literal(5)], { error: 'expected 3.1.1 or 5' }).transform((p) => p === '3.1.1' ? '3.1.1' as const : '5' as const).optional(),
+  /**
+   * mosquitto dynamic security: the gateway keeps one broker client per tenant (the username template's
+   * value, the upstream password) and a role allowing only the tenant's prefix, through $CONTROL
+   */
+  provision: z.strictObject({
+    type: z.literal('mosquitto-dynsec'),
+    /** a dynsec client allowed to use $CONTROL/dynamic-security (mosquitto_ctrl dynsec init makes one) */
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
+}).refine((u) => u.url !== 'embedded' || u.protocol !== '5', { message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only', path: ['protocol'] })
+  .refine((u) => u.provision === undefined || provisionableCredentials(u), {
+    message: 'provisioning keeps one broker client per tenant: it needs username and password, the username with {tenant}, and neither with {username} or {clientId}',
+    path: ['provision'],
+  })
+  .refine((u) => u.provision === undefined || u.url !== 'embedded', { message: 'the embedded broker needs no provisioning', path: ['provision'] })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
+
+function provisionableCredentials (u: { username?: string | undefined; password?: string | undefined }): boolean {
+  const perClient = /\{(username|clientId)\}/
+  return u.username !== undefined && u.password !== undefined && u.password !== '' && u.username.includes('{tenant}') &&
+    !perClient.test(u.username) && !perClient.test(u.password)
+}
 
 /** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
 export const adminSchema = z.strictObject({
@@ -227,8 +258,11 @@ export const gatewaySchema = z.strictObject({
   tenants: z.record(tenantId, tenantSchema).default({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    pretty: z.boolean().default(false),
-  }).default({ level: 'info', pretty: false }),
+    /** auto: human-readable on a terminal, JSON lines otherwise (files, pipes, journald) */
+    format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+    /** the older switch: true is format pretty, false format json */
+    pretty: z.boolean().optional(),
+  }).default({ level: 'info', format: 'auto' }),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>()
   cfg.listeners.forEach((l, i) => {
