@@ -468,7 +468,7 @@ export class Session implements Connecting, SessionIO {
     // operator wants that in the log; ordinary leaves and shutdown (one line per client) stay at debug.
     if (reason !== null && reason !== 'serverShuttingDown') this.log.info({ reason, why }, 'session closed')
     else this.log.debug({ why }, 'session closed')
-    if (link !== undefined && !clientDisconnected) this.dropHeld(typeof opts === 'string' ? opts : 'sessionEnded', link.policy)
+    if (link !== undefined && !clientDisconnected) this.dropHeld(typeof opts === 'string' ? opts : 'sessionEnded', link)
     const code = reason !== null && link !== undefined && this.v5 ? reasonCode(reason, 5) : null
     if (code !== null && reason !== null && this.client.writable) {
       this.client.write(encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5))
@@ -480,15 +480,23 @@ export class Session implements Connecting, SessionIO {
     if (policy !== undefined) this.host.release(this, policy, link?.expiry ?? 0)
   }
 
-  /** Counts (and logs) the PUBLISH packets read from the client and never forwarded: never silently. */
-  private dropHeld (reason: DropReason, policy: SessionPolicy): void {
+  /**
+   * Counts (and logs) the PUBLISH packets read from the client and never forwarded: never silently. A
+   * DISCONNECT among them is still forwarded, so the client's orderly leave does not fire its will.
+   */
+  private dropHeld (reason: DropReason, link: Connected): void {
     if (this.clientReader.buffered === 0) return
     let n = 0
+    let disconnect: Frame | undefined
     try {
-      this.clientReader.push(undefined, (f) => { if (f.type === PacketType.PUBLISH) n++ })
+      this.clientReader.push(undefined, (f) => {
+        if (f.type === PacketType.PUBLISH) n++
+        else if (f.type === PacketType.DISCONNECT) disconnect = f
+      })
     } catch { /* the rest is not whole packets */ }
+    if (disconnect !== undefined) fromClient(link, disconnect)
     if (n === 0) return
-    policy.countDropped(reason, n)
+    link.policy.countDropped(reason, n)
     this.log.warn({ reason, dropped: n }, 'PUBLISH packets received from the client were dropped unforwarded')
   }
 
