@@ -9,17 +9,19 @@
 // more bytes will come — what was read before it is still forwarded, at the client's rate, for up to
 // `throttleLinger`; what is left then is dropped and counted. Only `close` ends a session.
 import type net from 'node:net'
-import { FrameReader, FrameError, MQTT_MAX_REMAINING, PacketType, decodePacket, encode, type Frame, type ConnackPacket } from '../codec.js'
+import { FrameError, MQTT_MAX_REMAINING, PacketType, encode, type Frame, type ConnackPacket } from '../codec.js'
 import { Reason, reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import { ConnectionLog } from '../log.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
-import { openUpstream, type UpstreamTarget } from '../upstream/connect.js'
+import type { UpstreamTarget } from '../upstream/connect.js'
 import type { DropReason } from '../policy/counters.js'
 import { DISCONNECT, GO, type SessionPolicy } from '../policy/session-policy.js'
 import type { Connected, SessionIO } from './connected.js'
 import type { ClientStream, ConnectHost, Connecting, ConnectionMeta } from './connecting.js'
 import { connect } from './packets/connect.js'
 import { fromClient, fromUpstream } from './dispatch.js'
+import { Upstream, type UpstreamEvents } from './upstream.js'
+import { ClientInput, Hold } from './client-input.js'
 
 export type { ClientStream, ConnectionMeta } from './connecting.js'
 
@@ -46,18 +48,9 @@ const CLOSE_LINGER_MS = 2000
 /** TCP keep-alive idle time for clients without an MQTT keep alive. */
 const TCP_KEEPALIVE_IDLE_MS = 60_000
 
-/** Why the client's frames are not being processed now: several may hold at once (a bit each). */
-const Hold = { connecting: 1, throttle: 2, upstream: 4, clientOutput: 8 } as const
-/**
- * While only connecting or a rate holds the client, its socket is still read, up to this many bytes:
- * so its FIN is seen (and the linger starts) when it leaves, not once its backlog has been forwarded.
- */
-const READ_AHEAD_HOLDS = Hold.connecting | Hold.throttle
-const READ_AHEAD_BYTES = 64 * 1024
-
 type State = 'awaitConnect' | 'connecting' | 'connected' | 'draining' | 'closed'
 
-export class Session implements Connecting, SessionIO {
+export class Session implements Connecting, SessionIO, UpstreamEvents {
   state: State = 'awaitConnect'
   /** the client's protocol version (3 = MQTT 3.1, 4 = 3.1.1, 5) */
   version: ProtocolVersion = 4
@@ -68,12 +61,9 @@ export class Session implements Connecting, SessionIO {
   policy: SessionPolicy | undefined
   /** the connected session, from CONNACK on */
   link: Connected | undefined
-  upstream: net.Socket | undefined
+  /** the broker connection, once dialled */
+  up: Upstream | undefined
   readonly connectedAt = Date.now()
-  /** whole packets read from the client; the keep-alive sweep compares it between rounds */
-  framesIn = 0
-  private sweptFrames = 0
-  private quietSince = this.connectedAt
   private tcpKeepAlive = false
   /**
    * The one deadline of the state the session is in, checked by `tick`: CONNECT (awaitConnect), the
@@ -83,21 +73,13 @@ export class Session implements Connecting, SessionIO {
   private deadline: number
   private forgotten = false
 
-  private readonly clientReader = new FrameReader(PRE_CONNECT_MAX_BYTES)
-  private readonly upstreamReader = new FrameReader(MQTT_MAX_REMAINING)
-  private holds = 0
-  private holdTimer: NodeJS.Timeout | undefined
-  /** true while client frames are being processed, so a release from within does not process them twice */
-  private processing = false
-  private socketPaused = false
-  /** the client's FIN (or reset) came: no more bytes will */
-  private inputEnded = false
-  private connackWaiter: ((p: ConnackPacket | Error) => void) | undefined
+  private readonly input: ClientInput
 
   /** Log lines about this connection, with its listener, remote address, tenant and client ID. */
   readonly log: ConnectionLog
 
   constructor (readonly host: SessionHost, readonly client: ClientStream, readonly meta: ConnectionMeta) {
+    this.input = new ClientInput(client, PRE_CONNECT_MAX_BYTES, () => { if (this.state !== 'closed') this.process(undefined) })
     this.log = new ConnectionLog(host.log, () => ({
       listener: meta.listener.name,
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
@@ -123,12 +105,8 @@ export class Session implements Connecting, SessionIO {
     if (this.state === 'closed') return
     this.policy?.countIn(chunk.length)
     // A chunk can still come after a pause (already read by the stream): held, in order, with the rest.
-    if (this.holds !== 0 || this.processing) {
-      this.clientReader.hold(chunk)
-      this.syncSocket()
-    } else {
-      this.process(chunk)
-    }
+    if (this.input.free) this.process(chunk)
+    else this.input.keep(chunk)
   }
 
   /**
@@ -136,26 +114,27 @@ export class Session implements Connecting, SessionIO {
    * frames after a hold stay in the reader, in order, until it is lifted.
    */
   private process (chunk: Buffer | undefined): void {
-    const up = this.upstream
-    this.processing = true
+    const up = this.up?.socket
+    const input = this.input
+    input.processing = true
     up?.cork()
     try {
-      this.clientReader.push(chunk, this.onClientFrame)
+      input.reader.push(chunk, this.onClientFrame)
     } catch (err) {
       if (err instanceof FrameError && err.tooLarge) this.close('packetTooLarge', err.message)
       else this.close('malformedPacket', err instanceof Error ? err.message : String(err))
     } finally {
       up?.uncork()
-      this.processing = false
+      input.processing = false
     }
     // A client that left is done once everything it sent before is forwarded (a partial frame is not a packet).
-    if (this.state === 'draining' && this.holds === 0) this.close(null, 'client closed the connection')
-    else this.syncSocket()
+    if (this.state === 'draining' && input.holds === 0) this.close(null, 'client closed the connection')
+    else if (this.state !== 'closed') input.sync()
   }
 
   /** One frame from the client; false once the session is held or ended, so the reader keeps the rest. */
   private readonly onClientFrame = (frame: Frame): boolean => {
-    this.framesIn++
+    this.input.frames++
     const link = this.link
     if (link !== undefined) {
       const policy = link.policy
@@ -169,27 +148,27 @@ export class Session implements Connecting, SessionIO {
           return false
         }
         fromClient(link, frame)
-        if (verdict !== GO && this.state !== 'closed') this.holdFor(verdict)
+        if (verdict !== GO && this.state !== 'closed') this.input.holdFor(verdict)
       }
     } else if (this.state === 'awaitConnect') {
       this.startConnect(frame)
     }
-    return this.holds === 0 && this.state !== 'closed'
+    return this.input.holds === 0 && this.state !== 'closed'
   }
 
   private startConnect (frame: Frame): void {
     this.deadline = Infinity // until the broker is dialled
     this.state = 'connecting'
-    this.hold(Hold.connecting)
+    this.input.hold(Hold.connecting)
     connect(this, frame).then((link) => {
       if (link === undefined || this.state !== 'connecting') return
       this.link = link
-      this.state = this.inputEnded ? 'draining' : 'connected'
-      this.deadline = this.inputEnded ? Date.now() + this.host.throttleLinger : Infinity
-      this.clientReader.maxBytes = link.tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
+      this.state = this.input.ended ? 'draining' : 'connected'
+      this.deadline = this.input.ended ? Date.now() + this.host.throttleLinger : Infinity
+      this.input.reader.maxBytes = link.tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
       // The broker's packets that came behind its CONNACK (a persistent session's queue), then the client's behind its CONNECT.
-      this.readUpstream(undefined)
-      this.release(Hold.connecting)
+      this.up?.open()
+      this.input.release(Hold.connecting)
     }, (err: unknown) => {
       this.log.error({ err }, 'connect failed unexpectedly')
       this.close('unspecified', 'internal error')
@@ -206,72 +185,33 @@ export class Session implements Connecting, SessionIO {
 
   /** The client's FIN, reset or close: nothing more will be read, and nothing can be written to it. */
   private endOfInput (): void {
-    if (this.inputEnded) return
-    this.inputEnded = true
-    // Its output bound can no longer drain: neither it nor the broker waits for it.
-    this.holds &= ~Hold.clientOutput
-    this.upstream?.resume()
+    if (this.input.ended) return
+    this.input.end()
+    this.up?.socket.resume() // nor does the broker wait for its output to drain
     switch (this.state) {
       case 'awaitConnect':
         return this.close(null, 'client closed the connection')
       case 'connecting':
         // Nothing sent behind the CONNECT: no reason to go on. Otherwise its packets are carried (SPEC §8).
-        if (this.clientReader.buffered === 0) this.close(null, 'client closed the connection')
+        if (this.input.reader.buffered === 0) this.close(null, 'client closed the connection')
         return
       case 'connected':
         this.state = 'draining'
         this.deadline = Date.now() + this.host.throttleLinger
-        if (this.holds === 0 && !this.processing) this.process(undefined)
+        if (this.input.free) this.process(undefined)
     }
   }
 
   private readonly onClientDrain = (): void => {
-    this.upstream?.resume()
-    this.release(Hold.clientOutput)
+    this.up?.socket.resume()
+    this.input.release(Hold.clientOutput)
   }
 
   /** Tells the host once both sockets are gone, so a session is ticked from accept to its last socket. */
   private forgetWhenGone (): void {
-    if (this.forgotten || !this.client.destroyed || this.upstream?.destroyed === false) return
+    if (this.forgotten || !this.client.destroyed || this.up?.socket.destroyed === false) return
     this.forgotten = true
     this.host.forget(this)
-  }
-
-  // ---- holds -----------------------------------------------------------------------------------
-
-  private hold (why: number): void {
-    this.holds |= why
-    this.syncSocket()
-  }
-
-  /** Lifts one reason for not processing the client's frames; the last one lifted processes the held ones. */
-  private release (why: number): void {
-    if ((this.holds & why) === 0) return
-    this.holds &= ~why
-    if (this.holds === 0 && !this.processing && this.state !== 'closed') this.process(undefined)
-    else this.syncSocket()
-  }
-
-  /** A rate's verdict: the client's next frames wait exactly as long as its debt takes to pay. */
-  private holdFor (ms: number): void {
-    this.hold(Hold.throttle)
-    clearTimeout(this.holdTimer)
-    this.holdTimer = setTimeout(this.endHold, ms)
-  }
-
-  private readonly endHold = (): void => {
-    this.holdTimer = undefined
-    this.release(Hold.throttle)
-  }
-
-  /** Reads the socket unless a hold needs it stopped (back-pressure), or read-ahead is full. */
-  private syncSocket (): void {
-    const stop = !this.inputEnded && this.holds !== 0 &&
-      ((this.holds & ~READ_AHEAD_HOLDS) !== 0 || this.clientReader.buffered >= READ_AHEAD_BYTES)
-    if (stop === this.socketPaused || this.state === 'closed') return
-    this.socketPaused = stop
-    if (stop) this.client.pause()
-    else this.client.resume()
   }
 
   // ---- the clock -------------------------------------------------------------------------------
@@ -286,7 +226,7 @@ export class Session implements Connecting, SessionIO {
         if (now >= this.deadline) this.close(null, 'no CONNECT within connectTimeout')
         break
       case 'connecting':
-        if (now >= this.deadline) this.connackWaiter?.(new Error('upstream CONNACK timeout'))
+        if (now >= this.deadline) this.up?.fail(new Error('upstream CONNACK timeout'))
         break
       case 'connected':
         this.checkKeepAlive(now)
@@ -303,7 +243,7 @@ export class Session implements Connecting, SessionIO {
   /** Both sockets cut at once: a peer that never closed its side, or the gateway's shutdown. */
   destroy (): void {
     this.client.destroy()
-    this.upstream?.destroy()
+    this.up?.socket.destroy()
   }
 
   /**
@@ -323,79 +263,37 @@ export class Session implements Connecting, SessionIO {
       }
       return
     }
-    // While the gateway itself holds the client (throttled, back-pressure), silence is ours.
-    if (this.framesIn !== this.sweptFrames || this.holds !== 0) {
-      this.sweptFrames = this.framesIn
-      this.quietSince = now
-    } else if (now - this.quietSince > keepalive * 1500) {
-      this.close('keepAliveTimeout', 'no packet within 1.5 × keep alive')
-    }
+    if (this.input.silence(now) > keepalive * 1500) this.close('keepAliveTimeout', 'no packet within 1.5 × keep alive')
   }
 
   // ---- broker → gateway ----------------------------------------------------------------------
 
   dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
     this.host.claim(this)
-    return new Promise((resolve) => {
-      const up = openUpstream(target)
-      this.upstream = up
-      this.deadline = Date.now() + target.connectTimeout
-      this.connackWaiter = (result) => { this.connackWaiter = undefined; resolve(result) }
-      up.on('data', this.onUpstreamData)
-      up.on('drain', () => { this.release(Hold.upstream) })
-      up.on('error', (err) => {
-        this.connackWaiter?.(err)
-        this.upstreamGone(err.message)
-      })
-      up.on('close', () => {
-        this.connackWaiter?.(new Error('upstream closed before CONNACK'))
-        this.upstreamGone('upstream closed')
-        this.forgetWhenGone()
-      })
-      up.write(connectBytes)
-    })
+    this.deadline = Date.now() + target.connectTimeout
+    const up = new Upstream(target, this.version, this.client, this)
+    this.up = up
+    return up.connack(connectBytes)
   }
 
-  private readonly onUpstreamData = (chunk: Buffer): void => {
-    // Between the broker's CONNACK and the connected session: held, read once connected.
-    if (this.state === 'connecting' && this.connackWaiter === undefined) this.upstreamReader.hold(chunk)
-    else this.readUpstream(chunk)
-  }
-
-  private readUpstream (chunk: Buffer | undefined): void {
-    this.client.cork()
-    try {
-      this.upstreamReader.push(chunk, this.onUpstreamFrame)
-    } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'malformed packet from the broker')
-      this.close('unspecified', 'malformed packet from the broker')
-    } finally {
-      this.client.uncork()
-    }
-  }
-
-  private readonly onUpstreamFrame = (frame: Frame): boolean => {
-    const waiter = this.connackWaiter
-    if (waiter !== undefined) {
-      let result: ConnackPacket | Error = new Error('expected CONNACK from the broker')
-      if (frame.type === PacketType.CONNACK) {
-        try {
-          const p = decodeConnack(frame, this.version)
-          if (p !== undefined) result = p
-        } catch (err) {
-          result = err instanceof Error ? err : new Error(String(err))
-        }
-      }
-      waiter(result)
-      return false // what follows the CONNACK waits for the connected session
-    }
+  upstreamFrame (frame: Frame): boolean {
     const link = this.link
     if (link === undefined || this.state === 'closed') return false
     fromUpstream(link, frame)
     return true
   }
 
-  private upstreamGone (why: string): void {
+  upstreamMalformed (why: string): void {
+    this.log.warn({ err: why }, 'malformed packet from the broker')
+    this.close('unspecified', 'malformed packet from the broker')
+  }
+
+  upstreamDrained (): void {
+    this.input.release(Hold.upstream)
+  }
+
+  upstreamGone (why: string, closed: boolean): void {
+    if (closed) this.forgetWhenGone()
     if (this.link === undefined) return
     // The broker drops the older connection of a client ID that connected again (SPEC §8).
     if (this.host.displaced(this)) this.close('sessionTakenOver', 'another connection took the session over')
@@ -405,10 +303,10 @@ export class Session implements Connecting, SessionIO {
   // ---- shared plumbing -----------------------------------------------------------------------
 
   toUpstream (bytes: Buffer): void {
-    const up = this.upstream
+    const up = this.up?.socket
     if (up === undefined || !up.writable) return
     // A broker that cannot keep up holds the client, so memory per connection stays bounded.
-    if (!up.write(bytes)) this.hold(Hold.upstream)
+    if (!up.write(bytes)) this.input.hold(Hold.upstream)
   }
 
   /**
@@ -418,9 +316,9 @@ export class Session implements Connecting, SessionIO {
   toClient (bytes: Buffer): void {
     const client = this.client
     if (!client.writable) return
-    if (!client.write(bytes) && !this.inputEnded) {
-      this.upstream?.pause()
-      this.hold(Hold.clientOutput)
+    if (!client.write(bytes) && !this.input.ended) {
+      this.up?.socket.pause()
+      this.input.hold(Hold.clientOutput)
     }
   }
 
@@ -446,7 +344,7 @@ export class Session implements Connecting, SessionIO {
     const link = this.link
     if (link === undefined) return
     link.retenant(tenant)
-    this.clientReader.maxBytes = tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
+    this.input.reader.maxBytes = tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
   }
 
   /**
@@ -461,8 +359,8 @@ export class Session implements Connecting, SessionIO {
     const link = this.link
     this.state = 'closed'
     this.deadline = Date.now() + CLOSE_LINGER_MS
-    this.connackWaiter?.(new Error(why))
-    clearTimeout(this.holdTimer)
+    this.up?.fail(new Error(why))
+    this.input.stop()
     const clientDisconnected = typeof opts === 'object' && opts.clientDisconnected === true
     // Closed by the gateway for a reason the device should hear (malformed, limits, upstream lost): an
     // operator wants that in the log; ordinary leaves and shutdown (one line per client) stay at debug.
@@ -475,7 +373,7 @@ export class Session implements Connecting, SessionIO {
     }
     if (clientDisconnected) this.client.destroy()
     else endSocket(this.client)
-    if (this.upstream !== undefined) endSocket(this.upstream)
+    if (this.up !== undefined) endSocket(this.up.socket)
     const policy = this.policy
     if (policy !== undefined) this.host.release(this, policy, link?.expiry ?? 0)
   }
@@ -485,19 +383,11 @@ export class Session implements Connecting, SessionIO {
    * DISCONNECT among them is still forwarded, so the client's orderly leave does not fire its will.
    */
   private dropHeld (reason: DropReason, link: Connected): void {
-    if (this.clientReader.buffered === 0) return
-    let n = 0
-    let disconnect: Frame | undefined
-    try {
-      this.clientReader.push(undefined, (f) => {
-        if (f.type === PacketType.PUBLISH) n++
-        else if (f.type === PacketType.DISCONNECT) disconnect = f
-      })
-    } catch { /* the rest is not whole packets */ }
+    const { publishes, disconnect } = this.input.discard()
     if (disconnect !== undefined) fromClient(link, disconnect)
-    if (n === 0) return
-    link.policy.countDropped(reason, n)
-    this.log.warn({ reason, dropped: n }, 'PUBLISH packets received from the client were dropped unforwarded')
+    if (publishes === 0) return
+    link.policy.countDropped(reason, publishes)
+    this.log.warn({ reason, dropped: publishes }, 'PUBLISH packets received from the client were dropped unforwarded')
   }
 
   /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
@@ -513,12 +403,6 @@ export class Session implements Connecting, SessionIO {
     this.close(null, why)
     return false
   }
-}
-
-/** The broker's CONNACK, decoded for the version the broker speaks to this session. */
-function decodeConnack (frame: Frame, version: ProtocolVersion): ConnackPacket | undefined {
-  const p = decodePacket(frame, version === 5 ? 5 : 4)
-  return p.cmd === 'connack' ? p : undefined
 }
 
 /** Flush and send FIN; the closed session's tick destroys the socket if the peer never closes its side. */
