@@ -203,20 +203,28 @@ test('publishRate 5: 30 QoS 1 PUBLISH sent without waiting for acks, then DISCON
 
 // ---- 4. rateAction: disconnect acts at the first PUBLISH beyond rate + burst ---------------------
 
-test('publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96', async () => {
+test('publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96; an unlimited tenant\'s client with the same ID and topic gets all of its own through', async () => {
   const sub = await subscriber(viaGateway, 'strict', 'flood')
+  const acmeSub = await subscriber(viaGateway, 'acme', 'flood')
   const raw = await rawConnect(gw.port(), 5)
-  raw.send(connectPacket({ protocolVersion: 5, clientId: uniqueId('flood'), ...viaGateway.creds('strict') }))
+  raw.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('strict') }))
   assert.equal((await raw.next()).cmd, 'connack')
-  raw.write(Buffer.concat(range(3000, String).map((p) => gen(publish('flood', p, 0), 5))))
+  const acme = await rawConnect(gw.port(), 5)
+  acme.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('acme') }))
+  assert.equal((await acme.next()).cmd, 'connack')
+  const flood = Buffer.concat(range(3000, String).map((p) => gen(publish('flood', p, 0), 5)))
+  raw.write(flood)
+  acme.write(Buffer.concat(range(500, String).map((p) => gen(publish('flood', p, 0), 5))))
   let answer: mqttPacket.Packet
   do answer = await raw.next(5000); while (answer.cmd !== 'disconnect')
   assert.equal(answer.reasonCode, 0x96)
   await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
   assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
   assert.ok(sub.received.length >= 5, 'the burst passes')
+  assert.deepEqual(await collect(acmeSub, 500), range(500, String))
   raw.end()
-  await sub.end()
+  acme.end()
+  await Promise.all([sub.end(), acmeSub.end()])
 })
 
 // ---- 5. bandwidth paces by bytes -----------------------------------------------------------------
