@@ -45,7 +45,7 @@ const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const
 function describe (session: Session): ClientInfo | undefined {
   const tenant = session.tenant
   const policy = session.policy
-  if (tenant === undefined || policy === undefined || (session.state !== 'connected' && session.state !== 'connecting')) return undefined
+  if (tenant === undefined || policy === undefined || session.state === 'closed' || session.state === 'awaitConnect') return undefined
   const subscriptions: string[] = []
   for (const f of policy.filters ?? []) {
     const local = unmountFilter(tenant.ns, f)
@@ -58,7 +58,7 @@ function describe (session: Session): ClientInfo | undefined {
     remotePort: session.meta.remotePort,
     listener: session.meta.listener.name,
     protocol: PROTOCOL_NAMES[session.version],
-    state: session.state,
+    state: session.state === 'connecting' ? 'connecting' : 'connected',
     connectedAt: new Date(session.connectedAt).toISOString(),
     subscriptions,
     ...policy.stats,
@@ -121,21 +121,27 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   let targets = upstreamTargets(config, embedded)
   const probe = new ReadinessProbe(log)
 
+  /** the newest session of each tenant's client ID: an older one whose broker connection drops was taken over */
+  const owners = new Map<string, Session>()
+  const ownerKey = (session: Session): string => `${session.tenant?.id ?? ''}\u0000${session.clientId}`
   const host: SessionHost = {
     log,
+    get throttleLinger () { return config.throttleLinger },
     authenticate: (req) => authenticator.authenticate(req),
     tenant: (id) => tenants.get(id),
     upstreamFor: (tenant: TenantRuntime) => targetOf(targets, tenant.config.upstream),
-    async admit (session) {
-      const tenant = session.tenant
-      if (tenant === undefined) return 'notAuthorized'
-      const result = await quotas.admit(tenant)
-      if (typeof result !== 'string') sessions.add(session)
-      return result
+    admit: (tenant) => quotas.admit(tenant),
+    enter (session) { sessions.add(session) },
+    claim (session) { owners.set(ownerKey(session), session) },
+    displaced (session) {
+      const owner = owners.get(ownerKey(session))
+      return owner !== undefined && owner !== session
     },
-    release (session, policy) {
+    release (session, policy, expirySeconds) {
       sessions.delete(session)
-      quotas.release(policy)
+      const key = ownerKey(session)
+      if (owners.get(key) === session) owners.delete(key)
+      quotas.release(policy, expirySeconds)
     },
     forget (session) { live.delete(session) },
     ...(opts.onUpstreamConnect !== undefined ? { upstreamConnected: opts.onUpstreamConnect } : {}),

@@ -67,6 +67,13 @@ export function createMetrics (): GatewayMetrics {
       for (const [tenant, c] of tenants()) for (const [limit, n] of Object.entries(c.limitHits)) this.inc({ tenant, limit }, n)
     },
   })
+  new Counter({
+    name: 'mqtt_gateway_dropped_total', help: 'PUBLISH received from the tenant\'s clients and never forwarded, by why (lingerExpired, sessionEnded)', labelNames: ['tenant', 'reason'], registers: [registry],
+    collect () {
+      this.reset()
+      for (const [tenant, c] of tenants()) for (const [reason, n] of Object.entries(c.dropped)) this.inc({ tenant, reason }, n)
+    },
+  })
   const upstreamConnect = new Histogram({
     name: 'mqtt_gateway_upstream_connect_seconds',
     help: 'From dialling the broker to its CONNACK, per client connection',

@@ -245,6 +245,11 @@ export const gatewaySchema = z.strictObject({
     upstreamSchema.refine((u) => u.url !== 'embedded', { message: 'the embedded broker can only be the default upstream', path: ['url'] })).default({}),
   tenancy: tenancySchema.default({ resolve: ['listener', 'sni', 'username'], username: '{username}@{tenant}', namespace: { topic: '{tenant}/', clientId: '{tenant}/' } }),
   auth: authSchema,
+  /**
+   * how long a throttled client's packets, received before it left, are still forwarded at its rate;
+   * what is left after that is dropped and counted (SPEC §8)
+   */
+  throttleLinger: duration.default(30_000),
   /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
   maxConnections: count.optional(),
   /**
