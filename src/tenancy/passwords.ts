@@ -71,7 +71,8 @@ export async function verifyDummy (password: string | Buffer): Promise<false> {
 
 /** mosquitto_passwd files: `user:hash` lines, `#` comments and blank lines ignored. */
 export function parsePasswordFile (text: string): Record<string, string> {
-  const users: Record<string, string> = {}
+  // No prototype: a line `__proto__:…` is a user like any other, not the object's prototype.
+  const users = Object.create(null) as Record<string, string>
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim()
     if (line === '' || line.startsWith('#')) continue
