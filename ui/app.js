@@ -53,7 +53,8 @@ function useAction (after) {
 }
 
 const fmt = (n) => typeof n === 'number' ? n.toLocaleString('en') : String(n ?? '—')
-const since = (iso) => new Date(iso).toLocaleTimeString()
+/** Every time on the page is UTC, as the usage table's hours are: `2026-11-25 12:33:56`. */
+const utc = (iso) => iso.slice(0, 19).replace('T', ' ')
 const Err = ({ text, id }) => text !== '' && text !== undefined ? html`<div class="error" data-testid=${id}>${text}</div>` : null
 const Status = ({ disabled }) => disabled ? html`<span class="pill off">disabled</span>` : html`<span class="pill">active</span>`
 
@@ -110,27 +111,71 @@ function addressText (address, port) {
   return port === 0 ? address : `${host}:${port}`
 }
 
+/** One client's filters, a page at a time from their own route: a client may hold thousands. */
+function Filters ({ tenant, clientId }) {
+  const [after, setAfter] = useState(undefined)
+  const query = after === undefined ? '' : `?after=${enc(after)}`
+  const path = `/tenants/${enc(tenant)}/clients/${enc(clientId)}/subscriptions${query}`
+  const [{ data, error }] = usePolled(() => api(path), 0, [tenant, clientId, after])
+  return html`<div class="filters" data-testid=${`filters-${clientId}`}>
+    <${Err} text=${error?.message} />
+    ${(data?.subscriptions ?? []).map((f) => html`<code class="tag">${f}</code> `)}
+    ${data !== undefined && data.total > data.subscriptions.length && html`<span class="muted">
+      (${fmt(data.subscriptions.length)} of ${fmt(data.total)})</span>`}
+    ${after !== undefined && html` <button onClick=${() => setAfter(undefined)}>first</button>`}
+    ${data?.next != null && html` <button data-testid=${`filters-next-${clientId}`} onClick=${() => setAfter(data.next)}>next</button>`}
+  </div>`
+}
+
+const CLIENT_COLUMNS = [
+  'client ID', 'user', 'address', 'listener', 'protocol', 'since (UTC)', 'subscriptions',
+  ['msgs in', 'num'], ['msgs out', 'num'], ['bytes in', 'num'], ['bytes out', 'num'], '',
+]
+
+function ClientRow ({ c, tenant, kick }) {
+  const [open, setOpen] = useState(false)
+  const id = c.clientId
+  return html`<tr data-testid=${`client-${id}`}>
+      <td><code>${id}</code></td><td>${c.username ?? '—'}</td>
+      <td data-testid=${`address-${id}`}>${addressText(c.remoteAddress, c.remotePort)}</td>
+      <td>${c.listener}</td><td>${c.protocol}</td><td>${utc(c.connectedAt)}</td>
+      <td><button class="link" data-testid=${`subs-${id}`} disabled=${c.subscriptions === 0}
+        onClick=${() => setOpen(!open)}>${fmt(c.subscriptions)}</button></td>
+      <td class="num">${fmt(c.messagesIn)}</td><td class="num">${fmt(c.messagesOut)}</td>
+      <td class="num">${fmt(c.bytesIn)}</td><td class="num">${fmt(c.bytesOut)}</td>
+      <td class="act"><button class="danger" data-testid=${`kick-${id}`} onClick=${() => kick(id)}>Kick</button></td>
+    </tr>
+    ${open && html`<tr><td colspan="12"><${Filters} tenant=${tenant} clientId=${id} /></td></tr>`}`
+}
+
+/** The tenant's clients a page at a time (the API's), each with its subscriptions counted. */
 function Clients ({ tenant }) {
-  const [{ data, error }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/clients`), 2000, [tenant])
+  const [after, setAfter] = useState(undefined)
+  const query = after === undefined ? '' : `?after=${enc(after)}`
+  const [{ data, error }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/clients${query}`), 2000, [tenant, after])
   const [actionError, run] = useAction(reload)
   const kick = (clientId) => run(() => api(`/tenants/${enc(tenant)}/clients/${enc(clientId)}`, { method: 'DELETE' }))
+  const clients = data?.clients ?? []
   return html`<section data-testid="clients">
-    <h2>Connected clients ${data !== undefined && html`<span class="muted" data-testid="clients-count">(${data.length})</span>`}</h2>
+    <h2>Connected clients ${data !== undefined && html`<span class="muted" data-testid="clients-count">(${fmt(data.total)})</span>`}</h2>
     <${Err} text=${error?.message} /><${Err} text=${actionError} />
     <table>
-      <thead><tr><th>client ID</th><th>user</th><th>address</th><th>listener</th><th>protocol</th><th>since</th><th>subscriptions</th><th class="num">msgs in</th><th class="num">msgs out</th><th class="num">bytes in</th><th class="num">bytes out</th><th></th></tr></thead>
+      <thead><tr>${CLIENT_COLUMNS.map((c) => Array.isArray(c) ? html`<th class=${c[1]}>${c[0]}</th>` : html`<th>${c}</th>`)}</tr></thead>
       <tbody>
-        ${(data ?? []).map((c) => html`<tr key=${c.clientId} data-testid=${`client-${c.clientId}`}>
-          <td><code>${c.clientId}</code></td><td>${c.username ?? '—'}</td><td data-testid=${`address-${c.clientId}`}>${addressText(c.remoteAddress, c.remotePort)}</td><td>${c.listener}</td><td>${c.protocol}</td>
-          <td>${since(c.connectedAt)}</td><td>${c.subscriptions.map((s) => html`<code class="tag">${s}</code> `)}</td>
-          <td class="num">${fmt(c.messagesIn)}</td><td class="num">${fmt(c.messagesOut)}</td><td class="num">${fmt(c.bytesIn)}</td><td class="num">${fmt(c.bytesOut)}</td>
-          <td class="act"><button class="danger" data-testid=${`kick-${c.clientId}`} onClick=${() => kick(c.clientId)}>Kick</button></td>
-        </tr>`)}
-        ${data?.length === 0 && html`<tr><td colspan="12" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
+        ${clients.map((c) => html`<${ClientRow} key=${c.clientId} c=${c} tenant=${tenant} kick=${kick} />`)}
+        ${data?.total === 0 && html`<tr><td colspan="12" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
       </tbody>
     </table>
+    ${(after !== undefined || data?.next != null) && html`<div class="inline">
+      <span class="muted">${fmt(clients.length)} of ${fmt(data?.total)}</span>
+      ${after !== undefined && html`<button data-testid="clients-first" onClick=${() => setAfter(undefined)}>first page</button>`}
+      ${data?.next != null && html`<button data-testid="clients-next" onClick=${() => setAfter(data.next)}>next page</button>`}
+    </div>`}
   </section>`
 }
+
+/** One rule as it is written in the YAML config. */
+const ruleYaml = (r) => `- { ${'allow' in r ? 'allow' : 'deny'}: ${r.allow ?? r.deny}, topic: ${JSON.stringify(r.topic)} }`
 
 function Users ({ tenant }) {
   const [{ data }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/users`), 0, [tenant])
@@ -149,7 +194,10 @@ function Users ({ tenant }) {
     <h2>Users ${data !== undefined && html`<span class="muted">(${data.length})</span>`}</h2>
     <table class="compact"><tbody>
       ${(data ?? []).map((u) => html`<tr key=${u.username} data-testid=${`user-${u.username}`}>
-        <td><code>${u.username}</code></td><td class="muted">${u.acl === null ? 'tenant ACL' : `${u.acl.length} own ACL rule${u.acl.length === 1 ? '' : 's'}`}</td>
+        <td><code>${u.username}</code></td>
+        <td class="muted">${u.acl === null || u.acl.length === 0
+          ? (u.acl === null ? 'tenant ACL' : 'no own ACL rules')
+          : html`<pre class="yaml rules" data-testid=${`user-acl-${u.username}`}>${u.acl.map(ruleYaml).join('\n')}</pre>`}</td>
         <td class="act"><button class="danger" data-testid=${`delete-user-${u.username}`} onClick=${() => remove(u.username)}>Delete</button></td>
       </tr>`)}
       ${data?.length === 0 && html`<tr><td class="muted">No users.</td></tr>`}
@@ -163,8 +211,15 @@ function Users ({ tenant }) {
   </section>`
 }
 
-/** One rule as it is written in the YAML config. */
-const ruleYaml = (r) => `- { ${'allow' in r ? 'allow' : 'deny'}: ${r.allow ?? r.deny}, topic: ${JSON.stringify(r.topic)} }`
+
+/**
+ * The rules as the YAML writes them, one per line. Built as one string: htm drops a newline written in
+ * a template's static text, which once put the first rule on the `acl:` line.
+ */
+const aclYaml = (rules) => ['acl:', ...rules.map((r) => `  ${ruleYaml(r)}`)].join('\n')
+
+/** Rules as a JSON array for editing, one rule per line like the YAML view. */
+const rulesJson = (rules) => rules.length === 0 ? '[]' : `[\n${rules.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n]`
 
 function Acl ({ tenant }) {
   const [{ data }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/acl`), 0, [tenant])
@@ -180,9 +235,9 @@ function Acl ({ tenant }) {
     <h2>ACL <span class="muted">(first match wins; a user's own rules come first)</span></h2>
     ${data?.rules === null
       ? html`<p class="muted" data-testid="acl-none">No tenant rules: everything inside the tenant's namespace is allowed unless a user has rules.</p>`
-      : data !== undefined && html`<pre class="yaml" data-testid="acl-rules">acl:\n${data.rules.map((r) => `  ${ruleYaml(r)}`).join('\n')}</pre>`}
+      : data !== undefined && html`<pre class="yaml" data-testid="acl-rules">${aclYaml(data.rules)}</pre>`}
     ${draft === undefined
-      ? html`<button data-testid="acl-edit" onClick=${() => setDraft(JSON.stringify(data?.rules ?? [], null, 2))}>Edit as JSON</button>`
+      ? html`<button data-testid="acl-edit" onClick=${() => setDraft(rulesJson(data?.rules ?? []))}>Edit as JSON</button>`
       : html`<textarea data-testid="acl-json" value=${draft} onInput=${(e) => setDraft(e.target.value)} />
         <div class="inline"><button class="primary" data-testid="acl-save" onClick=${save}>Save</button><button onClick=${() => setDraft(undefined)}>Cancel</button></div>`}
     <${Err} text=${error} id="acl-error" />
@@ -212,6 +267,8 @@ function UsageChart ({ rows }) {
     const step = uPlot.paths.stepped({ align: 1 })
     const plot = new uPlot({
       width: el.current.clientWidth || 900, height: 220,
+      // The hours are UTC in the table below and in the API: the axis says the same hours.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
       legend: { live: false },
       cursor: { points: { show: false } },
       series: [
@@ -221,7 +278,7 @@ function UsageChart ({ rows }) {
         { label: 'session-minutes', stroke: '#d98a1c', width: 2, dash: [6, 4], scale: 'min', paths: step, points: { show: false } },
       ],
       scales: { y: { range: fromZero }, min: { range: fromZero } },
-      axes: [{}, { label: 'messages per hour', size: 60 }, { scale: 'min', side: 1, label: 'session-minutes per hour', size: 60, grid: { show: false } }],
+      axes: [{ label: 'hour (UTC)' }, { label: 'messages per hour', size: 60 }, { scale: 'min', side: 1, label: 'session-minutes per hour', size: 60, grid: { show: false } }],
     }, hourly(rows), el.current)
     return () => plot.destroy()
   }, [rows])
