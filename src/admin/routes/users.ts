@@ -25,6 +25,18 @@ export const username = z.string().min(1).max(256)
 
 export const userParams = tenantParams.extend({ username })
 
+/**
+ * The API's hashes, one at a time. scrypt runs on libuv's thread pool (4 threads by default), where
+ * logins verify theirs too: eight password changes at once took every thread and made another
+ * tenant's logins wait behind them. One at a time, the API never holds more than one thread.
+ */
+let hashing: Promise<unknown> = Promise.resolve()
+function hashInTurn (password: string): Promise<string> {
+  const next = hashing.then(() => hashPassword(password))
+  hashing = next.catch(() => {})
+  return next
+}
+
 /** Stores the API's version of one user (null: deleted through the API); the tenant's other users stay. */
 export function putUser (
   control: TenantControl, tenant: string, name: string, user: UserConfig | null,
@@ -74,7 +86,7 @@ export const userRoutes: FastifyPluginAsync<RouteDeps> = async (app, { control }
     const users = control.config.tenants[id]?.users ?? {}
     const existed = Object.hasOwn(users, name)
     const user: UserConfig = {
-      ...(req.body.password !== undefined ? { password: await hashPassword(req.body.password) } : {}),
+      ...(req.body.password !== undefined ? { password: await hashInTurn(req.body.password) } : {}),
       ...(req.body.acl !== undefined ? { acl: req.body.acl } : {}),
     }
     await putUser(control, id, name, user, existed ? undefined : withinMaxUsers(id, name))
@@ -91,7 +103,7 @@ export const userRoutes: FastifyPluginAsync<RouteDeps> = async (app, { control }
   }, async (req, reply) => {
     const { tenant: id, username: name } = req.params
     userOf(control, id, name)
-    const password = await hashPassword(req.body.password)
+    const password = await hashInTurn(req.body.password)
     // Read again after the hash: another change may have landed meanwhile.
     await putUser(control, id, name, { ...userOf(control, id, name), password })
     return reply.code(204).send()
