@@ -52,7 +52,8 @@ export function mergeTenantChanges (
       else if (c.plan in plans) t.plan = c.plan
       else {
         const using = t.plan === undefined ? 'no plan' : JSON.stringify(t.plan)
-        warnings.push(`tenant ${id}: plan ${JSON.stringify(c.plan)} set through the API is not in the configuration; using ${using}`)
+        const plan = JSON.stringify(c.plan)
+        warnings.push(`tenant ${id}: plan ${plan} set through the API is not in the configuration; using ${using}`)
       }
     }
     if (c.limits !== undefined) t.limits = c.limits
@@ -81,7 +82,8 @@ export function mergeTenantChanges (
     const fromYaml = Object.hasOwn(base.plans, plan) ? base.plans[plan] : undefined
     if (fromYaml !== undefined) {
       plans[plan] = fromYaml
-      warnings.push(`plan ${JSON.stringify(plan)}, deleted through the API, is kept as the YAML has it: tenant ${id} uses it`)
+      const name = JSON.stringify(plan)
+      warnings.push(`plan ${name}, deleted through the API, is kept as the YAML has it: tenant ${id} uses it`)
     } else {
       const { plan: _gone, ...rest } = t
       tenants[id] = rest
