@@ -27,7 +27,8 @@ function Login ({ onLogin, notice }) {
     ${notice !== '' && error === '' && html`<p class="muted" data-testid="login-notice">${notice}</p>`}
     <form onSubmit=${submit}>
       <label for="token">Operator token or tenant API key</label>
-      <input id="token" data-testid="token" type="password" autocomplete="off" value=${token} onInput=${(e) => setToken(e.target.value)} />
+      <input id="token" data-testid="token" type="password" autocomplete="off" value=${token}
+        onInput=${(e) => setToken(e.target.value)} />
       <button class="primary" data-testid="login" type="submit">Log in</button>
       <${Err} text=${error} id="login-error" />
     </form>
@@ -38,7 +39,8 @@ function Login ({ onLogin, notice }) {
 function Use ({ label, now, max, id }) {
   const pct = max === undefined ? 0 : Math.min(100, max === 0 ? 100 : (now / max) * 100)
   return html`<div data-testid=${id}>
-    <span>${label}</span>${fmt(now)}${max === undefined ? html` <span class="muted inline">/ unlimited</span>` : ` / ${fmt(max)}`}
+    <span>${label}</span>${fmt(now)}${max === undefined ? html` <span
+      class="muted inline">/ unlimited</span>` : ` / ${fmt(max)}`}
     ${max !== undefined && html`<div class=${`bar${pct >= 90 ? ' full' : ''}`}><i style=${`width:${pct}%`}></i></div>`}
   </div>`
 }
@@ -60,7 +62,8 @@ function TenantView ({ tenant, operator }) {
   const back = html`<p><a href="#/" data-testid="back">${operator ? '← all tenants' : '← your tenant'}</a></p>`
   // Unknown and foreign tenants both answer 404, and look the same here: nothing of them is shown.
   if (error?.status === 404) {
-    return html`${back}<section data-testid="not-found"><h2>Tenant not found</h2><p class="muted">There is no such tenant, or this key may not see it.</p></section>`
+    return html`${back}<section data-testid="not-found"><h2>Tenant not found</h2>
+      <p class="muted">There is no such tenant, or this key may not see it.</p></section>`
   }
   if (t === undefined) return html`<p class="muted">Loading…</p><${Err} text=${error?.message} />`
   return html`
@@ -114,31 +117,44 @@ function TenantsView () {
     <h2>Tenants ${data !== undefined && html`<span class="muted">(${data.length})</span>`}</h2>
     <${Err} text=${error?.message} /><${Err} text=${rowError} id="tenants-error" />
     <table>
-      <thead><tr><th>tenant</th><th>plan</th><th>status</th><th class="num">connections</th><th class="num">subscriptions</th><th class="num">users</th><th class="num">messages 24 h</th><th class="num">session-min 24 h</th><th>settings from</th><th></th></tr></thead>
+      <thead><tr><th>tenant</th><th>plan</th><th>status</th><th class="num">connections</th>
+        <th class="num">subscriptions</th><th class="num">users</th><th class="num">messages 24 h</th>
+        <th class="num">session-min 24 h</th><th>settings from</th><th></th></tr></thead>
       <tbody>${(data ?? []).map((t) => html`<tr key=${t.id} data-testid=${`tenant-${t.id}`}>
         <td><a href=${`#/tenants/${enc(t.id)}`} data-testid=${`open-${t.id}`}>${t.id}</a></td>
-        <td><select data-testid=${`plan-${t.id}`} value=${t.plan ?? ''} onChange=${(e) => patch(t.id, { plan: e.target.value === '' ? null : e.target.value })}>
+        <td>
+          <select data-testid=${`plan-${t.id}`} value=${t.plan ?? ''}
+            onChange=${(e) => patch(t.id, { plan: e.target.value === '' ? null : e.target.value })}>
           <option value="">none</option>${plans.map((p) => html`<option value=${p}>${p}</option>`)}
         </select></td>
         <td><${Status} disabled=${t.disabled} /></td>
-        <td class="num">${use(t.connections, t.effectiveLimits.maxConnections)}</td><td class="num">${use(t.subscriptions, t.effectiveLimits.maxSubscriptions)}</td><td class="num">${fmt(t.users)}</td>
-        <td class="num">${fmt(totals[t.id]?.messages ?? 0)}</td><td class="num">${fmt(Math.round((totals[t.id]?.minutes ?? 0) * 100) / 100)}</td><td>${t.source}</td>
-        <td class="act"><button data-testid=${`toggle-${t.id}`} onClick=${() => patch(t.id, { disabled: !t.disabled })}>${t.disabled ? 'Enable' : 'Disable'}</button></td>
+        <td class="num">${use(t.connections, t.effectiveLimits.maxConnections)}</td>
+          <td class="num">${use(t.subscriptions, t.effectiveLimits.maxSubscriptions)}</td>
+          <td class="num">${fmt(t.users)}</td>
+        <td class="num">${fmt(totals[t.id]?.messages ?? 0)}</td>
+          <td class="num">${fmt(Math.round((totals[t.id]?.minutes ?? 0) * 100) / 100)}</td><td>${t.source}</td>
+        <td class="act">
+          <button data-testid=${`toggle-${t.id}`}
+            onClick=${() => patch(t.id, { disabled: !t.disabled })}>${t.disabled ? 'Enable' : 'Disable'}</button></td>
       </tr>`)}</tbody>
     </table>
     <form class="inline" onSubmit=${create}>
-      <input placeholder="new tenant ID (a-z, 0-9, -)" data-testid="new-tenant" required value=${id} onInput=${(e) => setId(e.target.value)} />
-      <select data-testid="new-tenant-plan" value=${plan} onChange=${(e) => setPlan(e.target.value)}><option value="">no plan</option>${plans.map((p) => html`<option value=${p}>${p}</option>`)}</select>
+      <input placeholder="new tenant ID (a-z, 0-9, -)" data-testid="new-tenant" required value=${id}
+        onInput=${(e) => setId(e.target.value)} />
+      <select data-testid="new-tenant-plan" value=${plan} onChange=${(e) => setPlan(e.target.value)}>
+        <option value="">no plan</option>${plans.map((p) => html`<option value=${p}>${p}</option>`)}</select>
       <button class="primary" data-testid="create-tenant" type="submit">Create tenant</button>
     </form>
     <${Err} text=${formError} id="create-error" />
-    ${plans.length > 0 && html`<h3>Plans</h3><ul class="plans" data-testid="plans">${planList.map((p) => html`<li><b>${p.name}</b> <span class="muted">${limitsText(p.limits)}</span></li>`)}</ul>`}
+    ${plans.length > 0 && html`<h3>Plans</h3><ul class="plans" data-testid="plans">${planList.map((p) => html`<li>
+      <b>${p.name}</b> <span class="muted">${limitsText(p.limits)}</span></li>`)}</ul>`}
   </section>`
 }
 
 /** A tenant key's own tenant (from /tenants), or the tenant named in the route. */
 function OwnTenant ({ operator, tenant }) {
-  const [{ data, error }] = usePolled(() => tenant !== undefined ? Promise.resolve(tenant) : api('/tenants').then((list) => list[0]?.id), 0, [tenant])
+  const own = () => tenant !== undefined ? Promise.resolve(tenant) : api('/tenants').then((list) => list[0]?.id)
+  const [{ data, error }] = usePolled(own, 0, [tenant])
   if (data === undefined) return html`<p class="muted">Loading…</p><${Err} text=${error?.message} />`
   // Keyed by tenant: moving to another tenant starts from empty state, never showing the previous one's data.
   return html`<${TenantView} key=${data} tenant=${data} operator=${operator} />`
@@ -162,16 +178,20 @@ function App () {
     })
     return () => onUnauthorized(() => {})
   }, [token])
-  if (token === null) return html`<${Login} notice=${notice} onLogin=${() => { setNotice(''); setToken(sessionStorage.getItem(TOKEN_KEY)) }} />`
+  if (token === null) return html`<${Login} notice=${notice}
+    onLogin=${() => { setNotice(''); setToken(sessionStorage.getItem(TOKEN_KEY)) }} />`
   // Tenant keys are `mtg_…`; anything else that logged in is the operator token.
   const operator = !token.startsWith('mtg_')
   const logout = () => { sessionStorage.removeItem(TOKEN_KEY); location.hash = ''; setToken(null) }
   const m = /^#\/tenants\/([^/]+)$/.exec(route)
   const tenant = m?.[1] === undefined ? undefined : safeDecode(m[1])
   return html`
-    <header><h1><a href="#/">mqtt-tenant-gateway</a></h1><span class="who" data-testid="who">${operator ? 'operator' : 'tenant key'}</span><button data-testid="logout" onClick=${logout}>Log out</button></header>
+    <header><h1><a href="#/">mqtt-tenant-gateway</a></h1>
+      <span class="who" data-testid="who">${operator ? 'operator' : 'tenant key'}</span>
+      <button data-testid="logout" onClick=${logout}>Log out</button></header>
     <main>
-      ${operator && tenant === undefined ? html`<${TenantsView} />` : html`<${OwnTenant} operator=${operator} tenant=${tenant} />`}
+      ${operator && tenant === undefined ? html`<${TenantsView} />` : html`<${OwnTenant} operator=${operator}
+        tenant=${tenant} />`}
     </main>`
 }
 

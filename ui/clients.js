@@ -20,7 +20,8 @@ function Filters ({ tenant, clientId }) {
     ${data !== undefined && data.total > data.subscriptions.length && html`<span class="muted">
       (${fmt(data.subscriptions.length)} of ${fmt(data.total)})</span>`}
     ${after !== undefined && html` <button onClick=${() => setAfter(undefined)}>first</button>`}
-    ${data?.next != null && html` <button data-testid=${`filters-next-${clientId}`} onClick=${() => setAfter(data.next)}>next</button>`}
+    ${data?.next != null && html` <button data-testid=${`filters-next-${clientId}`}
+      onClick=${() => setAfter(data.next)}>next</button>`}
   </div>`
 }
 
@@ -35,7 +36,7 @@ function ClientRow ({ c, tenant, kick }) {
   return html`<tr data-testid=${`client-${id}`}>
       <td><code>${id}</code></td><td>${c.username ?? '—'}</td>
       <td data-testid=${`address-${id}`}>${addressText(c.remoteAddress, c.remotePort)}</td>
-      <td>${c.listener}</td><td>${c.protocol}</td><td>${utc(c.connectedAt)}</td>
+      <td>${c.listener}</td><td class="nowrap">${c.protocol}</td><td class="nowrap">${utc(c.connectedAt)}</td>
       <td><button class="link" data-testid=${`subs-${id}`} disabled=${c.subscriptions === 0}
         onClick=${() => setOpen(!open)}>${fmt(c.subscriptions)}</button></td>
       <td class="num">${fmt(c.messagesIn)}</td><td class="num">${fmt(c.messagesOut)}</td>
@@ -49,24 +50,31 @@ function ClientRow ({ c, tenant, kick }) {
 export function Clients ({ tenant }) {
   const [after, setAfter] = useState(undefined)
   const query = after === undefined ? '' : `?after=${enc(after)}`
-  const [{ data, error }, reload] = usePolled(() => api(`/tenants/${enc(tenant)}/clients${query}`), 2000, [tenant, after])
+  const load = () => api(`/tenants/${enc(tenant)}/clients${query}`)
+  const [{ data, error }, reload] = usePolled(load, 2000, [tenant, after])
   const [actionError, run] = useAction(reload)
   const kick = (clientId) => run(() => api(`/tenants/${enc(tenant)}/clients/${enc(clientId)}`, { method: 'DELETE' }))
   const clients = data?.clients ?? []
   return html`<section data-testid="clients">
-    <h2>Connected clients ${data !== undefined && html`<span class="muted" data-testid="clients-count">(${fmt(data.total)})</span>`}</h2>
+    <h2>Connected clients ${data !== undefined && html`<span class="muted"
+      data-testid="clients-count">(${fmt(data.total)})</span>`}</h2>
     <${Err} text=${error?.message} /><${Err} text=${actionError} />
     <table>
-      <thead><tr>${CLIENT_COLUMNS.map((c) => Array.isArray(c) ? html`<th class=${c[1]}>${c[0]}</th>` : html`<th>${c}</th>`)}</tr></thead>
+      <thead>
+        <tr>${CLIENT_COLUMNS.map((c) => Array.isArray(c) ? html`<th
+          class=${c[1]}>${c[0]}</th>` : html`<th>${c}</th>`)}</tr></thead>
       <tbody>
         ${clients.map((c) => html`<${ClientRow} key=${c.clientId} c=${c} tenant=${tenant} kick=${kick} />`)}
-        ${data?.total === 0 && html`<tr><td colspan="12" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
+        ${data?.total === 0 && html`<tr>
+          <td colspan="12" class="muted" data-testid="no-clients">No client connected.</td></tr>`}
       </tbody>
     </table>
     ${(after !== undefined || data?.next != null) && html`<div class="inline">
       <span class="muted">${fmt(clients.length)} of ${fmt(data?.total)}</span>
-      ${after !== undefined && html`<button data-testid="clients-first" onClick=${() => setAfter(undefined)}>first page</button>`}
-      ${data?.next != null && html`<button data-testid="clients-next" onClick=${() => setAfter(data.next)}>next page</button>`}
+      ${after !== undefined && html`<button data-testid="clients-first"
+        onClick=${() => setAfter(undefined)}>first page</button>`}
+      ${data?.next != null && html`<button data-testid="clients-next"
+        onClick=${() => setAfter(data.next)}>next page</button>`}
     </div>`}
   </section>`
 }

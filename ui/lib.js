@@ -41,7 +41,10 @@ export function usePolled (load, ms, deps) {
   const [tick, setTick] = useState(0)
   useEffect(() => {
     let live = true
-    load().then((data) => live && setState({ data, error: undefined }), (error) => live && setState((s) => ({ data: s.data, error })))
+    load().then(
+      (data) => live && setState({ data, error: undefined }),
+      (error) => live && setState((s) => ({ data: s.data, error })),
+    )
     const t = ms > 0 ? setTimeout(() => setTick((n) => n + 1), ms) : undefined
     return () => { live = false; clearTimeout(t) }
   }, [...deps, tick])

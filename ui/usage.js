@@ -5,7 +5,10 @@ import { api, enc, fmt, html, usePolled } from './lib.js'
 
 const HOUR = 3600
 
-/** Every hour of the last day, zeros where nothing was recorded, so one busy hour is a step in a day rather than a lone dot. */
+/**
+ * Every hour of the last day, zeros where nothing was recorded, so one busy hour is a step in a day
+ * rather than a lone dot.
+ */
 function hourly (rows) {
   const end = Math.floor(Date.now() / 1000 / HOUR) * HOUR
   const byHour = new Map(rows.map((r) => [Date.parse(r.hour) / 1000, r]))
@@ -13,7 +16,10 @@ function hourly (rows) {
   // One point past the current hour closes its step.
   for (let x = end - 24 * HOUR; x <= end + HOUR; x += HOUR) {
     const r = byHour.get(x)
-    cols[0].push(x); cols[1].push(r?.messagesIn ?? 0); cols[2].push(r?.messagesOut ?? 0); cols[3].push(r?.sessionMinutes ?? 0)
+    cols[0].push(x)
+    cols[1].push(r?.messagesIn ?? 0)
+    cols[2].push(r?.messagesOut ?? 0)
+    cols[3].push(r?.sessionMinutes ?? 0)
   }
   return cols
 }
@@ -26,6 +32,8 @@ function UsageChart ({ rows }) {
   useEffect(() => {
     if (el.current === null) return
     const step = uPlot.paths.stepped({ align: 1 })
+    // uPlot fills in the objects it is given: each series gets its own.
+    const line = (series) => ({ width: 2, paths: step, points: { show: false }, ...series })
     const plot = new uPlot({
       width: el.current.clientWidth || 900, height: 220,
       // The hours are UTC in the table below and in the API: the axis says the same hours.
@@ -34,12 +42,16 @@ function UsageChart ({ rows }) {
       cursor: { points: { show: false } },
       series: [
         {},
-        { label: 'messages in', stroke: '#2f6fed', fill: 'rgba(47,111,237,.10)', width: 2, paths: step, points: { show: false } },
-        { label: 'messages out', stroke: '#16a37b', width: 2, paths: step, points: { show: false } },
-        { label: 'session-minutes', stroke: '#d98a1c', width: 2, dash: [6, 4], scale: 'min', paths: step, points: { show: false } },
+        line({ label: 'messages in', stroke: '#2f6fed', fill: 'rgba(47,111,237,.10)' }),
+        line({ label: 'messages out', stroke: '#16a37b' }),
+        line({ label: 'session-minutes', stroke: '#d98a1c', dash: [6, 4], scale: 'min' }),
       ],
       scales: { y: { range: fromZero }, min: { range: fromZero } },
-      axes: [{ label: 'hour (UTC)' }, { label: 'messages per hour', size: 60 }, { scale: 'min', side: 1, label: 'session-minutes per hour', size: 60, grid: { show: false } }],
+      axes: [
+        { label: 'hour (UTC)' },
+        { label: 'messages per hour', size: 60 },
+        { scale: 'min', side: 1, label: 'session-minutes per hour', size: 60, grid: { show: false } },
+      ],
     }, hourly(rows), el.current)
     return () => plot.destroy()
   }, [rows])
@@ -54,8 +66,14 @@ export function Usage ({ tenant }) {
     ${data !== undefined && html`<${UsageChart} rows=${rows} />`}
     ${data !== undefined && rows.length === 0 && html`<p class="muted">No usage recorded yet.</p>`}
     ${rows.length > 0 && html`<table data-testid="usage-table">
-      <thead><tr><th>hour (UTC)</th><th class="num">session-minutes</th><th class="num">msgs in</th><th class="num">msgs out</th><th class="num">bytes in</th><th class="num">bytes out</th><th class="num">peak conns</th><th class="num">limit hits</th></tr></thead>
-      <tbody>${rows.map((r) => html`<tr key=${r.hour}><td>${r.hour.slice(0, 13).replace('T', ' ')}:00</td><td class="num">${fmt(r.sessionMinutes)}</td><td class="num">${fmt(r.messagesIn)}</td><td class="num">${fmt(r.messagesOut)}</td><td class="num">${fmt(r.bytesIn)}</td><td class="num">${fmt(r.bytesOut)}</td><td class="num">${fmt(r.peakConnections)}</td><td class="num">${fmt(r.limitHits)}</td></tr>`)}</tbody>
+      <thead><tr><th>hour (UTC)</th><th class="num">session-minutes</th><th class="num">msgs in</th>
+        <th class="num">msgs out</th><th class="num">bytes in</th><th class="num">bytes out</th>
+        <th class="num">peak conns</th><th class="num">limit hits</th></tr></thead>
+      <tbody>${rows.map((r) => html`<tr key=${r.hour}><td>${r.hour.slice(0, 13).replace('T', ' ')}:00</td>
+        <td class="num">${fmt(r.sessionMinutes)}</td><td class="num">${fmt(r.messagesIn)}</td>
+        <td class="num">${fmt(r.messagesOut)}</td><td class="num">${fmt(r.bytesIn)}</td>
+        <td class="num">${fmt(r.bytesOut)}</td><td class="num">${fmt(r.peakConnections)}</td>
+        <td class="num">${fmt(r.limitHits)}</td></tr>`)}</tbody>
     </table>`}
   </section>`
 }
