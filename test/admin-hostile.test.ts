@@ -41,6 +41,10 @@ test('percent-encoded paths are authenticated like the routes they reach (401/40
     const res = await svc.api(path, { token: null })
     assert.equal(res.status, 401, `${path} without a token: ${res.text}`)
   }
+  // The HEAD routes fastify adds for each GET carry the same check.
+  for (const path of ['/api/v1/tenants', '/%6detrics', '/api/v1/tenants/acme/clients']) {
+    assert.equal((await svc.api(path, { method: 'HEAD', token: null })).status, 401, `HEAD ${path}`)
+  }
   assert.equal((await svc.api('/%6detrics', { token: tenantKey })).status, 403)
   assert.equal((await svc.api('/api/v1/tenants/%61cme/users', { token: tenantKey })).status, 404)
   // The operator reaches the same handlers through the same paths.
