@@ -15,6 +15,8 @@ import { renewCertificate, startTlsListener } from './listeners/tls.js'
 import { startWebSocketListener } from './listeners/websocket.js'
 import { describe, type ClientInfo } from './admin/client-info.js'
 
+export type { ClientInfo }
+
 export interface ListeningAddress {
   listener: string
   address: string

@@ -109,8 +109,10 @@ test('maxUsers: one more user than the plan allows is 409 naming the limit, even
 test('a client list stays small whatever the clients hold: counts in the list, filters paged per client, tenants apart', async () => {
   const long = (i: number): string => `big/${String(i).padStart(4, '0')}/${'f'.repeat(4000)}`
   const filters = Array.from({ length: 300 }, (_, i) => long(i))
+  const reset = await svc.api('/api/v1/tenants/acme/users/alice/password', { method: 'PUT', body: { password: 'pw-big' } })
+  assert.equal(reset.status, 204)
   const clients = await Promise.all(['dev-a', 'dev-b', 'dev-c'].map((clientId) =>
-    connectClient(svc.mqttPort, { clientId, username: 'alice@acme', password: 'pw2', protocolVersion: 5 })))
+    connectClient(svc.mqttPort, { clientId, username: 'alice@acme', password: 'pw-big', protocolVersion: 5 })))
   // Same client ID in globex, with a filter of its own.
   const foreign = await connectClient(svc.mqttPort, { clientId: 'dev-a', username: 'alice@globex', password: 'pw-globex', protocolVersion: 5 })
   try {

@@ -22,8 +22,11 @@ export interface ClientInfo {
   messagesOut: number
   bytesIn: number
   bytesOut: number
-  /** the client's filters, unmounted, in code-point order (read on demand: they can be many and long) */
-  filters (): string[]
+  /**
+   * the client's filters, unmounted, in code-point order (read on demand: they can be many and long);
+   * absent when the record has travelled as JSON (from another gateway of a cluster)
+   */
+  filters?: () => string[]
 }
 
 const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const

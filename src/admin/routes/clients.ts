@@ -75,7 +75,9 @@ export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
     },
   }, async (req) => {
     const { limit, after } = req.query
-    const all = clientOf(req.params.tenant, req.params.clientId).filters()
+    const filters = clientOf(req.params.tenant, req.params.clientId).filters
+    if (filters === undefined) throw new ApiError(404, 'the client is connected to another gateway')
+    const all = filters()
     const { items, next } = page(all, (f) => f, limit, after)
     return { clientId: req.params.clientId, total: all.length, subscriptions: items, next }
   })
