@@ -176,11 +176,6 @@ export function isValidTopicFilter (filter: string): boolean {
   return true
 }
 
-/** Topics starting with `$` belong to the broker (`$SYS/…`); tenants may neither publish nor subscribe to them. */
-export function isSystemTopic (topic: string): boolean {
-  return topic.startsWith('$')
-}
-
 /** MQTT topic matching; wildcards at the first level never match `$` topics [MQTT-4.7.2-1]. */
 export function topicMatches (filter: string, topic: string): boolean {
   return levelsMatch(filter.split('/'), topic)
