@@ -127,7 +127,7 @@ const listenerTls = z.strictObject({
   cert: z.string().min(1),
   key: z.string().min(1),
   ca: z.string().optional(),
-  /** mutual TLS: every client presents a certificate signed by this CA, and its CN stands for the username and password */
+  /** mutual TLS: every client presents a certificate signed by this CA; its CN stands for username and password */
   clientCa: z.string().optional(),
 }, { error: (issue) => issue.input === undefined ? 'a tls or wss listener needs tls: { cert, key }' : undefined })
 
@@ -135,7 +135,7 @@ const listenerTls = z.strictObject({
 const webSocket = {
   /** the HTTP path clients upgrade on */
   path: z.string().regex(/^\//, 'expected a path starting with /').default('/mqtt'),
-  /** the largest WebSocket message taken (one usually carries one MQTT packet); larger ones close the connection (1009) */
+  /** the largest WebSocket message taken (one usually carries one MQTT packet); a larger one closes with 1009 */
   maxMessageSize: size.default(1024 * 1024),
   /**
    * behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
@@ -151,9 +151,12 @@ const OTHER_TYPES_KEYS: Record<string, string> = {
   tls: 'tls is for tls and wss listeners',
   path: 'path is for ws and wss listeners',
   maxMessageSize: 'maxMessageSize is for ws and wss listeners',
-  trustedProxies: 'trustedProxies is for ws and wss listeners (X-Forwarded-For is HTTP); behind a TCP load balancer use proxyProtocol',
+  trustedProxies: 'trustedProxies is for ws and wss listeners (X-Forwarded-For is HTTP); ' +
+    'behind a TCP load balancer use proxyProtocol',
 }
-const misplacedKey = { error: (issue: z.core.$ZodRawIssue) => issue.code === 'unrecognized_keys' ? OTHER_TYPES_KEYS[issue.keys[0] ?? ''] : undefined }
+const misplacedKey = {
+  error: (issue: z.core.$ZodRawIssue) => issue.code === 'unrecognized_keys' ? OTHER_TYPES_KEYS[issue.keys[0] ?? ''] : undefined,
+}
 
 /** A listener, its keys by type: TLS files only on tls and wss, WebSocket settings only on ws and wss. */
 export const listenerSchema = z.discriminatedUnion('type', [

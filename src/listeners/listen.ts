@@ -10,7 +10,10 @@ import { readProxyHeader } from './proxy-protocol.js'
 
 export type AcceptConnection = (client: ClientStream, meta: ConnectionMeta) => void
 
-/** A started listener, whatever its transport: the server bound to the port, and for tls and wss the TLS server holding the certificate (renewed on reload). */
+/**
+ * A started listener, whatever its transport: the server bound to the port, and for tls and wss the
+ * TLS server holding the certificate (renewed on reload).
+ */
 export interface StartedListener {
   readonly listening: net.Server
   readonly tls?: tls.Server
