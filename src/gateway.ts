@@ -11,9 +11,8 @@ import { Session, type ClientStream, type ConnectionMeta, type SessionHost } fro
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { targetOf, upstreamTargets } from './upstream/connect.js'
 import { probeFields, ReadinessProbe } from './upstream/probe.js'
-import { startTcpListener } from './listeners/tcp.js'
-import { renewCertificate, startTlsListener } from './listeners/tls.js'
-import { startWebSocketListener } from './listeners/websocket.js'
+import { startListener } from './listeners/start.js'
+import { renewCertificate } from './listeners/tls.js'
 import { describe, type ClientInfo } from './admin/client-info.js'
 
 export type { ClientInfo }
@@ -115,13 +114,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   try {
     for (const listener of config.listeners) {
-      if (listener.type === 'tcp') {
-        servers.push(await startTcpListener(listener, log, accept))
-        continue
-      }
-      const { listening, tls: tlsServer } = listener.type === 'tls'
-        ? await startTlsListener(listener, log, accept)
-        : await startWebSocketListener(listener, log, accept)
+      const { listening, tls: tlsServer } = await startListener(listener, log, accept)
       if (tlsServer !== undefined) tlsServers.set(listener.name, tlsServer)
       servers.push(listening)
     }
@@ -150,11 +143,11 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     // Everything but the certificate files, which are renewed below; asking for client certificates or
     // not is a server option, fixed at the start.
     const shape = (c: GatewayConfig): string =>
-      JSON.stringify(c.listeners.map(({ tls: files, ...l }) => ({ ...l, tls: files !== undefined, clientCa: files?.clientCa !== undefined })))
+      JSON.stringify(c.listeners.map((l) => 'tls' in l ? { ...l, tls: true, clientCa: l.tls.clientCa !== undefined } : l))
     if (shape(current) !== shape(next)) log.warn('listener changes other than renewed certificate files take effect at the next start')
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
-      if (server === undefined || listener.tls === undefined) continue
+      if (server === undefined || !('tls' in listener)) continue
       const err = renewCertificate(server, listener.tls)
       if (err !== undefined) log.error({ listener: listener.name, err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
     }

@@ -4,6 +4,14 @@
 
 export type ProtocolVersion = 3 | 4 | 5
 
+/**
+ * The version packets are encoded and decoded with, and spoken to the broker: MQTT 3.1 lays packets out
+ * as 3.1.1 does, and a 3.1 client is carried to the broker as 3.1.1 (brokers may refuse 3.1).
+ */
+export function wireVersion (version: ProtocolVersion): 4 | 5 {
+  return version === 5 ? 5 : 4
+}
+
 export interface ReasonCode {
   readonly v5: number
   readonly v3: number | null

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
   namespaceFor, namespacePatternError, mountTopic, unmountTopic, mountFilter, unmountFilter, mountClientId,
-  unmountClientId, tryMountTopic, tryMountClientId, tryMountFilter, fitsMqttString, isValidTopicName, isValidTopicFilter, isSystemTopic, topicMatches, levelsMatch, parseShared,
+  unmountClientId, tryMountTopic, tryMountClientId, tryMountFilter, fitsMqttString, isValidTopicName, isValidTopicFilter, topicMatches, levelsMatch, parseShared,
   type NamespacePatterns,
 } from '../src/tenancy/namespace.js'
 
@@ -102,10 +102,7 @@ test('topic name and filter validity [MQTT-4.7]', () => {
   }
 })
 
-test('isSystemTopic and parseShared', () => {
-  assert.ok(isSystemTopic('$SYS/x'))
-  assert.ok(isSystemTopic('$share/g/x'))
-  assert.ok(!isSystemTopic('a/$SYS'))
+test('parseShared', () => {
   assert.deepEqual(parseShared('$share/g/a/#'), { group: 'g', filter: 'a/#' })
   assert.equal(parseShared('a/b'), undefined)
   assert.equal(parseShared('$share/g'), undefined)

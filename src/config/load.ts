@@ -91,7 +91,9 @@ function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | u
       line = lineOf((pair?.key as Node | undefined)?.range?.[0])
     }
     const names = issue.keys.map((k) => JSON.stringify(k)).join(', ')
-    return { path: pathString([...path, key]), line: line ?? lineOf(nodeAt(doc, path)?.range?.[0]), message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${names}` }
+    // The schema names where a key belongs when it belongs to another listener type; zod's own text is generic.
+    const message = issue.message.startsWith('Unrecognized key') ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${names}` : issue.message
+    return { path: pathString([...path, key]), line: line ?? lineOf(nodeAt(doc, path)?.range?.[0]), message }
   }
   const node = nodeAt(doc, path)
   const present = doc.getIn(path, true) !== undefined
@@ -101,7 +103,9 @@ function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | u
     message = `${issue.issues[0]?.message ?? 'invalid key'}, got ${JSON.stringify(path[path.length - 1])}`
   } else if (issue.code === 'invalid_type') {
     const value = present ? (doc.getIn(path) as unknown) : undefined
-    if (!present) message = `missing required key (expected ${issue.expected})`
+    // A sentence of the schema's own for a missing key (a tls listener's files) says more than "missing required key".
+    const ownSentence = !issue.message.startsWith('Invalid input') && !issue.message.startsWith('expected ')
+    if (!present) message = ownSentence ? issue.message : `missing required key (expected ${issue.expected})`
     else if (!issue.message.startsWith('expected ')) message = `expected ${issue.expected}, got ${JSON.stringify(value)}`
   } else if (issue.code === 'too_small' && issue.origin === 'number') {
     message = `expected a number ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, got ${JSON.stringify(doc.getIn(path))}`
@@ -142,7 +146,7 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     return abs
   }
   config.listeners.forEach((l, i) => {
-    if (l.tls !== undefined) {
+    if ('tls' in l) {
       l.tls.cert = file(l.tls.cert, ['listeners', i, 'tls', 'cert'])
       l.tls.key = file(l.tls.key, ['listeners', i, 'tls', 'key'])
       if (l.tls.ca !== undefined) l.tls.ca = file(l.tls.ca, ['listeners', i, 'tls', 'ca'])

@@ -1,8 +1,10 @@
 // The configuration schema: the single source of the config's shape, its defaults and its TypeScript
-// type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key.
+// type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key. Defaults are
+// written once, on the keys: an absent section is `prefault({})`, parsed as empty so its keys fill in.
 import proxyaddr from '@fastify/proxy-addr'
 import { z } from 'zod'
 import { namespacePatternError } from '../tenancy/namespace.js'
+import { TENANT_ID, TENANT_ID_RULE } from '../tenancy/tenant-id.js'
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 ** 2, mb: 1000 ** 2, gib: 1024 ** 3, gb: 1000 ** 3 }
@@ -38,9 +40,8 @@ export const MAX_PACKET_SIZE = 256 * 1024 * 1024
 const positive = z.number({ error: (i) => `expected a positive number, got ${JSON.stringify(i.input)}` }).positive()
 const count = z.number({ error: (i) => `expected a whole number, got ${JSON.stringify(i.input)}` }).int().positive()
 
-/** A DNS label, so a tenant ID can never contain `/`, `+`, `#` or `@` and never escape its namespace. */
-export const TENANT_ID = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
-export const tenantId = z.string().regex(TENANT_ID, 'expected a tenant ID of 1-63 characters a-z, 0-9 and -, not starting or ending with -')
+export { TENANT_ID }
+export const tenantId = z.string().regex(TENANT_ID, TENANT_ID_RULE)
 
 export const limitsSchema = z.strictObject({
   maxConnections: count.optional(),
@@ -103,18 +104,10 @@ const bind = z.string().transform((value, ctx) => {
   return { host: m[1] ?? (m[2] || '::'), port }
 })
 
-export const listenerSchema = z.strictObject({
+/** What every listener has, whatever its transport. */
+const listenerBase = {
   name: z.string().min(1),
-  /** ws and wss: MQTT over WebSocket [MQTT-6], for browsers and clients behind HTTP-only networks */
-  type: z.enum(['tcp', 'tls', 'ws', 'wss']),
   bind,
-  tls: z.strictObject({
-    cert: z.string().min(1),
-    key: z.string().min(1),
-    ca: z.string().optional(),
-    /** mutual TLS: every client presents a certificate signed by this CA, and its CN stands for the username and password */
-    clientCa: z.string().optional(),
-  }).optional(),
   tenant: tenantId.optional(),
   connectTimeout: duration.default(10_000),
   /** new TCP connections per second from one source IP; more are closed at once, before TLS or CONNECT */
@@ -124,25 +117,60 @@ export const listenerSchema = z.strictObject({
    * client, and one without is closed; only the balancer may reach such a listener
    */
   proxyProtocol: z.boolean().default(false),
-  /** ws/wss: the HTTP path clients upgrade on */
-  path: z.string().regex(/^\//, 'expected a path starting with /').default('/mqtt'),
-  /** ws/wss: the largest WebSocket message taken (one usually carries one MQTT packet); larger ones close the connection (1009) */
-  maxMessageSize: size.default(1024 * 1024),
-  /**
-   * ws/wss behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
-   * client is the nearest address in it that is not one of them
-   */
   /**
    * SO_REUSEPORT (Linux, Node ≥ 22.12): several gateway processes on one host bind this port and the
    * kernel spreads new connections over them; each process keeps its own limits and sessions
    */
   reusePort: z.boolean().default(false),
+}
+
+/** tls and wss: the listener's certificate, key and CAs (PEM files, relative to the config file). */
+const listenerTls = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  ca: z.string().optional(),
+  /** mutual TLS: every client presents a certificate signed by this CA; its CN stands for username and password */
+  clientCa: z.string().optional(),
+}, { error: (issue) => issue.input === undefined ? 'a tls or wss listener needs tls: { cert, key }' : undefined })
+
+/** ws and wss: MQTT over WebSocket [MQTT-6], for browsers and clients behind HTTP-only networks. */
+const webSocket = {
+  /** the HTTP path clients upgrade on */
+  path: z.string().regex(/^\//, 'expected a path starting with /').default('/mqtt'),
+  /** the largest WebSocket message taken (one usually carries one MQTT packet); a larger one closes with 1009 */
+  maxMessageSize: size.default(1024 * 1024),
+  /**
+   * behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
+   * client is the nearest address in it that is not one of them
+   */
   trustedProxies: z.array(z.string().min(1)).min(1).superRefine((list, ctx) => {
     try { proxyaddr.compile(list) } catch (err) { ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) }) }
   }).optional(),
-}).refine((l) => (l.type !== 'tls' && l.type !== 'wss') || l.tls !== undefined, { message: 'a tls or wss listener needs tls: { cert, key }', path: ['tls'] })
-  .refine((l) => l.trustedProxies === undefined || l.type === 'ws' || l.type === 'wss', { message: 'trustedProxies is for ws and wss listeners (X-Forwarded-For is HTTP); behind a TCP load balancer use proxyProtocol', path: ['trustedProxies'] })
+}
+
+/** Keys that belong to other listener types: where one turns up, say where it belongs rather than "unknown key". */
+const OTHER_TYPES_KEYS: Record<string, string> = {
+  tls: 'tls is for tls and wss listeners',
+  path: 'path is for ws and wss listeners',
+  maxMessageSize: 'maxMessageSize is for ws and wss listeners',
+  trustedProxies: 'trustedProxies is for ws and wss listeners (X-Forwarded-For is HTTP); ' +
+    'behind a TCP load balancer use proxyProtocol',
+}
+const misplacedKey = {
+  error: (issue: z.core.$ZodRawIssue) => issue.code === 'unrecognized_keys' ? OTHER_TYPES_KEYS[issue.keys[0] ?? ''] : undefined,
+}
+
+/** A listener, its keys by type: TLS files only on tls and wss, WebSocket settings only on ws and wss. */
+export const listenerSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('tcp'), ...listenerBase }, misplacedKey),
+  z.strictObject({ type: z.literal('tls'), ...listenerBase, tls: listenerTls }, misplacedKey),
+  z.strictObject({ type: z.literal('ws'), ...listenerBase, ...webSocket }, misplacedKey),
+  z.strictObject({ type: z.literal('wss'), ...listenerBase, ...webSocket, tls: listenerTls }, misplacedKey),
+], { error: 'expected a listener type: tcp, tls, ws or wss' })
 export type ListenerConfig = z.infer<typeof listenerSchema>
+export type ListenerType = ListenerConfig['type']
+/** The config of a listener of this type. */
+export type ListenerOf<T extends ListenerType> = Extract<ListenerConfig, { type: T }>
 
 export const upstreamSchema = z.strictObject({
   url: z.string().regex(/^(embedded|mqtts?:\/\/[^/\s]+\/?)$/, 'expected embedded, mqtt://host:port or mqtts://host:port'),
@@ -224,7 +252,7 @@ export const tenancySchema = z.strictObject({
     // Patterns that cannot keep tenants apart are refused here, where the operator is told the path.
     const problem = namespacePatternError(ns)
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: [problem.includes('client ID') ? 'clientId' : 'topic'] })
-  }).default({ topic: '{tenant}/', clientId: '{tenant}/' }),
+  }).prefault({}),
 }).refine((t) => /^(\{username\}.+\{tenant\}|\{tenant\}.+\{username\})$/.test(t.username), {
   message: 'the username pattern must be {username}SEP{tenant} or {tenant}SEP{username}', path: ['username'],
 })
@@ -237,7 +265,7 @@ export const authSchema = z.strictObject({
   /** verified credentials kept in memory, so a reconnect storm is not bound by scrypt cost */
   cacheSize: z.number().int().nonnegative().default(10_000),
   cacheTtl: duration.default(300_000),
-}).default({ maxFailuresPerMinute: 10, cooldown: 60_000, cacheSize: 10_000, cacheTtl: 300_000 })
+}).prefault({})
 
 export const gatewaySchema = z.strictObject({
   listeners: z.array(listenerSchema).min(1, 'expected at least one listener'),
@@ -245,7 +273,7 @@ export const gatewaySchema = z.strictObject({
   /** more brokers, by name, for tenants placed on them with `tenants.X.upstream` */
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, _ and -'),
     upstreamSchema.refine((u) => u.url !== 'embedded', { message: 'the embedded broker can only be the default upstream', path: ['url'] })).default({}),
-  tenancy: tenancySchema.default({ resolve: ['listener', 'sni', 'username'], username: '{username}@{tenant}', namespace: { topic: '{tenant}/', clientId: '{tenant}/' } }),
+  tenancy: tenancySchema.prefault({}),
   auth: authSchema,
   /**
    * how long a throttled client's packets, received before it left, are still forwarded at its rate;
@@ -269,7 +297,7 @@ export const gatewaySchema = z.strictObject({
     format: z.enum(['auto', 'pretty', 'json']).default('auto'),
     /** the older switch: true is format pretty, false format json */
     pretty: z.boolean().optional(),
-  }).default({ level: 'info', format: 'auto' }),
+  }).prefault({}),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>()
   cfg.listeners.forEach((l, i) => {

@@ -10,6 +10,15 @@ import { readProxyHeader } from './proxy-protocol.js'
 
 export type AcceptConnection = (client: ClientStream, meta: ConnectionMeta) => void
 
+/**
+ * A started listener, whatever its transport: the server bound to the port, and for tls and wss the
+ * TLS server holding the certificate (renewed on reload).
+ */
+export interface StartedListener {
+  readonly listening: net.Server
+  readonly tls?: tls.Server
+}
+
 /** A connection that passed the front door: the client's address and port, and the balancer's address when a PROXY header named the client. */
 export type Admitted = (socket: net.Socket, address: string, port: number, via: string | undefined) => void
 

@@ -1,14 +1,14 @@
 // Plain TCP listener.
 import net from 'node:net'
-import type { ListenerConfig } from '../config/schema.js'
+import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { frontDoor, listenOn, type AcceptConnection } from './listen.js'
+import { frontDoor, listenOn, type AcceptConnection, type StartedListener } from './listen.js'
 
-export function startTcpListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<net.Server> {
+export async function startTcpListener (listener: ListenerOf<'tcp'>, log: Logger, accept: AcceptConnection): Promise<StartedListener> {
   // TCP keep-alive is switched on later, only for clients without an MQTT keep alive (see session.ts).
   const server = net.createServer({ noDelay: true }, frontDoor(listener, log, (socket, remoteAddress, remotePort, via) => {
     accept(socket, via === undefined ? { listener, remoteAddress, remotePort } : { listener, remoteAddress, remotePort, via })
     if (listener.proxyProtocol) socket.resume() // paused by the PROXY header's reader
   }))
-  return listenOn(server, listener)
+  return { listening: await listenOn(server, listener) }
 }

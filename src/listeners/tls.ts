@@ -1,10 +1,9 @@
 // TLS listener; the SNI host name the client asked for is handed to tenant resolution.
-import type net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
-import type { ListenerConfig } from '../config/schema.js'
+import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type StartedListener } from './listen.js'
 
 /** Certificate, key and (for listeners) CA files, as the config names them. */
 export interface TlsFiles {
@@ -55,17 +54,13 @@ export function renewCertificate (server: tls.Server, files: TlsFiles): string |
   }
 }
 
-/** A listener over TLS: the server bound to the port, and the TLS server holding the certificate (renewed on reload). */
-export interface TlsListener { readonly listening: net.Server; readonly tls: tls.Server }
-
 /** The SNI host name a TLS socket's client asked for. */
 export function sniHostOf (socket: tls.TLSSocket): string | false | undefined {
   return (socket as tls.TLSSocket & { servername?: string | false }).servername
 }
 
-export async function startTlsListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<TlsListener> {
+export async function startTlsListener (listener: ListenerOf<'tls'>, log: Logger, accept: AcceptConnection): Promise<StartedListener> {
   const files = listener.tls
-  if (files === undefined) throw new Error(`listener ${listener.name}: tls needs cert and key`)
   // A client that never finishes the handshake is cut like one that never sends CONNECT.
   const server = tls.createServer({ ...tlsServerOptions(files, listener.connectTimeout), noDelay: true }, (socket) => {
     accept(socket, connectionMeta(listener, guarded.originOf(socket), sniHostOf(socket), certificateName(socket, files)))

@@ -8,17 +8,11 @@ import type net from 'node:net'
 import type tls from 'node:tls'
 import proxyaddr from '@fastify/proxy-addr'
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
-import type { ListenerConfig } from '../config/schema.js'
+import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type Origin } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type Origin, type StartedListener } from './listen.js'
 import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
-
-export interface WebSocketListener {
-  readonly listening: net.Server
-  /** wss: the HTTPS server holding the certificate (renewed on reload) */
-  readonly tls?: tls.Server
-}
 
 /** The subprotocol answered [MQTT-6.0.0-4]: "mqtt", or "mqttv3.1" for MQTT 3.1 clients; none offered is none answered. */
 function pickSubprotocol (offered: Set<string>): string | false {
@@ -27,7 +21,7 @@ function pickSubprotocol (offered: Set<string>): string | false {
   return false
 }
 
-export async function startWebSocketListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<WebSocketListener> {
+export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>, log: Logger, accept: AcceptConnection): Promise<StartedListener> {
   const timeouts = {
     // The upgrade request must come as quickly as a CONNECT would (Node checks these once a second here).
     headersTimeout: listener.connectTimeout,
@@ -37,9 +31,7 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
   }
   let server: http.Server
   if (listener.type === 'wss') {
-    const files = listener.tls
-    if (files === undefined) throw new Error(`listener ${listener.name}: wss needs cert and key`)
-    server = https.createServer({ ...tlsServerOptions(files, listener.connectTimeout), ...timeouts })
+    server = https.createServer({ ...tlsServerOptions(listener.tls, listener.connectTimeout), ...timeouts })
     server.on('tlsClientError', () => {}) // a failed handshake is the client's problem
   } else {
     server = http.createServer(timeouts)

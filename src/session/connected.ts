@@ -3,7 +3,7 @@
 // handler ever checks for a missing tenant or policy.
 import { decodePacket, encode, type Frame, type Packet } from '../codec.js'
 import type { ConnectionLog } from '../log.js'
-import type { ReasonName, ProtocolVersion } from '../reason-codes.js'
+import { wireVersion, type ReasonName, type ProtocolVersion } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import type { SessionPolicy } from '../policy/session-policy.js'
 import { compileAclCheck, type AclCheck } from './acl-check.js'
@@ -68,7 +68,7 @@ export class Connected {
   constructor (readonly io: SessionIO, init: ConnectedInit) {
     this.version = init.version
     this.v5 = init.version === 5
-    this.upstreamVersion = init.version === 5 ? 5 : 4
+    this.upstreamVersion = wireVersion(init.version)
     this.user = init.user
     this.clientId = init.clientId
     this.policy = init.policy

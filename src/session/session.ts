@@ -10,7 +10,7 @@
 // `throttleLinger`; what is left then is dropped and counted. Only `close` ends a session.
 import type net from 'node:net'
 import { FrameError, MQTT_MAX_REMAINING, PacketType, encode, type Frame, type ConnackPacket } from '../codec.js'
-import { Reason, reasonCode, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
+import { Reason, reasonCode, wireVersion, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import { ConnectionLog } from '../log.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import type { UpstreamTarget } from '../upstream/connect.js'
@@ -392,12 +392,12 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
 
   /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
   refuseConnect (reason: ReasonName, why: string): false {
-    const code = reasonCode(reason, this.version === 5 ? 5 : 4)
+    const code = reasonCode(reason, this.version)
     if (code !== null) {
       const connack: ConnackPacket = this.version === 5
         ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
         : { cmd: 'connack', sessionPresent: false, returnCode: code }
-      this.toClient(encode(connack, this.version === 5 ? 5 : 4))
+      this.toClient(encode(connack, wireVersion(this.version)))
     }
     this.log.info({ reason, why }, 'connection refused')
     this.close(null, why)

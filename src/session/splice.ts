@@ -22,7 +22,6 @@ export interface PublishView {
 const SLASH = 0x2f
 const PLUS = 0x2b
 const HASH = 0x23
-const DOLLAR = 0x24
 
 /** Reads a PUBLISH's variable header, or returns null when it is malformed. */
 export function readPublish (frame: Frame, v5: boolean): PublishView | null {
@@ -69,10 +68,6 @@ export function topicBytesProblem (buf: Buffer, offset: number, length: number):
   }
   if (!isUtf8(buf.subarray(offset, end))) return 'malformedPacket'
   return length === 0 || wildcard ? 'topicNameInvalid' : undefined
-}
-
-export function startsWithDollar (buf: Buffer, view: PublishView): boolean {
-  return buf[view.topicOffset] === DOLLAR
 }
 
 /** Number of topic levels (tenant-local), counted on bytes: '/' is never part of a UTF-8 sequence. */

@@ -4,7 +4,7 @@
 // calls `open` — a state change never drops the broker's frames.
 import type net from 'node:net'
 import { FrameReader, MQTT_MAX_REMAINING, PacketType, decodePacket, type ConnackPacket, type Frame } from '../codec.js'
-import type { ProtocolVersion } from '../reason-codes.js'
+import { wireVersion, type ProtocolVersion } from '../reason-codes.js'
 import { openUpstream, type UpstreamTarget } from '../upstream/connect.js'
 
 /** What the upstream tells its session. */
@@ -87,7 +87,7 @@ export class Upstream {
   private decodeConnack (frame: Frame): ConnackPacket | Error {
     if (frame.type !== PacketType.CONNACK) return new Error('expected CONNACK from the broker')
     try {
-      const p = decodePacket(frame, this.version === 5 ? 5 : 4)
+      const p = decodePacket(frame, wireVersion(this.version))
       return p.cmd === 'connack' ? p : new Error('expected CONNACK from the broker')
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err))

@@ -3,9 +3,7 @@
 // and removed, and anything without it is foreign: `undefined`, never delivered (SPEC §5).
 
 import { MAX_STRING_BYTES } from '../codec-limits.js'
-
-/** A tenant ID is a DNS label (SPEC §3): it never holds `/`, `+`, `#`, `$`, `@` or U+0000. */
-const TENANT_ID = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
+import { TENANT_ID } from './tenant-id.js'
 
 export interface Namespace {
   readonly tenant: string
@@ -176,11 +174,6 @@ export function isValidTopicFilter (filter: string): boolean {
     if (level.includes('+') && level !== '+') return false
   }
   return true
-}
-
-/** Topics starting with `$` belong to the broker (`$SYS/…`); tenants may neither publish nor subscribe to them. */
-export function isSystemTopic (topic: string): boolean {
-  return topic.startsWith('$')
 }
 
 /** MQTT topic matching; wildcards at the first level never match `$` topics [MQTT-4.7.2-1]. */

@@ -2,7 +2,7 @@
 // Pure: the first source in `tenancy.resolve` that names a tenant decides it, and any other source
 // naming a different tenant refuses the connection — never guessed.
 import type { GatewayConfig, TenancyConfig } from '../config/schema.js'
-import { TENANT_ID } from '../config/schema.js'
+import { TENANT_ID } from './tenant-id.js'
 
 export interface ResolveInput {
   listenerTenant?: string
