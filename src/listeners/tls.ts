@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { ListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates } from './listen.js'
 
 /** Certificate, key and (for listeners) CA files, as the config names them. */
 export interface TlsFiles {
@@ -63,7 +63,7 @@ export function sniHostOf (socket: tls.TLSSocket): string | false | undefined {
   return (socket as tls.TLSSocket & { servername?: string | false }).servername
 }
 
-export async function startTlsListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<TlsListener> {
+export async function startTlsListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<TlsListener> {
   const files = listener.tls
   if (files === undefined) throw new Error(`listener ${listener.name}: tls needs cert and key`)
   // A client that never finishes the handshake is cut like one that never sends CONNECT.
@@ -72,6 +72,6 @@ export async function startTlsListener (listener: ListenerConfig, log: Logger, a
   })
   // Handshake failures are the client's problem, never the process's.
   server.on('tlsClientError', () => {})
-  const guarded = guardServer(listener, log, server)
+  const guarded = guardServer(listener, log, server, rates)
   return { listening: await listenOn(guarded.listening, listener), tls: server }
 }

@@ -11,7 +11,7 @@ import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type Origin } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates, type Origin } from './listen.js'
 import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
 
 export interface WebSocketListener {
@@ -27,7 +27,7 @@ function pickSubprotocol (offered: Set<string>): string | false {
   return false
 }
 
-export async function startWebSocketListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection): Promise<WebSocketListener> {
+export async function startWebSocketListener (listener: ListenerConfig, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<WebSocketListener> {
   const timeouts = {
     // The upgrade request must come as quickly as a CONNECT would (Node checks these once a second here).
     headersTimeout: listener.connectTimeout,
@@ -58,7 +58,7 @@ export async function startWebSocketListener (listener: ListenerConfig, log: Log
     clientTracking: false,
     handleProtocols: pickSubprotocol,
   })
-  const guarded = guardServer(listener, log, server)
+  const guarded = guardServer(listener, log, server, rates)
   const trusted = listener.trustedProxies === undefined ? undefined : proxyaddr.compile(listener.trustedProxies)
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     if (pathOf(req.url) !== listener.path) {
