@@ -7,7 +7,6 @@ import { Authenticator } from './tenancy/auth.js'
 import { buildTenants, type TenantRuntime } from './tenancy/tenants.js'
 import { TenantLimits } from './policy/limits.js'
 import type { TenantCounters } from './policy/counters.js'
-import { unmountFilter } from './tenancy/namespace.js'
 import { Session, type ClientStream, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
 import { targetOf, upstreamTargets } from './upstream/connect.js'
@@ -17,54 +16,14 @@ import { renewCertificate, startTlsListener } from './listeners/tls.js'
 import { startWebSocketListener } from './listeners/websocket.js'
 import type { Cluster } from './cluster/cluster.js'
 import type { ClusterRegistry } from './cluster/registry.js'
+import { describe, type ClientInfo } from './admin/client-info.js'
+
+export type { ClientInfo }
 
 export interface ListeningAddress {
   listener: string
   address: string
   port: number
-}
-
-/** A connected client as the admin API shows it (tenant-local names only). */
-export interface ClientInfo {
-  clientId: string
-  username: string | null
-  remoteAddress: string
-  remotePort: number
-  listener: string
-  protocol: 'MQTT 3.1' | 'MQTT 3.1.1' | 'MQTT 5'
-  /** connecting: admitted, waiting for the broker's CONNACK */
-  state: 'connecting' | 'connected'
-  connectedAt: string
-  subscriptions: string[]
-  messagesIn: number
-  messagesOut: number
-  bytesIn: number
-  bytesOut: number
-}
-
-const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const
-
-function describe (session: Session): ClientInfo | undefined {
-  const tenant = session.tenant
-  const policy = session.policy
-  if (tenant === undefined || policy === undefined || session.state === 'closed' || session.state === 'awaitConnect') return undefined
-  const subscriptions: string[] = []
-  for (const f of policy.filters ?? []) {
-    const local = unmountFilter(tenant.ns, f)
-    if (local !== undefined) subscriptions.push(local)
-  }
-  return {
-    clientId: session.clientId,
-    username: session.user ?? null,
-    remoteAddress: session.meta.remoteAddress,
-    remotePort: session.meta.remotePort,
-    listener: session.meta.listener.name,
-    protocol: PROTOCOL_NAMES[session.version],
-    state: session.state === 'connecting' ? 'connecting' : 'connected',
-    connectedAt: new Date(session.connectedAt).toISOString(),
-    subscriptions,
-    ...policy.stats,
-  }
 }
 
 export interface Gateway {

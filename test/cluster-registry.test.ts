@@ -24,7 +24,7 @@ after(async () => {
 
 const info = (clientId: string): ClientInfo => ({
   clientId, username: null, remoteAddress: '127.0.0.1', remotePort: 1, listener: 'mqtt', protocol: 'MQTT 5',
-  state: 'connected', connectedAt: '2026-01-01T00:00:00.000Z', subscriptions: [], messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0,
+  state: 'connected', connectedAt: '2026-01-01T00:00:00.000Z', subscriptions: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0,
 })
 
 class Table implements LocalClients {

@@ -179,6 +179,6 @@ test('the header and the first packets in one write: a v2 LOCAL header (a balanc
   assert.equal((await piped.next()).cmd, 'connack')
   assert.equal((await piped.next()).cmd, 'suback')
   const listed = gw.clients('globex').find((x) => x.clientId === 'piped')
-  assert.deepEqual([listed?.remoteAddress, listed?.remotePort, listed?.subscriptions], ['2001:db8::1', 40000, ['x/#']])
+  assert.deepEqual([listed?.remoteAddress, listed?.remotePort, listed?.filters?.()], ['2001:db8::1', 40000, ['x/#']])
   piped.end()
 })

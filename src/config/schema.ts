@@ -58,6 +58,8 @@ export const limitsSchema = z.strictObject({
   maxTopicLength: count.optional(),
   maxSessionExpiry: z.number().int().nonnegative().optional(),
   maxInflight: count.optional(),
+  /** users the tenant may have; checked when the admin API creates one (the YAML is the operator's own) */
+  maxUsers: count.optional(),
 })
 export type Limits = z.infer<typeof limitsSchema>
 
