@@ -6,6 +6,7 @@ import { startCluster, type Cluster } from './cluster/cluster.js'
 import type { Logger } from './log.js'
 import { startAdmin, type Admin } from './admin/admin.js'
 import { createMetrics } from './admin/metrics.js'
+import type { AdminCluster } from './admin/routes/deps.js'
 import { mergeTenantChanges } from './store/merge.js'
 import { openSqliteStore } from './store/sqlite.js'
 import { provisioners } from './upstream/provision.js'
@@ -62,17 +63,26 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
       throw err
     }
   }
-  const store = cluster !== undefined ? cluster.openStore(config.admin.store) : openSqliteStore(config.admin.store)
+  const shared = cluster?.openStore(config.admin.store)
+  const store = shared ?? openSqliteStore(config.admin.store)
   let gateway: Gateway | undefined
   try {
+    // Subscribed before reading, so no change made through another gateway falls in between.
+    await shared?.subscribed
     const changes = await store.tenantChanges()
     const planChanges = await store.planChanges()
     const merged = mergeTenantChanges(config, changes, planChanges)
     for (const w of merged.warnings) log.warn(w)
-    const metrics = createMetrics()
+    const metrics = createMetrics(cluster !== undefined ? { clusterOutages: () => cluster.redis.outages } : {})
     await provision(merged.config, log)
     gateway = provisioning(await startGateway(merged.config, { ...options, onUpstreamConnect: metrics.upstreamConnected }), log)
-    const admin = await startAdmin({ admin: config.admin, base: config, changes, planChanges, store, gateway, metrics, log })
+    const adminCluster: AdminCluster | undefined = cluster === undefined || shared === undefined ? undefined : {
+      name: cluster.name,
+      readiness: () => cluster.readiness(),
+      outages: () => cluster.redis.outages,
+      onStoreChange: (listener) => shared.onChange(listener),
+    }
+    const admin = await startAdmin({ admin: config.admin, base: config, changes, planChanges, store, gateway, metrics, log, cluster: adminCluster })
     const g = gateway
     return {
       gateway: g,
