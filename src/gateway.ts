@@ -13,6 +13,8 @@ import { targetOf, upstreamTargets } from './upstream/connect.js'
 import { probeFields, ReadinessProbe } from './upstream/probe.js'
 import { startListener } from './listeners/start.js'
 import { renewCertificate } from './listeners/tls.js'
+import type { Cluster } from './cluster/cluster.js'
+import type { ClusterRegistry } from './cluster/registry.js'
 import { describe, type ClientInfo } from './admin/client-info.js'
 
 export type { ClientInfo }
@@ -40,6 +42,8 @@ export interface Gateway {
   upstreamReachable (): Promise<boolean>
   /** the same for each of the named `upstreams` */
   namedUpstreamsReachable (): Promise<Record<string, boolean>>
+  /** in a cluster: the tenant's clients and kicks across every gateway */
+  readonly registry: ClusterRegistry | undefined
   /** where each listener is bound (ports resolved when the config asked for port 0) */
   readonly addresses: readonly ListeningAddress[]
   /** the live sessions' count, per tenant or in all */
@@ -56,7 +60,12 @@ export interface StartOptions {
   logger: Logger
   /** seconds from dialling the broker to its CONNACK, for each client (metrics) */
   onUpstreamConnect?: (seconds: number, ok: boolean) => void
+  /** a member of a cluster (SPEC §11): limits, login throttle, ipConnectRate and clients shared */
+  cluster?: GatewayCluster
 }
+
+/** The parts of a cluster membership the gateway enforces with (src/cluster/cluster.ts). */
+export type GatewayCluster = Pick<Cluster, 'leases' | 'budget' | 'loginThrottle' | 'addressRate' | 'registry'>
 
 /** How long close() waits for clients to go before cutting them. */
 const DRAIN_MS = 2000
@@ -67,8 +76,9 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   const log = opts.logger
   let config = initial
   let tenants = buildTenants(config)
-  const authenticator = new Authenticator(config)
-  const quotas = new TenantLimits(config.maxConnections)
+  const cluster = opts.cluster
+  const authenticator = new Authenticator(config, cluster?.loginThrottle)
+  const quotas = new TenantLimits(config.maxConnections, cluster === undefined ? undefined : { connections: cluster.leases, budget: cluster.budget })
   const sessions = new Set<Session>()
   const servers: net.Server[] = []
   /** TLS listeners by name, so a reload can hand them a renewed certificate */
@@ -79,6 +89,24 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   let targets = upstreamTargets(config, embedded)
   const probe = new ReadinessProbe(log)
 
+  const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
+  const clients = (tenant: string): ClientInfo[] => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined)
+  const kick = (tenant: string, clientId: string): number => {
+    const targets = sessionsOf(tenant).filter((s) => s.clientId === clientId && s.state !== 'closed')
+    for (const s of targets) s.close('administrativeAction', 'disconnected by an administrator')
+    if (targets.length > 0) log.info({ tenant, clientId }, 'client disconnected by an administrator')
+    return targets.length
+  }
+  // The same tenant's client ID connected through another gateway: the broker drops this one's upstream
+  // connection next; the client hears 0x8E now, not "upstream lost" then.
+  const takenOver = (tenant: string, clientId: string, by: string): void => {
+    for (const s of sessionsOf(tenant)) {
+      if (s.clientId !== clientId || s.state === 'closed') continue
+      log.info({ tenant, clientId, by }, 'session taken over through another gateway')
+      s.close('sessionTakenOver', `another connection took the session over through gateway ${by}`)
+    }
+  }
+  const registry = cluster?.registry({ clients, kick, takenOver })
   /** the newest session of each tenant's client ID: an older one whose broker connection drops was taken over */
   const owners = new Map<string, Session>()
   const ownerKey = (session: Session): string => `${session.tenant?.id ?? ''}\u0000${session.clientId}`
@@ -90,7 +118,11 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     upstreamFor: (tenant: TenantRuntime) => targetOf(targets, tenant.config.upstream),
     admit: (tenant) => quotas.admit(tenant),
     enter (session) { sessions.add(session) },
-    claim (session) { owners.set(ownerKey(session), session) },
+    claim (session) {
+      owners.set(ownerKey(session), session)
+      const tenant = session.tenant?.id
+      if (registry !== undefined && tenant !== undefined) return registry.claim(tenant, session.clientId)
+    },
     displaced (session) {
       const owner = owners.get(ownerKey(session))
       return owner !== undefined && owner !== session
@@ -114,7 +146,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   try {
     for (const listener of config.listeners) {
-      const { listening, tls: tlsServer } = await startListener(listener, log, accept)
+      const { listening, tls: tlsServer } = await startListener(listener, log, accept, cluster?.addressRate)
       if (tlsServer !== undefined) tlsServers.set(listener.name, tlsServer)
       servers.push(listening)
     }
@@ -153,7 +185,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     }
   }
 
-  const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
+  await registry?.subscribed
 
   return {
     addresses,
@@ -163,18 +195,13 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     allCounters: () => quotas.allCounters(),
     pruneRetired: () => quotas.pruneRetired(),
     subscriptions: (tenant) => quotas.subscriptions(tenant),
-    clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
+    clients,
+    kick,
+    registry,
 
     upstreamReachable: () => probe.check('default', targets.default, probeFields(config, undefined)),
     async namedUpstreamsReachable () {
       return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await probe.check(name, t, probeFields(config, name))] as const)))
-    },
-
-    kick (tenant, clientId) {
-      const targets = sessionsOf(tenant).filter((s) => s.clientId === clientId && s.state !== 'closed')
-      for (const s of targets) s.close('administrativeAction', 'disconnected by an administrator')
-      if (targets.length > 0) log.info({ tenant, clientId }, 'client disconnected by an administrator')
-      return targets.length
     },
 
     async reload (next) {

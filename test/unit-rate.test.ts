@@ -19,16 +19,6 @@ test('TokenBucket: a burst of one second\'s worth passes, then the debt holds fo
   assert.equal(b.fits(11, 60_000), false, 'never more than the burst saved')
 })
 
-test('TokenBucket: points spent elsewhere are charged as debt and reported in batches', () => {
-  const b = new TokenBucket(100, 100, 0)
-  b.take(30, 0)
-  b.take(20, 0)
-  assert.equal(b.takeSpent(), 50)
-  assert.equal(b.takeSpent(), 0)
-  b.charge(100)
-  assert.equal(b.take(0, 0), 500)
-})
-
 function policy (limits: Limits): SessionPolicy {
   const tenant = { id: 't', limits } as unknown as TenantRuntime
   return new TenantLimits(undefined).admit(tenant) as unknown as SessionPolicy

@@ -12,6 +12,7 @@ import { UsageMeter } from '../metering/meter.js'
 import type { PlanChanges, Store, TenantChanges } from '../store/store.js'
 import { TenantControl } from './control.js'
 import type { GatewayMetrics } from './metrics.js'
+import type { AdminCluster } from './routes/deps.js'
 import { buildAdminServer } from './server.js'
 
 export interface Admin {
@@ -33,10 +34,12 @@ export interface AdminOptions {
   gateway: Gateway
   metrics: GatewayMetrics
   log: Logger
+  /** a member of a cluster: the store is shared, and changes made through other gateways are applied here */
+  cluster?: AdminCluster | undefined
 }
 
 export async function startAdmin (opts: AdminOptions): Promise<Admin> {
-  const { gateway, store, metrics, log } = opts
+  const { gateway, store, metrics, log, cluster } = opts
   let admin = opts.admin
   const control = new TenantControl(opts.base, opts.changes, opts.planChanges, store, gateway, log)
   // A deleted tenant's counters are dropped only once the meter has sampled them one last time.
@@ -49,7 +52,7 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   metrics.attach(gateway)
   const tls = admin.tls !== undefined ? tlsContextOptions(admin.tls) : undefined
   const app = await buildAdminServer({
-    operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log,
+    operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, cluster,
     ...(tls !== undefined ? { tls } : {}),
   })
   const { host, port } = admin.bind
@@ -59,6 +62,11 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
     throw new ListenFailure('admin', host, port, (err as NodeJS.ErrnoException).code)
   }
   meter.start(admin.usageFlushInterval, () => admin.usageRetention)
+  // This gateway applied its own changes as it made them; keys are read from the store per request.
+  const offFeed = cluster?.onStoreChange((change) => {
+    if (change.kind === 'keys' || (change.gateway === cluster.name && change.kind !== 'all')) return
+    control.reread().catch((err: unknown) => log.error({ err, change }, 'a change made through another gateway could not be applied'))
+  })
   const a = app.server.address() as AddressInfo
   const address = { host: a.address, port: a.port }
   const scheme = tls !== undefined ? 'https' : 'http'
@@ -87,6 +95,7 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
       await control.setBase(config)
     },
     async stopListening () {
+      offFeed?.()
       await app.close()
     },
     async close () {

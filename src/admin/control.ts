@@ -49,6 +49,21 @@ export class TenantControl {
   }
 
   /**
+   * The shared store changed through another gateway of the cluster (or its feed was interrupted): the
+   * changes are read again, merged and applied like a reload, so a tenant disabled there is disconnected here.
+   */
+  reread (): Promise<void> {
+    return this.serial(async () => {
+      const [changes, planChanges] = await Promise.all([this.store.tenantChanges(), this.store.planChanges()])
+      const merged = mergeTenantChanges(this.base, changes, planChanges)
+      for (const w of merged.warnings) this.log.warn(w)
+      await this.gateway.reload(merged.config)
+      this.changes = changes
+      this.planChanges = planChanges
+    })
+  }
+
+  /**
    * Applies `edit` to the tenant's stored changes (undefined: forget them), live, then stores it.
    * `check` sees the merged result first and may refuse it by throwing; it runs in turn with the other
    * changes, so a limit it checks holds however many requests arrive at once.

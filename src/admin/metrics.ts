@@ -15,7 +15,8 @@ export interface GatewayMetrics {
 
 type CounterKey = 'connects' | 'messagesIn' | 'messagesOut' | 'bytesIn' | 'bytesOut' | 'aclDenials' | 'isolationFaults'
 
-export function createMetrics (): GatewayMetrics {
+/** `clusterOutages`: a cluster member's count of times its Redis became unreachable */
+export function createMetrics (opts: { clusterOutages?: () => number } = {}): GatewayMetrics {
   const registry = new Registry()
   // Node's standard process metrics, event-loop lag (nodejs_eventloop_lag_*) among them.
   collectDefaultMetrics({ register: registry })
@@ -91,6 +92,15 @@ export function createMetrics (): GatewayMetrics {
       for (const [tenant, c] of tenants()) for (const [reason, n] of Object.entries(c.dropped)) this.inc({ tenant, reason }, n)
     },
   })
+  const outages = opts.clusterOutages
+  if (outages !== undefined) {
+    new Counter({
+      name: 'mqtt_gateway_cluster_redis_outages_total',
+      help: 'Times the cluster\'s Redis became unreachable since this gateway started',
+      registers: [registry],
+      collect () { this.reset(); this.inc(outages()) },
+    })
+  }
   const upstreamConnect = new Histogram({
     name: 'mqtt_gateway_upstream_connect_seconds',
     help: 'From dialling the broker to its CONNACK, per client connection',

@@ -17,7 +17,7 @@ import type { Store } from '../store/store.js'
 import { declareAccess } from './access.js'
 import { ApiError, type TenantControl } from './control.js'
 import type { GatewayMetrics } from './metrics.js'
-import type { RouteDeps } from './routes/deps.js'
+import type { AdminCluster, RouteDeps } from './routes/deps.js'
 import { aclRoutes } from './routes/acl.js'
 import { clientRoutes } from './routes/clients.js'
 import { healthRoutes } from './routes/health.js'
@@ -41,6 +41,7 @@ export interface AdminDeps {
   meter: UsageMeter
   metrics: GatewayMetrics
   log: Logger
+  cluster?: AdminCluster | undefined
   /** serve HTTPS with this certificate and key */
   tls?: SecureContextOptions
 }

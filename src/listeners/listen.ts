@@ -29,8 +29,14 @@ export type Admitted = (socket: net.Socket, address: string, port: number, via: 
  * the same tick, before the client can have sent much). After a PROXY header the socket is paused, its
  * following bytes put back; the reader resumes it.
  */
-export function frontDoor (listener: ListenerConfig, log: Logger, next: Admitted): (socket: net.Socket) => void {
-  const limit = listener.ipConnectRate === undefined ? undefined : perIpLimit(listener.ipConnectRate)
+/**
+ * A listener's ipConnectRate counted elsewhere (a cluster's Redis: one count per address across
+ * gateways); answers true to let the connection in.
+ */
+export type AddressRates = (perSecond: number, listener: string) => (address: string) => Promise<boolean>
+
+export function frontDoor (listener: ListenerConfig, log: Logger, next: Admitted, rates?: AddressRates): (socket: net.Socket) => void {
+  const limit = listener.ipConnectRate === undefined ? undefined : perIpLimit(listener.ipConnectRate, listener.name, rates)
   if (!listener.proxyProtocol) {
     return (socket) => {
       const address = socket.remoteAddress ?? ''
@@ -67,11 +73,11 @@ export interface GuardedServer {
  * the per-IP rate runs on its connections; with PROXY a plain TCP server reads the header first and then
  * hands the socket over, which also reads the bytes that came with the header.
  */
-export function guardServer (listener: ListenerConfig, log: Logger, server: net.Server): GuardedServer {
+export function guardServer (listener: ListenerConfig, log: Logger, server: net.Server, rates?: AddressRates): GuardedServer {
   const ownOrigin = (socket: net.Socket): Origin => ({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 })
   if (!listener.proxyProtocol) {
     // Only the per-IP rate is left to do at the TCP level, when there is one.
-    if (listener.ipConnectRate !== undefined) server.on('connection', frontDoor(listener, log, () => {}))
+    if (listener.ipConnectRate !== undefined) server.on('connection', frontDoor(listener, log, () => {}, rates))
     return { listening: server, originOf: ownOrigin }
   }
   /** the client behind each socket handed over and not yet claimed, by the balancer side's address and port */
@@ -85,7 +91,7 @@ export function guardServer (listener: ListenerConfig, log: Logger, server: net.
     // TLS takes the paused socket over, the bytes that came with the header included. A plain HTTP server
     // reads the socket's handle directly and gets those bytes as 'data' only once the socket is resumed.
     if (!(server instanceof tls.Server)) socket.resume()
-  }))
+  }, rates))
   return {
     listening,
     originOf (socket) {
@@ -110,7 +116,11 @@ export function connectionMeta (listener: ListenerConfig, origin: Origin, sniHos
   }
 }
 
-function perIpLimit (perSecond: number): (socket: net.Socket, address: string) => void {
+function perIpLimit (perSecond: number, name: string, rates: AddressRates | undefined): (socket: net.Socket, address: string) => void {
+  if (rates !== undefined) {
+    const allowed = rates(perSecond, name)
+    return (socket, address) => { void allowed(address).then((ok) => { if (!ok) socket.destroy() }) }
+  }
   const limiter = new RateLimiterMemory({ points: perSecond, duration: 1 })
   return (socket, address) => { limiter.consume(address).catch(() => socket.destroy()) }
 }

@@ -3,7 +3,7 @@ import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type StartedListener } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates, type StartedListener } from './listen.js'
 
 /** Certificate, key and (for listeners) CA files, as the config names them. */
 export interface TlsFiles {
@@ -59,7 +59,7 @@ export function sniHostOf (socket: tls.TLSSocket): string | false | undefined {
   return (socket as tls.TLSSocket & { servername?: string | false }).servername
 }
 
-export async function startTlsListener (listener: ListenerOf<'tls'>, log: Logger, accept: AcceptConnection): Promise<StartedListener> {
+export async function startTlsListener (listener: ListenerOf<'tls'>, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<StartedListener> {
   const files = listener.tls
   // A client that never finishes the handshake is cut like one that never sends CONNECT.
   const server = tls.createServer({ ...tlsServerOptions(files, listener.connectTimeout), noDelay: true }, (socket) => {
@@ -67,6 +67,6 @@ export async function startTlsListener (listener: ListenerOf<'tls'>, log: Logger
   })
   // Handshake failures are the client's problem, never the process's.
   server.on('tlsClientError', () => {})
-  const guarded = guardServer(listener, log, server)
+  const guarded = guardServer(listener, log, server, rates)
   return { listening: await listenOn(guarded.listening, listener), tls: server }
 }

@@ -11,7 +11,7 @@ import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type Origin, type StartedListener } from './listen.js'
+import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates, type Origin, type StartedListener } from './listen.js'
 import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
 
 /** The subprotocol answered [MQTT-6.0.0-4]: "mqtt", or "mqttv3.1" for MQTT 3.1 clients; none offered is none answered. */
@@ -21,7 +21,7 @@ function pickSubprotocol (offered: Set<string>): string | false {
   return false
 }
 
-export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>, log: Logger, accept: AcceptConnection): Promise<StartedListener> {
+export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<StartedListener> {
   const timeouts = {
     // The upgrade request must come as quickly as a CONNECT would (Node checks these once a second here).
     headersTimeout: listener.connectTimeout,
@@ -50,7 +50,7 @@ export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>
     clientTracking: false,
     handleProtocols: pickSubprotocol,
   })
-  const guarded = guardServer(listener, log, server)
+  const guarded = guardServer(listener, log, server, rates)
   const trusted = listener.trustedProxies === undefined ? undefined : proxyaddr.compile(listener.trustedProxies)
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     if (pathOf(req.url) !== listener.path) {

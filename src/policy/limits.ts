@@ -2,18 +2,36 @@
 // admission and given back exactly once when the session ends. Rates are token buckets charged before
 // a packet is forwarded; the policy returns what to do (go on, hold N ms, disconnect) and the session
 // does it — nothing here touches a socket.
+//
+// In a cluster (SPEC §11) the tenant's maxConnections and connectRate are checked by the cluster's
+// leases, and its publishRate and bandwidth charged to the shared budget; the gateway's own
+// maxConnections, clientPublishRate and the tenant's counters stay local.
 import type { ReasonName } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import { connectionsChanged, countRefusal, type LimitName, type TenantCounters } from './counters.js'
+import type { SharedBudget } from './rate.js'
 import type { SessionPolicy } from './session-policy.js'
 import { SessionLimits } from './session-limits.js'
 import { applyLimits, newTenantState, pruneExpired, type TenantState } from './tenant-state.js'
+
+/** A tenant's connection slot across gateways (the cluster's leases: src/cluster/leases.ts). */
+export interface SharedConnections {
+  acquireConnection (tenant: string, limits: { maxConnections?: number | undefined; connectRate?: number | undefined }):
+    Promise<{ ok: true } | { ok: false; limit: 'maxConnections' | 'connectRate' }>
+  /** once per admitted connection, at its end */
+  releaseConnection (tenant: string): void
+}
+
+export interface SharedLimits {
+  connections: SharedConnections
+  budget: SharedBudget
+}
 
 export class TenantLimits {
   private readonly tenants = new Map<string, TenantState>()
   private total = 0
 
-  constructor (public gatewayMax: number | undefined) {}
+  constructor (public gatewayMax: number | undefined, private readonly shared?: SharedLimits) {}
 
   private state (tenant: TenantRuntime): TenantState {
     let s = this.tenants.get(tenant.id)
@@ -60,17 +78,31 @@ export class TenantLimits {
     connectionsChanged(s.counters, 1)
     s.counters.connects++
     this.total++
-    return new SessionLimits(s)
+    return new SessionLimits(s, this.shared === undefined ? undefined : { tenant: tenant.id, budget: this.shared.budget })
   }
 
   private async refusal (tenant: TenantRuntime, s: TenantState): Promise<[ReasonName, LimitName] | undefined> {
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
+    if (this.shared !== undefined) return this.sharedRefusal(tenant)
     const max = tenant.limits.maxConnections
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
     if (s.connect !== undefined && (await s.connect.take(tenant.id, 1)).exceeded) return ['connectionRateExceeded', 'connectRate']
     // The slot may have gone while the rate limiter answered.
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
+    return undefined
+  }
+
+  /** The cluster's check-and-take; the gateway's own maximum is checked again after its round trip. */
+  private async sharedRefusal (tenant: TenantRuntime): Promise<[ReasonName, LimitName] | undefined> {
+    const shared = this.shared as SharedLimits
+    const { maxConnections, connectRate } = tenant.limits
+    const admission = await shared.connections.acquireConnection(tenant.id, { maxConnections, connectRate })
+    if (!admission.ok) return admission.limit === 'maxConnections' ? ['quotaExceeded', 'maxConnections'] : ['connectionRateExceeded', 'connectRate']
+    if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) {
+      shared.connections.releaseConnection(tenant.id)
+      return ['serverBusy', 'gatewayMaxConnections']
+    }
     return undefined
   }
 
@@ -84,6 +116,7 @@ export class TenantLimits {
     const t = policy.tenant
     connectionsChanged(t.counters, -1)
     this.total--
+    if (this.shared !== undefined) this.shared.connections.releaseConnection(policy.tenantId)
     const filters = policy.filters
     policy.filters = undefined
     const id = policy.clientId

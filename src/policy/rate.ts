@@ -2,17 +2,15 @@
 // packet is charged before it is forwarded and one socket read cannot outrun the rate; connectRate
 // stays on rate-limiter-flexible, which is asynchronous and cheap at connection rates.
 //
-// A cluster (SPEC §11) shares publishRate/bandwidth budgets through a SharedBudget (e.g. Redis): each
-// gateway's local bucket still decides every packet at once, and what it took is reported in batches
-// (`TokenBucket.takeSpent`, every few hundred ms or points); the backend answers with what the other
-// gateways spent meanwhile, which `TokenBucket.charge` adds here as debt. So the per-packet cost stays a
-// few arithmetic operations, and the shared rate overshoots by at most one batch per gateway.
+// A cluster (SPEC §11) shares a tenant's publishRate/bandwidth through a SharedBudget instead of the
+// tenant's local buckets: it answers synchronously too (from a pool taken from Redis in batches), so the
+// per-packet cost stays a few arithmetic operations. clientPublishRate stays a local bucket.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 
-/** A budget shared by several gateways, charged in batches (see above); not implemented yet. */
+/** A tenant's publishRate ('publish', 1 per PUBLISH) or bandwidth ('bytes') shared by several gateways. */
 export interface SharedBudget {
-  /** reports `points` spent here under `key`; resolves with the points spent elsewhere since the last call */
-  spend (key: string, points: number): Promise<number>
+  /** charges `n` before forwarding; returns how many ms to stop reading the client (0: go on); never waits */
+  charge (tenant: string, kind: 'publish' | 'bytes', n: number, limits: { rate: number; burst?: number }): number
 }
 
 /**
@@ -22,7 +20,6 @@ export interface SharedBudget {
 export class TokenBucket {
   private tokens: number
   private at: number
-  private spent = 0
 
   constructor (readonly rate: number, readonly burst: number = rate, now = Date.now()) {
     this.tokens = burst
@@ -39,7 +36,6 @@ export class TokenBucket {
   take (cost: number, now: number): number {
     this.refill(now)
     this.tokens -= cost
-    this.spent += cost
     return this.tokens >= 0 ? 0 : -this.tokens * 1000 / this.rate
   }
 
@@ -47,18 +43,6 @@ export class TokenBucket {
   fits (cost: number, now: number): boolean {
     this.refill(now)
     return this.tokens >= cost
-  }
-
-  /** Points spent elsewhere (a shared budget's answer), charged here as if taken. */
-  charge (points: number): void {
-    this.tokens -= points
-  }
-
-  /** Points taken since the last call, for a SharedBudget report. */
-  takeSpent (): number {
-    const n = this.spent
-    this.spent = 0
-    return n
   }
 }
 

@@ -2,7 +2,7 @@
 // filters it holds. It returns what the session should do and never touches a socket.
 import type { ReasonName } from '../reason-codes.js'
 import { countRefusal, type DropReason, type LimitName } from './counters.js'
-import type { TokenBucket } from './rate.js'
+import type { SharedBudget, TokenBucket } from './rate.js'
 import { DISCONNECT, GO, type SessionPolicy, type SessionStats, type Verdict } from './session-policy.js'
 import { bucket, pruneExpired, type TenantState } from './tenant-state.js'
 
@@ -11,6 +11,12 @@ import { bucket, pruneExpired, type TenantState } from './tenant-state.js'
  * in steps of a few ms rather than one per packet. The rate stays exact; the debt is paid by the next hold.
  */
 const MIN_HOLD_MS = 5
+
+/** A clustered tenant's publishRate and bandwidth: charged to the budget the gateways share. */
+export interface SharedRates {
+  readonly tenant: string
+  readonly budget: SharedBudget
+}
 
 /** One admitted session's share of its tenant's limits. */
 export class SessionLimits implements SessionPolicy {
@@ -22,7 +28,10 @@ export class SessionLimits implements SessionPolicy {
   readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
   private clientPublish: TokenBucket | undefined
 
-  constructor (readonly tenant: TenantState) {}
+  constructor (readonly tenant: TenantState, private readonly shared?: SharedRates) {}
+
+  /** the tenant's ID for the cluster's leases ('' outside a cluster, where nothing asks) */
+  get tenantId (): string { return this.shared?.tenant ?? '' }
 
   get paced (): boolean { return this.tenant.paced }
 
@@ -31,6 +40,7 @@ export class SessionLimits implements SessionPolicy {
     const limits = t.limits
     let client = this.clientPublish
     if (client?.rate !== limits.clientPublishRate) client = this.clientPublish = bucket(limits.clientPublishRate, 1)
+    if (this.shared !== undefined) return this.chargeShared(this.shared, client, publish, bytes, now)
     if (limits.rateAction === 'disconnect') {
       // The first packet beyond rate + burst ends the session, however many one read holds.
       const over: LimitName | undefined = publish && t.publish?.fits(1, now) === false
@@ -51,8 +61,38 @@ export class SessionLimits implements SessionPolicy {
     }
     const c = t.bandwidth?.take(bytes, now) ?? 0
     if (c > wait) { wait = c; limit = 'bandwidth' }
-    if (wait < MIN_HOLD_MS || limits.rateAction === 'disconnect') return GO
-    countRefusal(t.counters, 'messageRateTooHigh', limit)
+    return this.verdict(wait, limit)
+  }
+
+  /**
+   * The same with the tenant's rates charged to the cluster's budget. The budget cannot say whether a
+   * packet fits before taking it, so `rateAction: disconnect` ends the session on the first packet the
+   * budget would hold for (the shared rate passed by more than the batch it took in advance).
+   */
+  private chargeShared (shared: SharedRates, client: TokenBucket | undefined, publish: boolean, bytes: number, now: number): Verdict {
+    const limits = this.tenant.limits
+    const disconnect = limits.rateAction === 'disconnect'
+    let wait = 0
+    let limit: LimitName = 'bandwidth'
+    if (publish) {
+      const a = limits.publishRate === undefined ? 0 : shared.budget.charge(shared.tenant, 'publish', 1, { rate: limits.publishRate, burst: Math.max(limits.publishRate, 1) })
+      const b = disconnect ? (client?.fits(1, now) === false ? 1 : 0) : (client?.take(1, now) ?? 0)
+      if (disconnect && b === 0) client?.take(1, now)
+      wait = Math.max(a, b)
+      limit = a >= b ? 'publishRate' : 'clientPublishRate'
+    }
+    const c = limits.bandwidth === undefined ? 0 : shared.budget.charge(shared.tenant, 'bytes', bytes, { rate: limits.bandwidth, burst: Math.max(limits.bandwidth, 1) })
+    if (c > wait) { wait = c; limit = 'bandwidth' }
+    if (disconnect && wait > 0) {
+      countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
+      return DISCONNECT
+    }
+    return this.verdict(wait, limit)
+  }
+
+  private verdict (wait: number, limit: LimitName): Verdict {
+    if (wait < MIN_HOLD_MS || this.tenant.limits.rateAction === 'disconnect') return GO
+    countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
     return Math.ceil(wait)
   }
 

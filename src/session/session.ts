@@ -29,8 +29,11 @@ export type { ClientStream, ConnectionMeta } from './connecting.js'
 export interface SessionHost extends ConnectHost {
   /** ms a client's received packets are still forwarded after it left (SPEC §8) */
   readonly throttleLinger: number
-  /** the session is about to dial the broker with its client ID: it is now that ID's newest session */
-  claim (session: Session): void
+  /**
+   * The session is about to dial the broker with its client ID: it is now that ID's newest session. In a
+   * cluster the other gateways hear it first (the promise), so the one holding the ID says 0x8E.
+   */
+  claim (session: Session): void | Promise<void>
   /** whether a newer session of the same tenant and client ID has claimed it since (a takeover) */
   displaced (session: Session): boolean
   /** admitted: the gateway lists it from now on */
@@ -268,8 +271,10 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
 
   // ---- broker → gateway ----------------------------------------------------------------------
 
-  dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
-    this.host.claim(this)
+  async dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
+    const claimed = this.host.claim(this)
+    if (claimed !== undefined) await claimed
+    if (this.state !== 'connecting') return new Error('the client left before the broker was dialled')
     this.deadline = Date.now() + target.connectTimeout
     const up = new Upstream(target, this.version, this.client, this)
     this.up = up

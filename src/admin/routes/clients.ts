@@ -34,15 +34,21 @@ function page<T> (sorted: T[], key: (item: T) => string, limit: number, after: s
   return { items, next: start + limit < sorted.length && last !== undefined ? key(last) : null }
 }
 
+/** A client as listed; in a cluster, with the name of the gateway it is connected to. */
+type Listed = ClientInfo & { gateway?: string }
+
 /** What the API shows of a client: everything but its filters, which are read through their own route. */
-const summary = ({ filters: _filters, ...rest }: ClientInfo): Omit<ClientInfo, 'filters'> => rest
+const summary = ({ filters: _filters, ...rest }: Listed): Omit<Listed, 'filters'> => rest
 
 export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway }) => {
   const api = app.withTypeProvider<ZodTypeProvider>()
   const tenant = { access: 'tenant' } as const
 
-  const clientOf = (id: string, clientId: string): ClientInfo => {
-    const c = gateway.clients(id).find((x) => x.clientId === clientId)
+  // In a cluster the tenant's clients are gathered from every gateway (SPEC §11).
+  const clientsOf = async (id: string): Promise<Listed[]> => gateway.registry?.list(id) ?? gateway.clients(id)
+  const clientOf = async (id: string, clientId: string): Promise<Listed> => {
+    // This gateway's own record first: it alone can list the client's filters.
+    const c = gateway.clients(id).find((x) => x.clientId === clientId) ?? (await clientsOf(id)).find((x) => x.clientId === clientId)
     if (c === undefined) throw new ApiError(404, 'client not connected')
     return c
   }
@@ -56,7 +62,7 @@ export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
     },
   }, async (req) => {
     const { limit, after } = req.query
-    const all = gateway.clients(req.params.tenant).sort((a, b) => byCodePoint(a.clientId, b.clientId))
+    const all = (await clientsOf(req.params.tenant)).sort((a, b) => byCodePoint(a.clientId, b.clientId))
     const { items, next } = page(all, (c) => c.clientId, limit, after)
     return { total: all.length, clients: items.map(summary), next }
   })
@@ -64,7 +70,7 @@ export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
   api.get('/tenants/:tenant/clients/:clientId', {
     config: tenant,
     schema: { summary: 'one connected client (its filters: …/subscriptions)', params: clientParams },
-  }, async (req) => summary(clientOf(req.params.tenant, req.params.clientId)))
+  }, async (req) => summary(await clientOf(req.params.tenant, req.params.clientId)))
 
   api.get('/tenants/:tenant/clients/:clientId/subscriptions', {
     config: tenant,
@@ -75,7 +81,7 @@ export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
     },
   }, async (req) => {
     const { limit, after } = req.query
-    const filters = clientOf(req.params.tenant, req.params.clientId).filters
+    const filters = (await clientOf(req.params.tenant, req.params.clientId)).filters
     if (filters === undefined) throw new ApiError(404, 'the client is connected to another gateway')
     const all = filters()
     const { items, next } = page(all, (f) => f, limit, after)
@@ -84,8 +90,9 @@ export const clientRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
 
   type KickRequest = FastifyRequest<{ Params: z.infer<typeof clientParams> }>
   const kick = async (req: KickRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    clientOf(req.params.tenant, req.params.clientId)
-    gateway.kick(req.params.tenant, req.params.clientId)
+    const { tenant: id, clientId } = req.params
+    const kicked = gateway.registry !== undefined ? await gateway.registry.kick(id, clientId) : gateway.kick(id, clientId)
+    if (kicked === 0) throw new ApiError(404, 'client not connected')
     return reply.code(204).send()
   }
   api.delete('/tenants/:tenant/clients/:clientId', {

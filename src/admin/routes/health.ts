@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { RouteDeps } from './deps.js'
 
-export const healthRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway }) => {
+export const healthRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway, cluster }) => {
   const api = app.withTypeProvider<ZodTypeProvider>()
   const open = { access: 'open' } as const
 
@@ -14,7 +14,7 @@ export const healthRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
     config: open,
     schema: {
       summary: 'readiness: listeners up and the default upstream broker reachable ' +
-        '(named upstreams reported, not required)',
+        '(named upstreams and the cluster\'s Redis reported, not required)',
       security: [],
     },
   }, async (_req, reply) => {
@@ -22,7 +22,12 @@ export const healthRoutes: FastifyPluginAsync<RouteDeps> = async (app, { gateway
     const word = (ok: boolean): string => ok ? 'reachable' : 'unreachable'
     const upstreams = Object.fromEntries(Object.entries(named).map(([name, ok]) => [name, word(ok)]))
     return reply.code(upstream ? 200 : 503)
-      .send({ ready: upstream, upstream: word(upstream), ...(Object.keys(upstreams).length > 0 ? { upstreams } : {}) })
+      .send({
+        ready: upstream,
+        upstream: word(upstream),
+        ...(Object.keys(upstreams).length > 0 ? { upstreams } : {}),
+        ...(cluster !== undefined ? { cluster: cluster.readiness() } : {}),
+      })
   })
 
   app.get('/openapi.json', { config: open, schema: { hide: true } }, async () => app.swagger())
