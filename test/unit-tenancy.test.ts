@@ -79,15 +79,15 @@ test('Authenticator: identical refusals, disabled only after good credentials, a
   const req = (username: string | undefined, password?: string, extra = {}) =>
     auth.authenticate({ remoteAddress: '10.0.0.1', ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password: Buffer.from(password) } : {}), ...extra })
   // one code for the client, a cause for the operator's log
-  const bad = (cause: string) => ({ ok: false, reason: 'badCredentials', cause })
-  assert.deepEqual(await req('alice@acme', 'wrong'), bad('badPassword'))
-  assert.deepEqual(await req('mallory@acme', 'a'), bad('unknownUser'))
+  const bad = (cause: string, tenant?: string) => ({ ok: false, reason: 'badCredentials', cause, ...(tenant !== undefined ? { tenant } : {}) })
+  assert.deepEqual(await req('alice@acme', 'wrong'), bad('badPassword', 'acme'))
+  assert.deepEqual(await req('mallory@acme', 'a'), bad('unknownUser', 'acme'))
   assert.deepEqual(await req('alice@nope', 'a'), bad('unknownTenant'))
   assert.deepEqual(await req(undefined), bad('noTenant'))
-  assert.deepEqual(await req(undefined, undefined, { listenerTenant: 'off' }), bad('anonymousNotAllowed'))
+  assert.deepEqual(await req(undefined, undefined, { listenerTenant: 'off' }), bad('anonymousNotAllowed', 'off'))
   assert.deepEqual(await req('alice@acme', 'a', { listenerTenant: 'off' }), bad('tenantConflict'))
-  assert.deepEqual(await req('alice@off', 'x'), bad('badPassword'))
-  assert.deepEqual(await req('alice@off', 'o'), { ok: false, reason: 'notAuthorized', cause: 'disabled' })
+  assert.deepEqual(await req('alice@off', 'x'), bad('badPassword', 'off'))
+  assert.deepEqual(await req('alice@off', 'o'), { ok: false, reason: 'notAuthorized', cause: 'disabled', tenant: 'off' })
   assert.deepEqual(await req(undefined, undefined, { listenerTenant: 'acme' }), { ok: true, tenant: 'acme', user: undefined })
   assert.deepEqual(await req('alice@acme', 'a'), { ok: true, tenant: 'acme', user: 'alice' })
   assert.equal(auth.cacheSize, 2) // alice@off and alice@acme, both verified
