@@ -99,7 +99,7 @@ test('Authenticator throttle: past the limit even the right password is refused,
   const auth = new Authenticator(cfg('auth: { maxFailuresPerMinute: 3, cooldown: 500ms }'))
   const as = (password: string) => auth.authenticate({ remoteAddress: '10.0.0.2', username: 'alice@acme', password: Buffer.from(password) })
   for (let i = 0; i < 3; i++) assert.equal((await as('x')).ok, false)
-  assert.deepEqual(await as('a'), { ok: false, reason: 'badCredentials', cause: 'throttled' })
+  assert.deepEqual(await as('a'), { ok: false, reason: 'badCredentials', cause: 'throttled', tenant: 'acme' })
   assert.equal((await auth.authenticate({ remoteAddress: '10.0.0.3', username: 'alice@acme', password: Buffer.from('a') })).ok, true)
   await new Promise((resolve) => setTimeout(resolve, 1100))
   assert.equal((await as('a')).ok, true)

@@ -109,7 +109,7 @@ export class Authenticator {
   get cacheSize (): number { return this.verified.size }
 
   async authenticate (req: AuthRequest): Promise<AuthResult> {
-    if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled')
+    if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled', this.existingTenant(req))
     const result = await this.check(req)
     if (!result.ok && result.reason === 'badCredentials') await this.throttle.fail(req.remoteAddress)
     return result
@@ -136,6 +136,14 @@ export class Authenticator {
     // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
     if (tenant.disabled) return disabled(resolved.tenant)
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
+  }
+
+  /** The tenant the request names, if it exists: for a throttled login's log line, which checks nothing else. */
+  private existingTenant (req: AuthRequest): string | undefined {
+    const { username, password: _p, certificateName, ...rest } = req
+    const name = certificateName ?? username
+    const resolved = resolveTenant({ ...rest, ...(name !== undefined ? { username: name } : {}) }, this.config.tenancy, this.config.tenants)
+    return resolved.ok && this.config.tenants[resolved.tenant] !== undefined ? resolved.tenant : undefined
   }
 
   /** A certificate the listener's client CA signed names a user of a tenant, or nobody. */
