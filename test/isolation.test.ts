@@ -372,6 +372,6 @@ tenants:
     assert.equal((await g2.next()).topic, 'sensors/t1') // retained, local topic
     await Promise.all([a.end(), g.end(), g2.end()])
     assert.equal(await connectRefusal(emb.port(), { protocolVersion: 5, username: 'alice@acme', password: 'a' }), 0x84)
-    assert.ok(emb.logs.some((l) => String(l.msg).includes('use Mosquitto or EMQX')))
+    assert.ok(emb.logs.some((l) => String(l.msg).includes('the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')))
   } finally { await emb.close() }
 })

@@ -1,7 +1,7 @@
 // The connected session: one value, created at CONNACK, holding everything the packet handlers need —
 // tenant, namespace, ACL, policy, aliases and what is in flight. Before CONNACK there is none, so no
 // handler ever checks for a missing tenant or policy.
-import { decodePacket, encode, type Frame, type Packet } from '../codec.js'
+import { EncodeError, decodePacket, encode, type Frame, type Packet } from '../codec.js'
 import type { ConnectionLog } from '../log.js'
 import { wireVersion, type ReasonName, type ProtocolVersion } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
@@ -122,12 +122,17 @@ export class Connected {
     if (bytes !== undefined) this.io.toUpstream(bytes)
   }
 
-  /** A packet that cannot be encoded as a whole ends the session with a reason; it never crashes the process. */
+  /**
+   * A packet that cannot be encoded as a whole ends the session with a reason; it never crashes the
+   * process. The handlers refuse over-long mounted fields with their own codes first, so this line
+   * names a field they missed.
+   */
   private encode (packet: Packet, version: ProtocolVersion): Buffer | undefined {
     try {
       return encode(packet, version)
     } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), cmd: packet.cmd }, 'packet could not be encoded')
+      const field = err instanceof EncodeError ? err.field : undefined
+      this.log.warn({ err: err instanceof Error ? err.message : String(err), cmd: packet.cmd, field }, 'packet could not be encoded')
       this.io.close('unspecified', 'packet could not be encoded')
       return undefined
     }

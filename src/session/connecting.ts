@@ -56,6 +56,9 @@ export interface Connecting extends SessionIO {
   named (clientId: string): void
   /** opens the upstream, sends the mounted CONNECT and resolves with the broker's CONNACK */
   dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error>
-  /** CONNACK with a refusal (v3: close without one when it has no code), then close */
-  refuseConnect (reason: ReasonName, why: string): false
+  /**
+   * CONNACK with a refusal (v3: close without one when it has no code), then close; `details` go on the
+   * refusal's one log line (the failed login's cause, the limit that refused).
+   */
+  refuseConnect (reason: ReasonName, why: string, details?: Record<string, unknown>): false
 }

@@ -9,7 +9,7 @@
 // more bytes will come — what was read before it is still forwarded, at the client's rate, for up to
 // `throttleLinger`; what is left then is dropped and counted. Only `close` ends a session.
 import type net from 'node:net'
-import { FrameError, MQTT_MAX_REMAINING, PacketType, encode, type Frame, type ConnackPacket } from '../codec.js'
+import { EncodeError, FrameError, MQTT_MAX_REMAINING, PacketType, encode, type Frame, type ConnackPacket } from '../codec.js'
 import { Reason, reasonCode, wireVersion, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import { ConnectionLog } from '../log.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
@@ -87,7 +87,9 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
       listener: meta.listener.name,
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
       ...(meta.via !== undefined ? { via: meta.via } : {}),
-      ...(this.tenant !== undefined ? { tenant: this.tenant.id, clientId: this.clientId } : {}),
+      ...(this.tenant !== undefined ? { tenant: this.tenant.id } : {}),
+      // From the decoded CONNECT on, before authentication: a refused login names the device too.
+      ...(this.state !== 'awaitConnect' ? { clientId: this.clientId } : {}),
     }))
     client.on('data', this.onClientData)
     client.on('end', this.onClientEnd)
@@ -173,8 +175,12 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
       this.up?.open()
       this.input.release(Hold.connecting)
     }, (err: unknown) => {
-      this.log.error({ err }, 'connect failed unexpectedly')
-      this.close('unspecified', 'internal error')
+      // An EncodeError is the codec's last wall, not a crash: the connect steps refuse over-long mounted
+      // fields themselves, so one getting here names a field they missed.
+      if (err instanceof EncodeError) this.log.warn({ field: err.field, err: err.message }, 'CONNECT could not be encoded')
+      else this.log.error({ err }, 'connect failed unexpectedly')
+      if (this.state === 'connecting') this.refuseConnect('unspecified', 'internal error')
+      else this.close('unspecified', 'internal error')
     })
   }
 
@@ -367,10 +373,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     this.up?.fail(new Error(why))
     this.input.stop()
     const clientDisconnected = typeof opts === 'object' && opts.clientDisconnected === true
-    // Closed by the gateway for a reason the device should hear (malformed, limits, upstream lost): an
-    // operator wants that in the log; ordinary leaves and shutdown (one line per client) stay at debug.
-    if (reason !== null && reason !== 'serverShuttingDown') this.log.info({ reason, why }, 'session closed')
-    else this.log.debug({ why }, 'session closed')
+    this.logClose(reason, why, link !== undefined)
     if (link !== undefined && !clientDisconnected) this.dropHeld(typeof opts === 'string' ? opts : 'sessionEnded', link)
     const code = reason !== null && link !== undefined && this.v5 ? reasonCode(reason, 5) : null
     if (code !== null && reason !== null && this.client.writable) {
@@ -381,6 +384,23 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     if (this.up !== undefined) endSocket(this.up.socket)
     const policy = this.policy
     if (policy !== undefined) this.host.release(this, policy, link?.expiry ?? 0)
+  }
+
+  /**
+   * A connected session's end is one info line, like mosquitto's "Client … disconnected": why, the
+   * reason the device was told (if any) and how long since it connected. A connection that never got
+   * a CONNACK logged its refusal already, or is noise (a port scan): debug unless it was told a reason.
+   */
+  private logClose (reason: ReasonName | null, why: string, connected: boolean): void {
+    if (!connected) {
+      if (reason !== null) this.log.info({ reason, why }, 'session closed')
+      else this.log.debug({ why }, 'session closed')
+      return
+    }
+    const fields = { ...(reason !== null ? { reason } : {}), why, durationMs: Date.now() - this.connectedAt }
+    // A shutdown would write one line per client; the gateway logs the shutdown itself.
+    if (reason === 'serverShuttingDown') this.log.debug(fields, 'disconnected')
+    else this.log.info(fields, 'disconnected')
   }
 
   /**
@@ -396,7 +416,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   }
 
   /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
-  refuseConnect (reason: ReasonName, why: string): false {
+  refuseConnect (reason: ReasonName, why: string, details?: Record<string, unknown>): false {
     const code = reasonCode(reason, this.version)
     if (code !== null) {
       const connack: ConnackPacket = this.version === 5
@@ -404,7 +424,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
         : { cmd: 'connack', sessionPresent: false, returnCode: code }
       this.toClient(encode(connack, wireVersion(this.version)))
     }
-    this.log.info({ reason, why }, 'connection refused')
+    this.log.info({ ...details, reason, why }, 'connection refused')
     this.close(null, why)
     return false
   }

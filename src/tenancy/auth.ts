@@ -38,7 +38,13 @@ export type AuthFailureCause =
 
 export type AuthResult =
   | { ok: true; tenant: string; user: string | undefined }
-  | { ok: false; reason: 'badCredentials' | 'notAuthorized'; cause: AuthFailureCause }
+  | {
+    ok: false
+    reason: 'badCredentials' | 'notAuthorized'
+    cause: AuthFailureCause
+    /** the tenant the credentials named, when it exists (for the log line; the client is not told) */
+    tenant?: string
+  }
 
 /** Failed attempts per source; behind an interface so a shared (Redis) limiter can replace it. */
 export interface FailureThrottle {
@@ -67,8 +73,9 @@ export function memoryThrottle (perMinute: number, cooldownMs: number): FailureT
   }
 }
 
-const bad = (cause: AuthFailureCause): AuthResult => ({ ok: false, reason: 'badCredentials', cause })
-const DISABLED: AuthResult = { ok: false, reason: 'notAuthorized', cause: 'disabled' }
+const bad = (cause: AuthFailureCause, tenant?: string): AuthResult =>
+  tenant === undefined ? { ok: false, reason: 'badCredentials', cause } : { ok: false, reason: 'badCredentials', cause, tenant }
+const disabled = (tenant: string): AuthResult => ({ ok: false, reason: 'notAuthorized', cause: 'disabled', tenant })
 
 /** A user's password as last verified: the stored hash it matched and a keyed digest of it. */
 interface Verified {
@@ -102,7 +109,7 @@ export class Authenticator {
   get cacheSize (): number { return this.verified.size }
 
   async authenticate (req: AuthRequest): Promise<AuthResult> {
-    if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled')
+    if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled', this.existingTenant(req))
     const result = await this.check(req)
     if (!result.ok && result.reason === 'badCredentials') await this.throttle.fail(req.remoteAddress)
     return result
@@ -119,16 +126,24 @@ export class Authenticator {
     if (!resolved.ok) return verifyDummy(password).then(() => bad(resolved.cause))
     if (tenant === undefined) return verifyDummy(password).then(() => bad('unknownTenant'))
     if (resolved.user === undefined) {
-      if (!tenant.anonymous) return verifyDummy(password).then(() => bad('anonymousNotAllowed'))
-      return tenant.disabled ? DISABLED : { ok: true, tenant: resolved.tenant, user: undefined }
+      if (!tenant.anonymous) return verifyDummy(password).then(() => bad('anonymousNotAllowed', resolved.tenant))
+      return tenant.disabled ? disabled(resolved.tenant) : { ok: true, tenant: resolved.tenant, user: undefined }
     }
     const user = tenant.users[resolved.user]
     const stored = user?.password
-    if (stored === undefined) return verifyDummy(password).then(() => bad(user === undefined ? 'unknownUser' : 'noPassword'))
-    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return bad('badPassword')
+    if (stored === undefined) return verifyDummy(password).then(() => bad(user === undefined ? 'unknownUser' : 'noPassword', resolved.tenant))
+    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return bad('badPassword', resolved.tenant)
     // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
-    if (tenant.disabled) return DISABLED
+    if (tenant.disabled) return disabled(resolved.tenant)
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
+  }
+
+  /** The tenant the request names, if it exists: for a throttled login's log line, which checks nothing else. */
+  private existingTenant (req: AuthRequest): string | undefined {
+    const { username, password: _p, certificateName, ...rest } = req
+    const name = certificateName ?? username
+    const resolved = resolveTenant({ ...rest, ...(name !== undefined ? { username: name } : {}) }, this.config.tenancy, this.config.tenants)
+    return resolved.ok && this.config.tenants[resolved.tenant] !== undefined ? resolved.tenant : undefined
   }
 
   /** A certificate the listener's client CA signed names a user of a tenant, or nobody. */
@@ -140,8 +155,8 @@ export class Authenticator {
     if (!resolved.ok) return bad(resolved.cause)
     const tenant = this.config.tenants[resolved.tenant]
     if (tenant === undefined) return bad('unknownTenant')
-    if (resolved.user === undefined || tenant.users[resolved.user] === undefined) return bad('unknownCertificateUser')
-    if (tenant.disabled) return DISABLED
+    if (resolved.user === undefined || tenant.users[resolved.user] === undefined) return bad('unknownCertificateUser', resolved.tenant)
+    if (tenant.disabled) return disabled(resolved.tenant)
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
 

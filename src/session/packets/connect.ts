@@ -2,8 +2,9 @@
 // Each step either refuses with the spec's reason code or lets the next one run; the last one creates
 // the connected session, which exists from the CONNACK on.
 import { randomBytes } from 'node:crypto'
-import { decodeConnect, encode, type ConnectPacket, type ConnackPacket, type Frame } from '../../codec.js'
-import { mountClientId, mountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
+import { EncodeError, decodeConnect, encode, type ConnectPacket, type ConnackPacket, type Frame } from '../../codec.js'
+import { tryMountClientId, tryMountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
+import type { ReasonName } from '../../reason-codes.js'
 import type { TenantRuntime } from '../../tenancy/tenants.js'
 import { upstreamCredentials } from '../../upstream/connect.js'
 import type { SessionPolicy } from '../../policy/session-policy.js'
@@ -23,6 +24,18 @@ interface Attempt {
   clientId: string
   /** the gateway generated the client ID: the v5 CONNACK carries it */
   assignedId: boolean
+  /** as the broker sees them, once checked to fit an MQTT string */
+  mounted?: { clientId: string; willTopic?: string; willResponseTopic?: string }
+}
+
+/**
+ * The limit behind each refusal admission can answer (policy/limits.ts names it for its counters; the
+ * host hands the session only the reason), so the operator's log line says which limit it was.
+ */
+const LIMIT_OF_REFUSAL: Partial<Record<ReasonName, string>> = {
+  serverBusy: 'gatewayMaxConnections',
+  quotaExceeded: 'maxConnections',
+  connectionRateExceeded: 'connectRate',
 }
 
 /** Runs the connect steps; the connected session when the client got a successful CONNACK. */
@@ -38,6 +51,8 @@ export async function connect (session: Connecting, frame: Frame): Promise<Conne
   }
   if (packet.cmd !== 'connect') return refuseFirstPacket(session)
   session.version = packet.protocolVersion ?? 4
+  // Every line from here on names the client ID the device sent, refusals before authentication included.
+  session.named(packet.clientId)
   const a: Attempt = { packet, clientId: packet.clientId, assignedId: false }
 
   const ok = checkProtocol(session, a) &&
@@ -61,11 +76,14 @@ function checkProtocol (session: Connecting, a: Attempt): boolean {
   return true
 }
 
-/** Known once the tenant is: its broker may be the embedded aedes, which speaks MQTT 3.1.1 only (SPEC §9). */
+/**
+ * Known once the tenant is: its broker may speak MQTT 3.1.1 only (`upstream.protocol: 3.1.1` — the
+ * embedded aedes, RabbitMQ before 3.13), which could not carry a v5 session (SPEC §9).
+ */
 function checkUpstreamProtocol (session: Connecting, a: Attempt): boolean {
   if (session.version !== 5 || a.tenant === undefined || session.host.upstreamFor(a.tenant).v5) return true
-  session.log.warn('MQTT 5 client refused: the embedded broker speaks MQTT 3.1.1 only; use Mosquitto or EMQX as upstream for MQTT 5')
-  return session.refuseConnect('unsupportedProtocolVersion', 'MQTT 5 needs a real upstream broker')
+  session.log.warn('MQTT 5 client refused: the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')
+  return session.refuseConnect('unsupportedProtocolVersion', 'the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')
 }
 
 async function authenticate (session: Connecting, a: Attempt): Promise<boolean> {
@@ -80,7 +98,15 @@ async function authenticate (session: Connecting, a: Attempt): Promise<boolean> 
     remoteAddress: meta.remoteAddress,
   })
   if (!session.stillConnecting) return false // the client left meanwhile
-  if (!result.ok) return session.refuseConnect(result.reason, 'authentication failed')
+  if (!result.ok) {
+    // The client hears one code; the operator's line says which failure it was (never the password).
+    return session.refuseConnect(result.reason, 'login refused', {
+      cause: result.cause,
+      ...(result.tenant !== undefined ? { tenant: result.tenant } : {}),
+      ...(packet.username !== undefined ? { username: packet.username } : {}),
+      ...(meta.certificateName !== undefined ? { certificateName: meta.certificateName } : {}),
+    })
+  }
   const tenant = session.host.tenant(result.tenant)
   if (tenant === undefined) return session.refuseConnect('badCredentials', 'tenant vanished during reload')
   a.tenant = tenant
@@ -92,7 +118,9 @@ async function authenticate (session: Connecting, a: Attempt): Promise<boolean> 
 async function admit (session: Connecting, a: Attempt): Promise<boolean> {
   if (a.tenant === undefined) return false
   const policy = await session.host.admit(a.tenant)
-  if (typeof policy === 'string') return session.stillConnecting && session.refuseConnect(policy, 'limit reached')
+  if (typeof policy === 'string') {
+    return session.stillConnecting && session.refuseConnect(policy, 'limit reached', { limit: LIMIT_OF_REFUSAL[policy] ?? policy })
+  }
   // Handed to the session even when the client left meanwhile: it gives the slot straight back.
   session.admitted(policy)
   a.policy = policy
@@ -110,6 +138,10 @@ function assignClientId (session: Connecting, a: Attempt): boolean {
   }
   a.clientId = id
   session.named(id)
+  // The prefix added to an ID already near 65,535 bytes would not fit: the codec would refuse it anyway.
+  const mounted = a.tenant === undefined ? undefined : tryMountClientId(a.tenant.ns, id)
+  if (mounted === undefined) return session.refuseConnect('identifierRejected', 'client ID too long once mounted')
+  a.mounted = { clientId: mounted }
   return true
 }
 
@@ -121,38 +153,45 @@ function checkWill (session: Connecting, a: Attempt): boolean {
   if (will === undefined) return true
   const limits = tenant.limits
   if (!isValidTopicName(will.topic)) return session.refuseConnect('topicNameInvalid', 'invalid will topic')
+  const mounted = a.mounted
+  if (mounted === undefined) return false
+  const willTopic = tryMountTopic(tenant.ns, will.topic)
+  // v5 CONNACK 0x90; v3 has no code for it and is closed (SPEC §8).
+  if (willTopic === undefined) return session.refuseConnect('topicNameInvalid', 'will topic too long once mounted')
+  mounted.willTopic = willTopic
   if (will.topic.startsWith('$')) return session.refuseConnect('notAuthorized', 'will topic starts with $')
   if (!a.acl.allows('publish', will.topic)) return session.refuseConnect('notAuthorized', 'will topic denied by ACL')
   if (limits.maxQos !== undefined && (will.qos ?? 0) > limits.maxQos) return session.refuseConnect('qosNotSupported', 'will QoS above the plan')
   if (limits.retain === false && will.retain === true) return session.refuseConnect('retainNotSupported', 'retained will not allowed')
   const responseTopic = will.properties?.responseTopic
-  if (responseTopic !== undefined && (!isValidTopicName(responseTopic) || responseTopic.startsWith('$'))) {
-    return session.refuseConnect('topicNameInvalid', 'invalid will response topic')
+  if (responseTopic !== undefined) {
+    if (!isValidTopicName(responseTopic) || responseTopic.startsWith('$')) return session.refuseConnect('topicNameInvalid', 'invalid will response topic')
+    mounted.willResponseTopic = tryMountTopic(tenant.ns, responseTopic)
+    if (mounted.willResponseTopic === undefined) return session.refuseConnect('topicNameInvalid', 'will response topic too long once mounted')
   }
   return true
 }
 
 async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected | undefined> {
-  const { tenant, packet } = a
-  if (tenant === undefined) return undefined
-  const ns = tenant.ns
+  const { tenant, packet, mounted } = a
+  if (tenant === undefined || mounted === undefined) return undefined
   const target = session.host.upstreamFor(tenant)
   const upstreamVersion = session.version === 5 ? 5 : 4
   const upstreamConnect: ConnectPacket = {
     cmd: 'connect',
     protocolId: 'MQTT',
     protocolVersion: upstreamVersion,
-    clientId: mountClientId(ns, a.clientId),
+    clientId: mounted.clientId,
     clean: packet.clean ?? true,
     keepalive: upstreamKeepalive(packet.keepalive ?? 0),
     ...upstreamCredentials(target, { tenant: tenant.id, username: a.user, clientId: a.clientId }),
   }
   if (packet.will !== undefined) {
     const { properties, ...will } = packet.will
-    upstreamConnect.will = { ...will, topic: mountTopic(ns, will.topic) }
+    upstreamConnect.will = { ...will, topic: mounted.willTopic ?? will.topic }
     if (properties !== undefined) {
-      upstreamConnect.will.properties = properties.responseTopic !== undefined
-        ? { ...properties, responseTopic: mountTopic(ns, properties.responseTopic) }
+      upstreamConnect.will.properties = mounted.willResponseTopic !== undefined
+        ? { ...properties, responseTopic: mounted.willResponseTopic }
         : properties
     }
   }
@@ -161,8 +200,11 @@ async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected
   try {
     bytes = encode(upstreamConnect, upstreamVersion)
   } catch (err) {
-    session.log.info({ err: err instanceof Error ? err.message : String(err) }, 'mounted CONNECT cannot be encoded')
-    session.refuseConnect('identifierRejected', 'mounted CONNECT cannot be encoded')
+    // The last wall: every mounted field was checked above, so this is a field nobody foresaw (e.g. an
+    // upstream username template that grew past 65,535 bytes). Named for the operator, refused cleanly.
+    const field = err instanceof EncodeError ? err.field : undefined
+    session.log.warn({ field, err: err instanceof Error ? err.message : String(err) }, 'mounted CONNECT cannot be encoded')
+    session.refuseConnect('unspecified', 'mounted CONNECT cannot be encoded')
     return undefined
   }
 
@@ -259,7 +301,7 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
     connack.properties = out
     link.sendToClient(connack)
   }
-  session.log.info({ user: a.user, protocol: session.version }, 'connected')
+  session.log.info({ user: a.user, protocol: session.version, keepalive, clean: packet.clean ?? true, sessionPresent: upstream.sessionPresent }, 'connected')
   return link
 }
 

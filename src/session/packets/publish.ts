@@ -3,7 +3,7 @@
 // (topic alias, response topic) take the slow path through the codec. A message from outside the
 // tenant's prefix is never delivered: acknowledged to the broker, dropped, logged as an isolation fault.
 import type { Frame, PublishPacket } from '../../codec.js'
-import { mountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
+import { tryMountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
 import { Reason, type ReasonName } from '../../reason-codes.js'
 import { readPublish, topicBytesProblem, mountPublish, unmountPublish, topicLevels, type PublishView } from '../splice.js'
 import type { Connected } from '../connected.js'
@@ -54,11 +54,15 @@ function publishWithProperties (c: Connected, frame: Frame): void {
   const byteLength = Buffer.byteLength(topic)
   let refusal = vetPublish(c, packet.qos, packet.retain, byteLength, topic.split('/').length, topic.startsWith('$'), c.acl.open ? undefined : topic)
   if (refusal === undefined && responseTopic?.startsWith('$') === true) refusal = 'notAuthorized'
-  if (refusal !== undefined) return refusePublish(c, view, refusal)
-  c.policy.countPublish()
   const ns = c.tenant.ns
-  const upstream: PublishPacket = { ...packet, topic: mountTopic(ns, topic) }
-  if (props !== undefined && responseTopic !== undefined) upstream.properties = { ...props, responseTopic: mountTopic(ns, responseTopic) }
+  const mountedTopic = tryMountTopic(ns, topic)
+  // A Response Topic near 65,535 bytes outgrows its MQTT string once mounted: PUBACK/PUBREC 0x90, like the topic.
+  const mountedResponse = responseTopic === undefined ? undefined : tryMountTopic(ns, responseTopic)
+  if (refusal === undefined && (mountedTopic === undefined || (responseTopic !== undefined && mountedResponse === undefined))) refusal = 'topicNameInvalid'
+  if (refusal !== undefined || mountedTopic === undefined) return refusePublish(c, view, refusal ?? 'topicNameInvalid')
+  c.policy.countPublish()
+  const upstream: PublishPacket = { ...packet, topic: mountedTopic }
+  if (props !== undefined && mountedResponse !== undefined) upstream.properties = { ...props, responseTopic: mountedResponse }
   c.sendToUpstream(upstream)
 }
 
@@ -72,7 +76,13 @@ function vetPublish (c: Connected, qos: number, retain: boolean, topicBytes: num
   if (limits.maxQos !== undefined && qos > limits.maxQos) { c.io.close('qosNotSupported', 'PUBLISH above maxQos'); return 'closed' }
   if (retain && limits.retain === false) { c.io.close('retainNotSupported', 'retained PUBLISH not allowed'); return 'closed' }
   if (dollar) return 'notAuthorized' // $SYS and friends belong to the broker, not to a tenant (SPEC §5)
-  if (topicBytes + tenant.ns.topicPrefixBytes.length > MAX_TOPIC_BYTES) return 'topicNameInvalid'
+  if (topicBytes + tenant.ns.topicPrefixBytes.length > MAX_TOPIC_BYTES) {
+    // Too long once mounted: v5 hears 0x90 on its PUBACK/PUBREC; v3 has no code, and a silently dropped
+    // message would look delivered, so it is closed (SPEC §8).
+    if (c.v5) return 'topicNameInvalid'
+    c.io.close('topicNameInvalid', 'topic too long once mounted')
+    return 'closed'
+  }
   if ((limits.maxTopicLength !== undefined && topicBytes > limits.maxTopicLength) ||
       (limits.maxTopicLevels !== undefined && levels > limits.maxTopicLevels)) return 'topicNameInvalid'
   if (topic !== undefined && !c.acl.allows('publish', topic)) return 'notAuthorized'

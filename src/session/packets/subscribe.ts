@@ -1,22 +1,25 @@
 // SUBSCRIBE and its SUBACK. The gateway refuses what the tenant may not subscribe (its own code in the
 // SUBACK), forwards the rest mounted, and merges the broker's codes into the places it left open.
 import type { Frame, SubackPacket, Subscription } from '../../codec.js'
-import { mountFilter, isValidTopicFilter, parseShared } from '../../tenancy/namespace.js'
+import { tryMountFilter, parseShared, type FilterRefusal } from '../../tenancy/namespace.js'
 import { subackFailure, type ReasonName } from '../../reason-codes.js'
 import type { Connected, PendingAck } from '../connected.js'
 
-const MAX_TOPIC_BYTES = 65535
+/**
+ * What a filter that cannot be mounted gets: $SYS and every other `$` filter, shared or not, belong to
+ * the broker (SPEC §5); one too long once mounted is as invalid as a malformed one (SUBACK 0x8F / 0x80).
+ */
+const MOUNT_REFUSAL: Record<FilterRefusal, ReasonName> = { invalid: 'topicFilterInvalid', reserved: 'notAuthorized', tooLong: 'topicFilterInvalid' }
+
+type Mounted = ReturnType<typeof tryMountFilter>
 
 /** Why a filter may not be subscribed, or undefined when it may (SPEC §5, §6, §7). */
-function vetFilter (c: Connected, filter: string, mounted: string | undefined): ReasonName | undefined {
-  if (!isValidTopicFilter(filter)) return 'topicFilterInvalid'
-  // $SYS and every other `$` filter, shared or not, belong to the broker (SPEC §5).
-  if (mounted === undefined) return filter.startsWith('$share/') && parseShared(filter) === undefined ? 'topicFilterInvalid' : 'notAuthorized'
+function vetFilter (c: Connected, filter: string, mounted: Mounted): ReasonName | undefined {
+  if ('refused' in mounted) return MOUNT_REFUSAL[mounted.refused]
   const local = parseShared(filter)?.filter ?? filter
   const limits = c.tenant.limits
   if ((limits.maxTopicLength !== undefined && Buffer.byteLength(local) > limits.maxTopicLength) ||
       (limits.maxTopicLevels !== undefined && local.split('/').length > limits.maxTopicLevels)) return 'topicFilterInvalid'
-  if (Buffer.byteLength(mounted) > MAX_TOPIC_BYTES) return 'topicFilterInvalid'
   if (!c.acl.allows('subscribe', filter)) return 'notAuthorized'
   return undefined
 }
@@ -29,11 +32,12 @@ export function subscribeFromClient (c: Connected, frame: Frame): void {
   const maxQos = tenant.limits.maxQos ?? 2
   const codes: Array<number | null> = []
   const forward: Subscription[] = []
-  const mounted = packet.subscriptions.map((sub) => isValidTopicFilter(sub.topic) ? mountFilter(tenant.ns, sub.topic) : undefined)
-  let room = policy.subscriptionRoom(mounted.filter((f): f is string => f !== undefined))
+  const mounted = packet.subscriptions.map((sub) => tryMountFilter(tenant.ns, sub.topic))
+  let room = policy.subscriptionRoom(mounted.flatMap((m) => 'filter' in m ? [m.filter] : []))
   packet.subscriptions.forEach((sub, i) => {
-    const filter = mounted[i]
-    let refusal = vetFilter(c, sub.topic, filter)
+    const m = mounted[i] as Mounted
+    const filter = 'filter' in m ? m.filter : undefined
+    let refusal = vetFilter(c, sub.topic, m)
     // A filter the client already holds is a resubscription and takes no new slot.
     if (refusal === undefined && filter !== undefined && !policy.isSubscribed(filter) && room-- <= 0) refusal = 'quotaExceeded'
     if (refusal !== undefined || filter === undefined) {

@@ -1,7 +1,8 @@
 // UNSUBSCRIBE and its UNSUBACK: filters outside the tenant never reach the broker (v5: 0x11 No
-// subscription existed, or 0x8F for an invalid filter), the rest go mounted.
+// subscription existed, or 0x8F for an invalid filter or one too long once mounted; v3 has no code for
+// those and is closed), the rest go mounted.
 import type { Frame, UnsubackPacket } from '../../codec.js'
-import { mountFilter, isValidTopicFilter } from '../../tenancy/namespace.js'
+import { tryMountFilter } from '../../tenancy/namespace.js'
 import { Reason } from '../../reason-codes.js'
 import type { Connected } from '../connected.js'
 import { mergeCodes } from './subscribe.js'
@@ -17,13 +18,18 @@ export function unsubscribeFromClient (c: Connected, frame: Frame): void {
   const codes: Array<number | null> = []
   const forward: string[] = []
   for (const filter of packet.unsubscriptions) {
-    const mounted = isValidTopicFilter(filter) ? mountFilter(ns, filter) : undefined
-    if (mounted === undefined) {
-      codes.push(isValidTopicFilter(filter) ? NO_SUBSCRIPTION_EXISTED : Reason.topicFilterInvalid.v5)
-      continue
+    const mounted = tryMountFilter(ns, filter)
+    if ('filter' in mounted) {
+      forward.push(mounted.filter)
+      codes.push(null)
+    } else if (mounted.refused === 'reserved') {
+      codes.push(NO_SUBSCRIPTION_EXISTED) // the tenant can hold no `$` subscription to end
+    } else if (c.v5) {
+      codes.push(Reason.topicFilterInvalid.v5)
+    } else {
+      // v3 can only refuse by closing (3.1.1 §4.8); an UNSUBACK would tell the device it worked.
+      return c.io.close('topicFilterInvalid', mounted.refused === 'tooLong' ? 'UNSUBSCRIBE filter too long once mounted' : 'invalid UNSUBSCRIBE filter')
     }
-    forward.push(mounted)
-    codes.push(null)
   }
   const messageId = packet.messageId ?? 0
   if (forward.length === 0) {
