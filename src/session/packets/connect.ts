@@ -2,9 +2,9 @@
 // Each step either refuses with the spec's reason code or lets the next one run; the last one creates
 // the connected session, which exists from the CONNACK on.
 import { randomBytes } from 'node:crypto'
-import { EncodeError, decodeConnect, encode, type ConnectPacket, type ConnackPacket, type Frame } from '../../codec.js'
+import { EncodeError, PacketType, decodeConnect, encode, type ConnectPacket, type ConnackPacket, type Frame } from '../../codec.js'
 import { tryMountClientId, tryMountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
-import type { ReasonName } from '../../reason-codes.js'
+import { wireVersion, type ReasonName } from '../../reason-codes.js'
 import type { TenantRuntime } from '../../tenancy/tenants.js'
 import { upstreamCredentials } from '../../upstream/connect.js'
 import type { SessionPolicy } from '../../policy/session-policy.js'
@@ -40,7 +40,7 @@ const LIMIT_OF_REFUSAL: Partial<Record<ReasonName, string>> = {
 
 /** Runs the connect steps; the connected session when the client got a successful CONNACK. */
 export async function connect (session: Connecting, frame: Frame): Promise<Connected | undefined> {
-  if (frame.type !== 1) return refuseFirstPacket(session)
+  if (frame.type !== PacketType.CONNECT) return refuseFirstPacket(session)
   let packet
   try {
     packet = decodeConnect(frame)
@@ -176,7 +176,7 @@ async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected
   const { tenant, packet, mounted } = a
   if (tenant === undefined || mounted === undefined) return undefined
   const target = session.host.upstreamFor(tenant)
-  const upstreamVersion = session.version === 5 ? 5 : 4
+  const upstreamVersion = wireVersion(session.version)
   const upstreamConnect: ConnectPacket = {
     cmd: 'connect',
     protocolId: 'MQTT',
@@ -252,7 +252,7 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
     const refusal: ConnackPacket = session.version === 5
       ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
       : { cmd: 'connack', sessionPresent: false, returnCode: code }
-    session.toClient(encode(refusal, session.version === 5 ? 5 : 4))
+    session.toClient(encode(refusal, wireVersion(session.version)))
     session.close(null, 'broker refused the connection')
     return undefined
   }
