@@ -1,6 +1,6 @@
 // The command line (SPEC §2): a thin shell over the library. Exit codes: 0 ok, 1 bad config or usage,
 // 2 runtime failure. Expected errors print one line; no stack traces for operators.
-import { watch } from 'node:fs'
+import { readFileSync, watch } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
@@ -9,7 +9,7 @@ import { summarizeWithStore } from './config/summary.js'
 import { ConfigError } from './errors.js'
 import { startService, type Service } from './service.js'
 import { ListenFailure } from './listeners/listen.js'
-import { createLogger, type Logger } from './log.js'
+import { createLogger, type LogFormat, type Logger } from './log.js'
 import { hashPassword } from './tenancy/passwords.js'
 import { readPassword } from './password-prompt.js'
 
@@ -31,10 +31,20 @@ function load (file: string): LoadedConfig {
   }
 }
 
-async function start (opts: { config: string; logLevel?: string; pretty?: boolean; watch?: boolean }): Promise<void> {
+interface StartOptions { config: string; logLevel?: string; logFormat?: LogFormat; pretty?: boolean; watch?: boolean }
+
+/** The command line wins over the config; the config's older `pretty` switch over its `format`. */
+function logFormat (opts: StartOptions, config: LoadedConfig['config']): LogFormat {
+  if (opts.logFormat !== undefined) return opts.logFormat
+  if (opts.pretty === true) return 'pretty'
+  if (config.log.pretty !== undefined) return config.log.pretty ? 'pretty' : 'json'
+  return config.log.format
+}
+
+async function start (opts: StartOptions): Promise<void> {
   const file = resolve(opts.config)
   const loaded = load(file)
-  const log = createLogger({ level: opts.logLevel ?? loaded.config.log.level, pretty: opts.pretty === true || loaded.config.log.pretty })
+  const log = createLogger({ level: opts.logLevel ?? loaded.config.log.level, format: logFormat(opts, loaded.config) })
   for (const w of loaded.warnings) log.warn(w)
   let service: Service
   try {
@@ -109,16 +119,24 @@ async function passwd (user: string | undefined): Promise<void> {
   process.stdout.write(user !== undefined ? `${user}: { password: "${hash}" }\n` : `${hash}\n`)
 }
 
+/** From package.json, one folder up from src/ and from dist/ alike. */
+function packageVersion (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown'
+}
+
 export function program (): Command {
   const cmd = new Command('mqtt-tenant-gateway')
     .description('Multi-tenant MQTT gateway: many isolated tenants on one shared broker.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
   cmd.command('start')
     .description('run the gateway; SIGHUP reloads the configuration, SIGTERM drains and exits')
     .option('-c, --config <file>', 'configuration file', 'gateway.yaml')
     .addOption(new Option('--log-level <level>', 'overrides log.level of the config').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-    .option('--pretty', 'human-readable logs (only on a terminal; pipes always get JSON lines)')
+    .addOption(new Option('--log-format <format>', 'auto: human-readable on a terminal, JSON lines otherwise; overrides log.format').choices(['auto', 'pretty', 'json']))
+    .option('--pretty', 'the same as --log-format pretty')
     .option('--watch', 'reload when the configuration file changes')
     .addHelpText('after', '\nExample:\n  mqtt-tenant-gateway start -c /etc/mqtt-tenant-gateway/gateway.yaml --log-level debug')
     .action(start)

@@ -4,6 +4,9 @@
 import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
 import type { ProtocolVersion } from './reason-codes.js'
+import { EncodeError, MAX_STRING_BYTES, isWellFormedString, overlongField, propertySectionProblem } from './codec-limits.js'
+
+export { EncodeError, MAX_STRING_BYTES, MAX_PROPERTIES } from './codec-limits.js'
 
 export type {
   Packet, IConnectPacket as ConnectPacket, IConnackPacket as ConnackPacket, IPublishPacket as PublishPacket,
@@ -48,6 +51,11 @@ export class FrameReader {
   private pendingBytes = 0
   /** total length of the incomplete frame once its header is known, else 0 */
   private needed = 0
+  /**
+   * Set by the first FrameError: after it the stream has no frame boundaries, so whatever else arrives
+   * (a client told to go keeps sending until it hears so: megabytes on loopback) is dropped, not held.
+   */
+  private failed = false
   constructor (public maxBytes: number) {}
 
   /**
@@ -55,6 +63,7 @@ export class FrameReader {
    * until it returns false; throws FrameError on bad input.
    */
   push (chunk: Buffer | undefined, onFrame: (frame: Frame) => unknown): void {
+    if (this.failed) return
     let buf: Buffer
     if (this.pendingBytes === 0) {
       if (chunk === undefined) return
@@ -80,12 +89,12 @@ export class FrameReader {
         remaining += (byte & 0x7f) * multiplier
         multiplier *= 128
         if ((byte & 0x80) === 0) { complete = true; break }
-        if (i === 3) throw new FrameError('malformed remaining length')
+        if (i === 3) throw this.fail(new FrameError('malformed remaining length'))
       }
       if (!complete) break
       const headerLength = pos - offset
       const total = headerLength + remaining
-      if (total > this.maxBytes) throw new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true)
+      if (total > this.maxBytes) throw this.fail(new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true))
       if (offset + total > end) { this.needed = total; break }
       const first = buf[offset] as number
       const goOn = onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
@@ -98,9 +107,16 @@ export class FrameReader {
     }
   }
 
+  private fail (err: FrameError): FrameError {
+    this.failed = true
+    this.pending = []
+    this.pendingBytes = 0
+    return err
+  }
+
   /** Keeps `chunk` after what is held, without reading it (the reader of the frames is paused). */
   hold (chunk: Buffer): void {
-    if (chunk.length === 0) return
+    if (chunk.length === 0 || this.failed) return
     this.pending.push(chunk)
     this.pendingBytes += chunk.length
   }
@@ -139,16 +155,31 @@ export function readVarint (buf: Buffer, offset: number, end: number): [number, 
   return null
 }
 
+/** The parts of mqtt-packet's parser the decoder wraps: its string and property readers (mqtt-packet 9). */
+interface ParserInternals {
+  _pos: number
+  _parseString: () => string | null
+  _parseProperties: () => unknown
+  _emitError: (err: Error) => void
+}
+
 /**
  * Decodes one complete frame with mqtt-packet. One parser per protocol version serves every
  * connection: a frame is always whole, so a parse starts and ends within one call and no state is
  * carried between frames. A parser left holding bytes (an error, or a packet shorter than its frame)
  * is replaced, so nothing leaks into the next frame, which may be another connection's.
+ *
+ * Two of the parser's readers are wrapped, so the rules hold for every field of every packet type
+ * without a second parser: strings must be well-formed UTF-8 ([MQTT-1.5.4-1]; mqtt-packet would put
+ * U+FFFD in their place), and a property section is walked on its bytes first (codec-limits.ts), so a
+ * packet with too many properties costs a scan, not an object with a key per property.
  */
 class PacketDecoder {
   private parser: ReturnType<typeof mqttPacket.parser>
   private result: Packet | null = null
   private error: Error | null = null
+  /** the body (after the fixed header) of the frame being parsed: the parser's offsets index into it */
+  private body: Buffer = Buffer.alloc(0)
 
   constructor (private readonly protocolVersion: ProtocolVersion) {
     this.parser = this.freshParser()
@@ -158,16 +189,39 @@ class PacketDecoder {
     const parser = mqttPacket.parser({ protocolVersion: this.protocolVersion })
     parser.on('packet', (p: Packet) => { this.result = p })
     parser.on('error', (e: Error) => { this.error = e })
+    const internals = parser as unknown as ParserInternals
+    const parseString = internals._parseString
+    const parseProperties = internals._parseProperties
+    const body = (): Buffer => this.body
+    internals._parseString = function (this: ParserInternals) {
+      const start = this._pos + 2
+      const value = parseString.call(this)
+      if (value !== null && !isWellFormedString(value, body().subarray(start, this._pos))) {
+        this._emitError(new Error('ill-formed UTF-8 string'))
+      }
+      return value
+    }
+    internals._parseProperties = function (this: ParserInternals) {
+      const b = body()
+      const problem = propertySectionProblem(b, this._pos, b.length)
+      if (problem !== undefined) {
+        this._emitError(new Error(problem))
+        return {}
+      }
+      return parseProperties.call(this)
+    }
     return parser
   }
 
   decode (frame: Frame): Packet {
     this.result = null
     this.error = null
+    this.body = frame.bytes.subarray(frame.headerLength)
     const left = this.parser.parse(frame.bytes)
     const packet = this.result as Packet | null
     const error = this.error as Error | null
     this.result = null
+    this.body = EMPTY
     if (error !== null || packet === null || left !== 0) {
       this.parser = this.freshParser()
       throw new FrameError(error?.message ?? (packet === null ? 'incomplete packet' : 'packet shorter than its frame'))
@@ -175,6 +229,8 @@ class PacketDecoder {
     return packet
   }
 }
+
+const EMPTY = Buffer.alloc(0)
 
 const decoders = new Map<ProtocolVersion, PacketDecoder>()
 /** CONNECT has its own: parsing one sets the parser's version to the packet's, which must not leak into a connection's decoder. */
@@ -198,7 +254,30 @@ export function decodeConnect (frame: Frame): Packet {
   return connectDecoder.decode(frame)
 }
 
-/** Encodes a packet for a peer speaking `protocolVersion` (mqtt-packet falls back to v4 without it). */
+/**
+ * Encodes a packet for a peer speaking `protocolVersion` (mqtt-packet falls back to v4 without it).
+ * The last wall before a socket: throws EncodeError rather than return bytes that are not one whole,
+ * valid packet. mqtt-packet writes no length for a string over 65,535 bytes and drops the rest of the
+ * packet, yet keeps the full Remaining Length, so the broker would read the sender's next packets as
+ * this one's fields and then parse bytes the sender chose as packets of their own: a tenant's mounted
+ * UNSUBSCRIBE filter one prefix too long let it PUBLISH into another tenant's namespace. So every
+ * length-prefixed field is checked before, and the Remaining Length against the bytes after.
+ */
 export function encode (packet: Packet, protocolVersion: ProtocolVersion): Buffer {
-  return mqttPacket.generate(packet, { protocolVersion })
+  const overlong = overlongField(packet)
+  if (overlong !== undefined) {
+    throw new EncodeError(overlong.field, `${packet.cmd} ${overlong.field} is ${overlong.bytes} bytes, over ${MAX_STRING_BYTES}`)
+  }
+  let bytes: Buffer
+  try {
+    bytes = mqttPacket.generate(packet, { protocolVersion })
+  } catch (err) {
+    // mqtt-packet refuses some packets itself (by emitting an error on its accumulator, which throws).
+    throw new EncodeError('', `${packet.cmd}: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  const declared = readVarint(bytes, 1, bytes.length)
+  if (declared === null || 1 + declared[1] + declared[0] !== bytes.length) {
+    throw new EncodeError('', `${packet.cmd} encoded to ${bytes.length} bytes, not the length it declares`)
+  }
+  return bytes
 }

@@ -7,61 +7,21 @@ import { Authenticator } from './tenancy/auth.js'
 import { buildTenants, type TenantRuntime } from './tenancy/tenants.js'
 import { TenantLimits } from './policy/limits.js'
 import type { TenantCounters } from './policy/counters.js'
-import { unmountFilter } from './tenancy/namespace.js'
 import { Session, type ClientStream, type ConnectionMeta, type SessionHost } from './session/session.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded.js'
-import { targetOf, upstreamTargets, type UpstreamTarget } from './upstream/connect.js'
+import { targetOf, upstreamTargets } from './upstream/connect.js'
+import { probeFields, ReadinessProbe } from './upstream/probe.js'
 import { startTcpListener } from './listeners/tcp.js'
 import { renewCertificate, startTlsListener } from './listeners/tls.js'
 import { startWebSocketListener } from './listeners/websocket.js'
+import { describe, type ClientInfo } from './admin/client-info.js'
+
+export type { ClientInfo }
 
 export interface ListeningAddress {
   listener: string
   address: string
   port: number
-}
-
-/** A connected client as the admin API shows it (tenant-local names only). */
-export interface ClientInfo {
-  clientId: string
-  username: string | null
-  remoteAddress: string
-  remotePort: number
-  listener: string
-  protocol: 'MQTT 3.1' | 'MQTT 3.1.1' | 'MQTT 5'
-  /** connecting: admitted, waiting for the broker's CONNACK */
-  state: 'connecting' | 'connected'
-  connectedAt: string
-  subscriptions: string[]
-  messagesIn: number
-  messagesOut: number
-  bytesIn: number
-  bytesOut: number
-}
-
-const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const
-
-function describe (session: Session): ClientInfo | undefined {
-  const tenant = session.tenant
-  const policy = session.policy
-  if (tenant === undefined || policy === undefined || (session.state !== 'connected' && session.state !== 'connecting')) return undefined
-  const subscriptions: string[] = []
-  for (const f of policy.filters ?? []) {
-    const local = unmountFilter(tenant.ns, f)
-    if (local !== undefined) subscriptions.push(local)
-  }
-  return {
-    clientId: session.clientId,
-    username: session.user ?? null,
-    remoteAddress: session.meta.remoteAddress,
-    remotePort: session.meta.remotePort,
-    listener: session.meta.listener.name,
-    protocol: PROTOCOL_NAMES[session.version],
-    state: session.state,
-    connectedAt: new Date(session.connectedAt).toISOString(),
-    subscriptions,
-    ...policy.stats,
-  }
 }
 
 export interface Gateway {
@@ -77,7 +37,7 @@ export interface Gateway {
   pruneRetired (): string[]
   /** subscriptions the tenant's clients hold now */
   subscriptions (tenant: string): number
-  /** true when a TCP connection to the default upstream broker opens within a second (readiness) */
+  /** true when the default upstream broker accepts an MQTT login with the upstream credentials (readiness) */
   upstreamReachable (): Promise<boolean>
   /** the same for each of the named `upstreams` */
   namedUpstreamsReachable (): Promise<Record<string, boolean>>
@@ -104,17 +64,6 @@ const DRAIN_MS = 2000
 /** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
 const TICK_MS = 500
 
-/** true when a TCP connection to the broker opens within a second */
-function reachable (target: UpstreamTarget): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: target.host, port: target.port })
-    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
-
 export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
   let config = initial
@@ -129,22 +78,29 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   const embedded: EmbeddedBroker | undefined = config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
   if (embedded !== undefined) log.info({ address: `${embedded.host}:${embedded.port}` }, 'embedded broker (aedes, MQTT 3.1.1) started on loopback')
   let targets = upstreamTargets(config, embedded)
+  const probe = new ReadinessProbe(log)
 
+  /** the newest session of each tenant's client ID: an older one whose broker connection drops was taken over */
+  const owners = new Map<string, Session>()
+  const ownerKey = (session: Session): string => `${session.tenant?.id ?? ''}\u0000${session.clientId}`
   const host: SessionHost = {
     log,
+    get throttleLinger () { return config.throttleLinger },
     authenticate: (req) => authenticator.authenticate(req),
     tenant: (id) => tenants.get(id),
     upstreamFor: (tenant: TenantRuntime) => targetOf(targets, tenant.config.upstream),
-    async admit (session) {
-      const tenant = session.tenant
-      if (tenant === undefined) return 'notAuthorized'
-      const result = await quotas.admit(tenant)
-      if (typeof result !== 'string') sessions.add(session)
-      return result
+    admit: (tenant) => quotas.admit(tenant),
+    enter (session) { sessions.add(session) },
+    claim (session) { owners.set(ownerKey(session), session) },
+    displaced (session) {
+      const owner = owners.get(ownerKey(session))
+      return owner !== undefined && owner !== session
     },
-    release (session, policy) {
+    release (session, policy, expirySeconds) {
       sessions.delete(session)
-      quotas.release(policy)
+      const key = ownerKey(session)
+      if (owners.get(key) === session) owners.delete(key)
+      quotas.release(policy, expirySeconds)
     },
     forget (session) { live.delete(session) },
     ...(opts.onUpstreamConnect !== undefined ? { upstreamConnected: opts.onUpstreamConnect } : {}),
@@ -216,9 +172,9 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     subscriptions: (tenant) => quotas.subscriptions(tenant),
     clients: (tenant) => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined),
 
-    upstreamReachable: () => reachable(targets.default),
+    upstreamReachable: () => probe.check('default', targets.default, probeFields(config, undefined)),
     async namedUpstreamsReachable () {
-      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await reachable(t)] as const)))
+      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await probe.check(name, t, probeFields(config, name))] as const)))
     },
 
     kick (tenant, clientId) {

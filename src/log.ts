@@ -1,14 +1,22 @@
 // One root logger for the process; each connection logs through a ConnectionLog that adds its
 // `listener`, `remote`, `tenant` and `clientId` fields.
 import { pino, type Logger } from 'pino'
+import pretty from 'pino-pretty'
 
 export type { Logger }
 
+export type LogFormat = 'auto' | 'pretty' | 'json'
+
 export interface LogOptions {
   level?: string
-  /** human-readable output; only honoured on a TTY so files and pipes always get JSON lines */
-  pretty?: boolean
+  /** auto (default): human-readable when stdout is a terminal, JSON lines otherwise */
+  format?: LogFormat
   destination?: NodeJS.WritableStream
+}
+
+/** Whether lines come out human-readable: asked for, or auto on a terminal. */
+export function prettyLogs (format: LogFormat, isTTY: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && isTTY)
 }
 
 export function createLogger (opts: LogOptions = {}): Logger {
@@ -17,8 +25,10 @@ export function createLogger (opts: LogOptions = {}): Logger {
     // Passwords never reach a log line, whatever object carries them.
     redact: { paths: ['password', '*.password', 'packet.password', 'upstream.password'], censor: '[redacted]' },
   }
-  if (opts.pretty === true && process.stdout.isTTY) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } })
+  if (opts.destination === undefined && prettyLogs(opts.format ?? 'auto', process.stdout.isTTY)) {
+    // In-process and synchronous rather than pino's worker transport: a person is reading, the
+    // per-packet path never logs, and the last lines before process.exit are not lost.
+    return pino(base, pretty({ colorize: process.stdout.isTTY, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }))
   }
   return opts.destination !== undefined ? pino(base, opts.destination as pino.DestinationStream) : pino(base)
 }

@@ -7,6 +7,25 @@ import { startAdmin, type Admin } from './admin/admin.js'
 import { createMetrics } from './admin/metrics.js'
 import { mergeTenantChanges } from './store/merge.js'
 import { openSqliteStore } from './store/sqlite.js'
+import { provisioners } from './upstream/provision.js'
+
+/**
+ * Brokers with `provision` get the tenants' clients and roles before the gateway takes the config, so a
+ * tenant is known to the broker by the time its first device connects. A failure is logged, not
+ * thrown: the gateway still applies the config.
+ */
+async function provision (config: GatewayConfig, log: Logger): Promise<void> {
+  await Promise.all(provisioners(config, log).map((p) => p.apply(config)))
+}
+
+/** The gateway whose every reload (SIGHUP, admin API) provisions the brokers first. */
+function provisioning (gateway: Gateway, log: Logger): Gateway {
+  const reload = async (next: GatewayConfig): Promise<void> => {
+    await provision(next, log)
+    await gateway.reload(next)
+  }
+  return Object.create(gateway, { reload: { value: reload } }) as Gateway
+}
 
 export interface Service {
   readonly gateway: Gateway
@@ -19,7 +38,8 @@ export interface Service {
 export async function startService (config: GatewayConfig, opts: { logger: Logger }): Promise<Service> {
   const log = opts.logger
   if (config.admin === undefined) {
-    const gateway = await startGateway(config, { logger: log })
+    await provision(config, log)
+    const gateway = provisioning(await startGateway(config, { logger: log }), log)
     return {
       gateway,
       admin: undefined,
@@ -36,7 +56,8 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
     const merged = mergeTenantChanges(config, changes, planChanges)
     for (const w of merged.warnings) log.warn(w)
     const metrics = createMetrics()
-    gateway = await startGateway(merged.config, { logger: log, onUpstreamConnect: metrics.upstreamConnected })
+    await provision(merged.config, log)
+    gateway = provisioning(await startGateway(merged.config, { logger: log, onUpstreamConnect: metrics.upstreamConnected }), log)
     const admin = await startAdmin({ admin: config.admin, base: config, changes, planChanges, store, gateway, metrics, log })
     const g = gateway
     return {

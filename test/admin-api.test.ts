@@ -9,6 +9,7 @@ import { connectClient, connectRefusal } from './helpers/clients.js'
 import { nextEvent } from './helpers/events.js'
 
 let broker: Mosquitto
+type ClientPage = { total: number; clients: Array<Record<string, unknown>>; next: string | null }
 let svc: TestService
 const keys: Record<string, string> = {}
 
@@ -64,6 +65,7 @@ function routesOf (tenant: string): Array<[string, string, unknown?]> {
     ['GET', `/api/v1/tenants/${tenant}/clients/dev`],
     ['DELETE', `/api/v1/tenants/${tenant}/clients/dev`],
     ['POST', `/api/v1/tenants/${tenant}/clients/dev/kick`],
+    ['GET', `/api/v1/tenants/${tenant}/clients/dev/subscriptions`],
     ['GET', `/api/v1/tenants/${tenant}/usage`],
     ['GET', `/api/v1/usage?tenant=${tenant}`],
   ]
@@ -134,19 +136,23 @@ test('clients: same client ID in two tenants, listed per tenant; kicking one sen
   const g = await connectClient(svc.mqttPort, { clientId: 'dev', username: 'alice@globex', password: 'pw-globex', protocolVersion: 5 })
   try {
     await new Promise<void>((resolve) => a.client.subscribe('rooms/+/temp', { qos: 1 }, () => resolve()))
-    const listed = (await svc.api('/api/v1/tenants/acme/clients', { token: keys.acme })).body as Array<Record<string, unknown>>
-    assert.equal(listed.length, 1)
+    const page = (await svc.api('/api/v1/tenants/acme/clients', { token: keys.acme })).body as ClientPage
+    const listed = page.clients
+    assert.deepEqual([page.total, listed.length, page.next], [1, 1, null])
     assert.equal(listed[0]?.clientId, 'dev')
     assert.equal(listed[0]?.username, 'alice')
     assert.equal(listed[0]?.protocol, 'MQTT 5')
-    assert.deepEqual(listed[0]?.subscriptions, ['rooms/+/temp'])
+    // The list counts subscriptions; the filters are one client's own route.
+    assert.equal(listed[0]?.subscriptions, 1)
+    const filters = await svc.api('/api/v1/tenants/acme/clients/dev/subscriptions', { token: keys.acme })
+    assert.deepEqual(filters.body, { clientId: 'dev', total: 1, subscriptions: ['rooms/+/temp'], next: null })
     assert.equal(listed[0]?.remoteAddress, '127.0.0.1')
     const gone = nextEvent<{ reasonCode?: number }>(a.client, 'disconnect')
     const kicked = await svc.api('/api/v1/tenants/acme/clients/dev', { method: 'DELETE', token: keys.acme })
     assert.equal(kicked.status, 204)
     assert.equal((await gone).reasonCode, 0x98)
     assert.equal(g.client.connected, true)
-    assert.equal(((await svc.api('/api/v1/tenants/globex/clients', { token: keys.globex })).body as unknown[]).length, 1)
+    assert.equal(((await svc.api('/api/v1/tenants/globex/clients', { token: keys.globex })).body as ClientPage).clients.length, 1)
     assert.equal((await svc.api('/api/v1/tenants/acme/clients/dev', { token: keys.acme })).status, 404)
   } finally {
     a.client.end(true)

@@ -64,7 +64,8 @@ after(async () => {
 
 async function newPage (): Promise<Page> {
   if (browser === undefined || svc === undefined) throw new Error('no browser')
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  // A zone that is not UTC, so a time shown in the browser's own zone would be seen.
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, timezoneId: 'Asia/Kolkata' })
   // The UI is self-contained: any request off the admin listener is a bug (CDN, web font…).
   const origin = new URL(svc.adminUrl).origin
   await page.route((url) => url.origin !== origin, async (route) => { external.push(route.request().url()); await route.abort() })
@@ -107,8 +108,14 @@ test('tenant view: the device is listed live with its subscription; Kick disconn
     assert.equal(await page.getByTestId('tenant-plan').innerText(), 'free')
     const row = page.getByTestId('client-sensor-1')
     await row.waitFor()
-    assert.match(await row.innerText(), /rooms\/\+\/temp/)
+    // The list counts the subscriptions; the filters open from the count, read from the client's own route.
+    assert.doesNotMatch(await row.innerText(), /rooms\/\+\/temp/)
+    await page.getByTestId('subs-sensor-1').click()
+    await page.getByTestId('filters-sensor-1').getByText('rooms/+/temp', { exact: true }).waitFor()
     assert.match(await row.innerText(), /alice/)
+    // One zone on the whole page (the browser's is Asia/Kolkata): the connect time is UTC, as the usage hours are.
+    const info = (await api('/api/v1/tenants/acme/clients/sensor-1')).body as { connectedAt: string }
+    assert.ok((await row.innerText()).includes(info.connectedAt.slice(0, 19).replace('T', ' ')), await row.innerText())
     // host:port of the device and the listener it came in on
     assert.match(await page.getByTestId('address-sensor-1').innerText(), /^(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):\d+$/)
     assert.match(await row.innerText(), /\bmqtt\b/)
@@ -179,8 +186,21 @@ test('tenant view: add a user who can then connect, delete it; replace the ACL',
     await page.getByTestId('acl-save').click()
     await page.getByTestId('acl-rules').getByText('- { deny: all, topic: "#" }').waitFor()
     assert.deepEqual((await api('/api/v1/tenants/globex/acl')).body, { rules: [{ allow: 'all', topic: 'rooms/#' }, { deny: 'all', topic: '#' }] })
+    // One rule per line, in the YAML view and in the editor.
+    assert.deepEqual((await page.getByTestId('acl-rules').innerText()).split('\n'),
+      ['acl:', '  - { allow: all, topic: "rooms/#" }', '  - { deny: all, topic: "#" }'])
+    await page.getByTestId('acl-edit').click()
+    assert.deepEqual((await page.getByTestId('acl-json').inputValue()).split('\n'),
+      ['[', '  {"allow":"all","topic":"rooms/#"},', '  {"deny":"all","topic":"#"}', ']'])
+    // A user's own rules too.
+    const own = [{ allow: 'publish', topic: 'a/#' }, { deny: 'all', topic: '#' }]
+    assert.equal((await api('/api/v1/tenants/globex/users/dave', { method: 'PUT', body: { password: 'pw-d', acl: own } })).status, 201)
+    await page.reload()
+    assert.deepEqual((await page.getByTestId('user-acl-dave').innerText()).split('\n'),
+      ['- { allow: publish, topic: "a/#" }', '- { deny: all, topic: "#" }'])
   } finally {
     await api('/api/v1/tenants/globex/acl', { method: 'PUT', body: { rules: null } })
+    await api('/api/v1/tenants/globex/users/dave', { method: 'DELETE' })
     await page.close()
   }
 })
@@ -242,6 +262,35 @@ test('operator view: every tenant; create a tenant; change a plan; disable and e
   } finally {
     await page.close()
   }
+})
+
+test('a client with many long filters: the list counts them, its filters open a page at a time', async (t) => {
+  if (browser === undefined || svc === undefined) return t.skip(SKIP)
+  const device = await connectClient(svc.mqttPort, { clientId: 'busy', username: 'alice@acme', password: 'pw-a' })
+  const filters = Array.from({ length: 250 }, (_, i) => `long/${String(i).padStart(3, '0')}/${'x'.repeat(500)}`)
+  await device.client.subscribeAsync(filters)
+  const page = await login(keys.acme ?? '')
+  try {
+    const row = page.getByTestId('client-busy')
+    await row.waitFor()
+    assert.ok(!(await row.innerText()).includes('xxxxxxxx'), 'no filter in the list')
+    assert.equal(await page.getByTestId('subs-busy').innerText(), '250')
+    await page.getByTestId('subs-busy').click()
+    const box = page.getByTestId('filters-busy')
+    await box.getByText('(100 of 250)').waitFor()
+    assert.equal(await box.locator('code').count(), 100)
+    await page.getByTestId('filters-next-busy').click()
+    await box.getByText(`long/100/${'x'.repeat(500)}`).waitFor()
+  } finally {
+    device.client.end(true)
+    await page.close()
+  }
+})
+
+test('/favicon.ico is served', async () => {
+  const icon = await api('/favicon.ico', { token: null })
+  assert.equal(icon.status, 200)
+  assert.match(icon.type, /^image\//)
 })
 
 test('no page made a request off the admin listener', (t) => {

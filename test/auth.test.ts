@@ -13,6 +13,8 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
 import { rawConnect, connectPacket } from './helpers/raw.js'
 import { hashPassword } from '../src/tenancy/passwords.js'
+import { Authenticator } from '../src/tenancy/auth.js'
+import { parseConfigText } from '../src/config/load.js'
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -185,6 +187,40 @@ test('enumeration by timing: a user from a mosquitto $7$ file with a wrong passw
     const known = await medianRefusal('carol@globex', 'wrong')
     assert.ok(known / unknown > 0.33 && known / unknown < 3, `unknown user ${unknown.toFixed(1)} ms, known $7$ user ${known.toFixed(1)} ms`)
   })
+
+test('enumeration by TLS SNI timing: a known tenant\'s host name without a username is refused in the time an unknown one is', async () => {
+  // The Authenticator the TLS listener calls, with the SNI host the handshake gave: 200 tries, a known
+  // and an unknown tenant at once in each pair, so both meet the same load. Each costs a scrypt hash, so
+  // MTG_TIMING_PAIRS (default 100) can shorten it while developing.
+  const { config } = parseConfigText(`
+listeners: [{ name: m, type: tcp, bind: "127.0.0.1:0" }]
+upstream: { url: embedded }
+tenancy: { sni: "{tenant}.mqtt.example.com" }
+auth: { maxFailuresPerMinute: 100000 }
+tenants: { acme: { users: { alice: { password: "plain:a" } } } }
+`, { baseDir: dir })
+  const auth = new Authenticator(config)
+  const timed = async (sniHost: string): Promise<number> => {
+    const t0 = performance.now()
+    const result = await auth.authenticate({ remoteAddress: '10.9.9.9', sniHost })
+    assert.equal(result.ok, false)
+    return performance.now() - t0
+  }
+  await timed('nope.mqtt.example.com') // warm-up: the dummy hash is made on first use
+  const known: number[] = []
+  const unknown: number[] = []
+  const pairs = Number(process.env.MTG_TIMING_PAIRS ?? 100)
+  for (let i = 0; i < pairs; i++) {
+    const [k, u] = await Promise.all([timed('acme.mqtt.example.com'), timed(`t${i}.mqtt.example.com`)])
+    known.push(k)
+    unknown.push(u)
+  }
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[xs.length >> 1] as number
+  const [k, u] = [median(known), median(unknown)]
+  console.log(`# median refusal: known tenant ${k.toFixed(1)} ms, unknown tenant ${u.toFixed(1)} ms`)
+  // a few ms, or a tenth on a machine so loaded that one hash takes hundreds
+  assert.ok(Math.abs(k - u) < Math.max(5, u / 10), `known tenant ${k.toFixed(1)} ms, unknown tenant ${u.toFixed(1)} ms`)
+})
 
 test('passwords never reach the logs', () => {
   const text = JSON.stringify(gw.logs)

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
@@ -117,4 +117,46 @@ test('check: with an admin store, the API\'s changes are merged over the YAML an
   assert.match(r.stdout, /limits: maxConnections=100/)
   assert.doesNotMatch(r.stdout, /globex: plan/)
   assert.match(r.stdout, /changes made through the admin API \(.*state\.db; they win over the YAML\):\n {2}acme: plan\n {2}globex: deleted\n {2}initech: created through the API/)
+})
+
+test('--version prints the package version', () => {
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
+  for (const flag of ['--version', '-V']) {
+    const r = cli([flag])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout.trim(), pkg.version)
+  }
+})
+
+/**
+ * `start` against a port already held logs the embedded broker's line, then exits 2 by itself; under
+ * script(1) its stdout is a terminal. Returns what it printed.
+ */
+async function startOnHeldPort (args: string[], tty: boolean): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mtg-cli-'))
+  const port = await freePort()
+  const hold = createServer()
+  await new Promise<void>((resolve) => hold.listen(port, '127.0.0.1', resolve))
+  writeFileSync(join(dir, 'g.yaml'), `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\n`)
+  try {
+    const argv = [process.execPath, ...CLI, 'start', '-c', join(dir, 'g.yaml'), ...args]
+    const r = tty
+      ? spawnSync('script', ['-qec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8', timeout: 30_000 })
+      : spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 30_000 })
+    return r.stdout
+  } finally {
+    hold.close()
+  }
+}
+
+test('logs: human-readable on a terminal, JSON lines on a pipe; --log-format overrides both', async () => {
+  const onTty = await startOnHeldPort([], true)
+  assert.match(onTty, /INFO.*embedded broker/)
+  assert.doesNotMatch(onTty, /"level":30/)
+  const onPipe = await startOnHeldPort([], false)
+  assert.match(onPipe, /^\{"level":30,.*"msg":"embedded broker/m)
+  assert.match(await startOnHeldPort(['--log-format', 'json'], true), /"level":30,.*"msg":"embedded broker/)
+  const forced = await startOnHeldPort(['--log-format', 'pretty'], false)
+  assert.match(forced, /INFO: embedded broker/)
+  assert.ok(!forced.includes('\u001b['), 'no colours into a file')
 })

@@ -45,6 +45,11 @@ const BAD: Array<[string, string]> = [
   ['bad-namespace-clientid', 'tenancy.namespace.clientId (line 8): the client ID namespace must end with a separator'],
   ['admin-short-token', 'admin.operatorToken (line 7): the operator token must be at least 16 characters'],
   ['admin-tls-missing-key', 'admin.tls.key (line 8): file not found'],
+  ['listeners-same-port', 'listeners[1].bind (line 5): listener "local" (listeners[1].bind, line 5) binds 127.0.0.1:1883, which collides with listener "mqtt" (listeners[0].bind, line 2) binds 0.0.0.0:1883'],
+  ['listeners-ipv6-any', 'listeners[1].bind (line 3): listener "mqtt6" (listeners[1].bind, line 3) binds [::]:1883, which collides with listener "local" (listeners[0].bind, line 2)'],
+  ['admin-on-listener-port', 'admin.bind (line 6): the admin listener (admin.bind, line 6) binds 127.0.0.1:8080, which collides with listener "mqtt" (listeners[0].bind, line 2)'],
+  ['password-unprefixed', 'tenants.acme.users.alice.password (line 8): user "alice" of tenant "acme": unrecognised password format; expected "plain:SECRET"'],
+  ['password-file-bad', 'tenants.acme.passwordFile (line 7): user "dave" in'],
 ]
 
 for (const [name, expected] of BAD) {

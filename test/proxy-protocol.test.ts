@@ -145,6 +145,21 @@ test('a PROXY header that never completes is cut after the listener\'s connectTi
   assert.ok(gw.logs.some((l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY header within connectTimeout'))
 })
 
+test('the PROXY header deadline runs from accept: a header dribbled a byte at a time is cut all the same', async () => {
+  const c = await rawConnect(gw.port('lb'))
+  const header = Buffer.from('PROXY TCP4 192.0.2.1 192.0.2.2 40000 1883\r\n')
+  let sent = 0
+  // every 300 ms, well inside the 1 s connectTimeout: an idle timeout would never fire
+  const dribble = setInterval(() => { if (sent < header.length) c.write(header.subarray(sent, ++sent)) }, 300)
+  try {
+    await c.closed(5000)
+  } finally {
+    clearInterval(dribble)
+  }
+  assert.ok(sent < header.length, `the whole header (${sent} bytes) was taken`)
+  assert.ok(gw.logs.some((l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY header within connectTimeout'))
+})
+
 test('the header and the first packets in one write: a v2 LOCAL header (a balancer\'s own check) keeps the socket\'s address; v1 pipelined with CONNECT and SUBSCRIBE', async () => {
   const local = new V2ProxyProtocol(Command.LOCAL, TransportProtocol.UNSPEC,
     new IPv4ProxyAddress(IPv4Address.createFrom([0, 0, 0, 0]), 0, IPv4Address.createFrom([0, 0, 0, 0]), 0)).build()

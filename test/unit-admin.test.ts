@@ -4,9 +4,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parseConfigText } from '../src/config/load.js'
 import { mergeTenantChanges, tenantSource } from '../src/store/merge.js'
-import type { TenantChanges } from '../src/store/store.js'
+import type { Store, TenantChanges } from '../src/store/store.js'
 import { newApiKey, parseApiKey, secretMatches, tokenMatches } from '../src/admin/keys.js'
 import { hourStart, usageBetween } from '../src/metering/meter.js'
+import Fastify from 'fastify'
+import { declareAccess } from '../src/admin/access.js'
+import type { TenantControl } from '../src/admin/control.js'
+import { parsePasswordFile } from '../src/tenancy/passwords.js'
 
 const { config: base } = parseConfigText(`
 listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1883" }]
@@ -98,4 +102,32 @@ test('usage between samples: differences, attributed to the hour the interval be
     tenant: 'acme', hour, sessionMs: 60_000, messagesIn: 10, messagesOut: 3, bytesIn: 200, bytesOut: 30, peakConnections: 3, limitHits: 2,
   })
   assert.equal(usageBetween('acme', undefined, after, hour, 1).messagesIn, 15)
+})
+
+test('merge: a stored user named like an object internal is a user like any other, listed and found', () => {
+  // JSON from the store makes `__proto__` an own key; the merge must keep it one.
+  const users = JSON.parse('{"__proto__": {"password": "plain:p"}, "constructor": {"password": "plain:c"}}') as TenantChanges['users']
+  const { config } = mergeTenantChanges(base, new Map([['globex', { users }]]))
+  const merged = config.tenants.globex?.users ?? {}
+  assert.deepEqual(Object.keys(merged).sort(), ['__proto__', 'carol', 'constructor'])
+  assert.equal(Object.hasOwn(merged, '__proto__') && merged.__proto__?.password, 'plain:p')
+  assert.equal(Object.getPrototypeOf(merged), null)
+  assert.equal(merged.toString, undefined, 'no inherited members to mistake for users')
+})
+
+test('password files: a `__proto__:` line is a user, not the prototype', () => {
+  const users = parsePasswordFile('__proto__:plain:x\nbob:plain:y\n')
+  assert.deepEqual(Object.keys(users).sort(), ['__proto__', 'bob'])
+})
+
+test('admin routes: a route that declares no access is refused when it is registered', async () => {
+  const app = Fastify()
+  // Only the auth settings are read at setup; nothing here authenticates.
+  const control = { config: base, exists: () => true } as unknown as TenantControl
+  declareAccess(app, { operatorToken: () => 'x'.repeat(16), control, store: {} as Store })
+  app.get('/declared', { config: { access: 'open' } }, async () => 'ok')
+  await assert.rejects(async () => {
+    await app.register(async (child) => { child.get('/forgotten', async () => 'hole') })
+  }, /declares no access/)
+  await app.close()
 })

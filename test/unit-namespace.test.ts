@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
   namespaceFor, namespacePatternError, mountTopic, unmountTopic, mountFilter, unmountFilter, mountClientId,
-  unmountClientId, isValidTopicName, isValidTopicFilter, isSystemTopic, topicMatches, levelsMatch, parseShared,
+  unmountClientId, tryMountTopic, tryMountClientId, tryMountFilter, fitsMqttString, isValidTopicName, isValidTopicFilter, isSystemTopic, topicMatches, levelsMatch, parseShared,
   type NamespacePatterns,
 } from '../src/tenancy/namespace.js'
 
@@ -247,4 +247,23 @@ test('the widest filters of ab and ab-c stay apart (worked example)', () => {
     assert.notEqual(mountClientId(ab, '-cdev'), mountClientId(abc, 'dev'))
     assert.notEqual(mountClientId(ab, '-c/dev'), mountClientId(abc, '/dev'))
   }
+})
+
+test('try-mounts refuse what would not fit an MQTT string, so the session can answer the field\'s code', () => {
+  const edge = 'x'.repeat(65_535 - 'acme/'.length)
+  assert.equal(tryMountTopic(acme, edge), `acme/${edge}`)
+  assert.equal(tryMountTopic(acme, `${edge}y`), undefined)
+  assert.equal(tryMountTopic(acme, '€'.repeat(21_845)), undefined) // 65,535 bytes before the prefix
+  assert.equal(tryMountClientId(acme, edge), `acme/${edge}`)
+  assert.equal(tryMountClientId(acme, `${edge}y`), undefined)
+  assert.deepEqual(tryMountFilter(acme, `${edge}`), { filter: `acme/${edge}` })
+  assert.deepEqual(tryMountFilter(acme, `${edge}/#`), { refused: 'tooLong' })
+  assert.deepEqual(tryMountFilter(acme, `$share/g/${'x'.repeat(65_535 - 9)}`), { refused: 'tooLong' })
+  assert.deepEqual(tryMountFilter(acme, '$SYS/#'), { refused: 'reserved' })
+  assert.deepEqual(tryMountFilter(acme, '$share/g/$SYS/#'), { refused: 'reserved' })
+  assert.deepEqual(tryMountFilter(acme, '$share/g'), { refused: 'invalid' })
+  assert.deepEqual(tryMountFilter(acme, 'a/#/b'), { refused: 'invalid' })
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 30_000 }), (s) => {
+    assert.equal(fitsMqttString(s), Buffer.byteLength(s) <= 65_535)
+  }), { numRuns: 200 })
 })

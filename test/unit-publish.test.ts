@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import mqttPacket from 'mqtt-packet'
 import { FrameReader, decodePacket, type Frame } from '../src/codec.js'
-import { readPublish, mountPublish, unmountPublish, topicBytesProblem } from '../src/session/publish.js'
+import { readPublish, mountPublish, unmountPublish, topicBytesProblem } from '../src/session/splice.js'
 
 function frameOf (bytes: Buffer): Frame {
   const frames: Frame[] = []

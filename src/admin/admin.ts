@@ -40,10 +40,18 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   let admin = opts.admin
   const control = new TenantControl(opts.base, opts.changes, opts.planChanges, store, gateway, log)
   // A deleted tenant's counters are dropped only once the meter has sampled them one last time.
-  const meter = new UsageMeter(() => gateway.allCounters(), store, (err) => log.error({ err }, 'usage could not be written to the store'), () => gateway.pruneRetired())
+  const meter = new UsageMeter(
+    () => gateway.allCounters(),
+    store,
+    (err) => log.error({ err }, 'usage could not be written to the store'),
+    () => gateway.pruneRetired(),
+  )
   metrics.attach(gateway)
   const tls = admin.tls !== undefined ? tlsContextOptions(admin.tls) : undefined
-  const app = await buildAdminServer({ operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, ...(tls !== undefined ? { tls } : {}) })
+  const app = await buildAdminServer({
+    operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log,
+    ...(tls !== undefined ? { tls } : {}),
+  })
   const { host, port } = admin.bind
   try {
     await app.listen({ host, port })
@@ -53,13 +61,15 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   meter.start(admin.usageFlushInterval, () => admin.usageRetention)
   const a = app.server.address() as AddressInfo
   const address = { host: a.address, port: a.port }
-  log.info({ listener: 'admin', address: a.address, port: a.port, scheme: tls !== undefined ? 'https' : 'http' }, 'admin API and web UI listening')
+  const scheme = tls !== undefined ? 'https' : 'http'
+  log.info({ listener: 'admin', address: a.address, port: a.port, scheme }, 'admin API and web UI listening')
 
   return {
     address,
     async setBase (config) {
       if (config.admin !== undefined) {
-        if (config.admin.bind.port !== admin.bind.port || config.admin.bind.host !== admin.bind.host || config.admin.store !== admin.store ||
+        const { bind, store: file } = config.admin
+        if (bind.port !== admin.bind.port || bind.host !== admin.bind.host || file !== admin.store ||
             (config.admin.tls === undefined) !== (tls === undefined)) {
           log.warn('admin.bind, admin.store and switching admin.tls on or off take effect at the next start')
         }
@@ -67,7 +77,10 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
         if (tls !== undefined && config.admin.tls !== undefined) {
           // fastify types its server as http.Server; with admin.tls it is the https.Server of httpsFactory.
           const err = renewCertificate(app.server as unknown as TlsServer, config.admin.tls)
-          if (err !== undefined) log.error({ listener: 'admin', err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
+          if (err !== undefined) {
+            const keeps = 'the new certificate or key cannot be used; the listener keeps the old ones'
+            log.error({ listener: 'admin', err }, keeps)
+          }
         }
         admin = { ...admin, operatorToken: config.admin.operatorToken, usageRetention: config.admin.usageRetention }
       }

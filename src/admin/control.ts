@@ -48,8 +48,16 @@ export class TenantControl {
     })
   }
 
-  /** Applies `edit` to the tenant's stored changes (undefined: forget them), live, then stores it. */
-  change (tenant: string, edit: (current: TenantChanges) => TenantChanges | undefined): Promise<void> {
+  /**
+   * Applies `edit` to the tenant's stored changes (undefined: forget them), live, then stores it.
+   * `check` sees the merged result first and may refuse it by throwing; it runs in turn with the other
+   * changes, so a limit it checks holds however many requests arrive at once.
+   */
+  change (
+    tenant: string,
+    edit: (current: TenantChanges) => TenantChanges | undefined,
+    check?: (config: GatewayConfig) => void,
+  ): Promise<void> {
     return this.serial(async () => {
       const next = new Map(this.changes)
       const changed = edit(structuredClone(this.changes.get(tenant) ?? {}))
@@ -57,8 +65,13 @@ export class TenantControl {
       else next.set(tenant, changed)
       const merged = mergeTenantChanges(this.base, next, this.planChanges)
       if (merged.warnings.length > 0) throw new ApiError(400, merged.warnings.join('; '))
-      const pinned = merged.config.listeners.find((l) => l.tenant !== undefined && !Object.hasOwn(merged.config.tenants, l.tenant))
-      if (pinned !== undefined) throw new ApiError(409, `listener ${pinned.name} serves tenant ${pinned.tenant ?? ''} only; change the YAML first`)
+      const { listeners, tenants } = merged.config
+      const pinned = listeners.find((l) => l.tenant !== undefined && !Object.hasOwn(tenants, l.tenant))
+      if (pinned !== undefined) {
+        const only = `listener ${pinned.name} serves tenant ${pinned.tenant ?? ''} only`
+        throw new ApiError(409, `${only}; change the YAML first`)
+      }
+      check?.(merged.config)
       await this.gateway.reload(merged.config)
       await this.store.setTenantChanges(tenant, changed)
       this.changes = next
@@ -73,7 +86,9 @@ export class TenantControl {
     return this.serial(async () => {
       if (limits === null) {
         const users = Object.entries(this.gateway.config.tenants).filter(([, t]) => t.plan === plan).map(([id]) => id)
-        if (users.length > 0) throw new ApiError(409, `plan ${plan} is used by ${users.join(', ')}; move them to another plan first`)
+        if (users.length > 0) {
+          throw new ApiError(409, `plan ${plan} is used by ${users.join(', ')}; move them to another plan first`)
+        }
       }
       const next: PlanChanges = new Map(this.planChanges)
       next.set(plan, limits)

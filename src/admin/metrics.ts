@@ -33,14 +33,20 @@ export function createMetrics (): GatewayMetrics {
     })
   }
   new Gauge({
-    name: 'mqtt_gateway_connections', help: 'Connected clients of the tenant', labelNames: ['tenant'], registers: [registry],
+    name: 'mqtt_gateway_connections',
+    help: 'Connected clients of the tenant',
+    labelNames: ['tenant'],
+    registers: [registry],
     collect () {
       this.reset()
       for (const [tenant, c] of tenants()) this.set({ tenant }, c.connections)
     },
   })
   new Gauge({
-    name: 'mqtt_gateway_subscriptions', help: 'Subscriptions held by the tenant\'s clients', labelNames: ['tenant'], registers: [registry],
+    name: 'mqtt_gateway_subscriptions',
+    help: 'Subscriptions held by the tenant\'s clients',
+    labelNames: ['tenant'],
+    registers: [registry],
     collect () {
       this.reset()
       for (const [tenant] of tenants()) this.set({ tenant }, gateway?.subscriptions(tenant) ?? 0)
@@ -52,19 +58,37 @@ export function createMetrics (): GatewayMetrics {
   mirror('mqtt_gateway_bytes_in_total', 'Bytes received from the tenant\'s clients', 'bytesIn')
   mirror('mqtt_gateway_bytes_out_total', 'Bytes of PUBLISH delivered to the tenant\'s clients', 'bytesOut')
   mirror('mqtt_gateway_acl_denials_total', 'PUBLISH and SUBSCRIBE refused by the tenant\'s ACL', 'aclDenials')
-  mirror('mqtt_gateway_isolation_faults_total', 'Messages from outside the tenant\'s namespace dropped before delivery', 'isolationFaults')
+  mirror('mqtt_gateway_isolation_faults_total',
+    'Messages from outside the tenant\'s namespace dropped before delivery', 'isolationFaults')
   new Counter({
-    name: 'mqtt_gateway_refusals_total', help: 'Connections and packets refused, by MQTT reason', labelNames: ['tenant', 'reason'], registers: [registry],
+    name: 'mqtt_gateway_refusals_total',
+    help: 'Connections and packets refused, by MQTT reason',
+    labelNames: ['tenant', 'reason'],
+    registers: [registry],
     collect () {
       this.reset()
-      for (const [tenant, c] of tenants()) for (const [reason, n] of Object.entries(c.refusals)) this.inc({ tenant, reason }, n)
+      for (const [tenant, c] of tenants()) {
+        for (const [reason, n] of Object.entries(c.refusals)) this.inc({ tenant, reason }, n)
+      }
     },
   })
   new Counter({
-    name: 'mqtt_gateway_limit_hits_total', help: 'Limits reached, by limit (config key)', labelNames: ['tenant', 'limit'], registers: [registry],
+    name: 'mqtt_gateway_limit_hits_total',
+    help: 'Limits reached, by limit (config key)',
+    labelNames: ['tenant', 'limit'],
+    registers: [registry],
     collect () {
       this.reset()
-      for (const [tenant, c] of tenants()) for (const [limit, n] of Object.entries(c.limitHits)) this.inc({ tenant, limit }, n)
+      for (const [tenant, c] of tenants()) {
+        for (const [limit, n] of Object.entries(c.limitHits)) this.inc({ tenant, limit }, n)
+      }
+    },
+  })
+  new Counter({
+    name: 'mqtt_gateway_dropped_total', help: 'PUBLISH received from the tenant\'s clients and never forwarded, by why (lingerExpired, sessionEnded)', labelNames: ['tenant', 'reason'], registers: [registry],
+    collect () {
+      this.reset()
+      for (const [tenant, c] of tenants()) for (const [reason, n] of Object.entries(c.dropped)) this.inc({ tenant, reason }, n)
     },
   })
   const upstreamConnect = new Histogram({

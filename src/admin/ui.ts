@@ -8,7 +8,12 @@ import { fileURLToPath } from 'node:url'
 export interface UiFile { type: string; body: Buffer }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 }
 
 /** src/admin and dist/admin both sit two levels below the package root, where ui/ is. */
@@ -22,6 +27,9 @@ export function uiFiles (): Map<string, UiFile> {
   for (const name of readdirSync(UI_DIR)) add(`/ui/${name}`, join(UI_DIR, name))
   const index = files.get('/ui/index.html')
   if (index !== undefined) files.set('/', index)
+  // Browsers ask for /favicon.ico whatever the page says; an SVG answers it (every current browser reads one).
+  const icon = files.get('/ui/favicon.svg')
+  if (icon !== undefined) files.set('/favicon.ico', icon)
   const require = createRequire(import.meta.url)
   add('/ui/vendor/preact.mjs', require.resolve('preact'))
   add('/ui/vendor/hooks.mjs', require.resolve('preact/hooks'))

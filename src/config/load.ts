@@ -1,12 +1,15 @@
 // Reading the configuration: YAML with positions, ${ENV} substitution, schema validation, files read
 // relative to the config. The only module that touches the config's files and the environment.
 import { existsSync, readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { gatewaySchema, type GatewayConfig } from './schema.js'
 import { parsePasswordFile } from '../tenancy/passwords.js'
+import { passwordFormatProblem } from '../tenancy/password-format.js'
+import { bindConflicts, type BoundSocket } from './bind-conflicts.js'
 
 export interface LoadedConfig {
   config: GatewayConfig
@@ -60,7 +63,10 @@ export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => toIssue(i, doc, lineOf)), opts.file)
   const config = parsed.data
   const warnings: string[] = []
-  readFiles(config, opts.baseDir, issues, warnings, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
+  const lineAt = (p: Path): number | undefined => lineOf(nodeAt(doc, p)?.range?.[0])
+  readFiles(config, opts.baseDir, issues, warnings, lineAt)
+  applyCluster(config, raw as { admin?: { store?: unknown } }, opts.env ?? process.env, issues, lineAt)
+  checkBinds(config, issues, lineAt)
   if (issues.length > 0) throw new ConfigError(issues, opts.file)
   return { config: deepFreeze(config), warnings, ...(opts.file !== undefined ? { file: opts.file } : {}) }
 }
@@ -153,22 +159,76 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
   }
   if (config.admin?.operatorToken.includes('change-me') === true) warnings.push('admin.operatorToken: still the example\'s token; set MTG_OPERATOR_TOKEN or write your own')
   // The store is created when missing, so only its folder has to exist.
-  if (config.admin !== undefined && config.admin.store !== ':memory:' && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
+  if (config.admin !== undefined && config.admin.store !== ':memory:' && !REDIS_URL.test(config.admin.store) && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
   for (const [id, tenant] of Object.entries(config.tenants)) {
+    const fromFile = new Set<string>()
     if (tenant.passwordFile !== undefined) {
       const abs = file(tenant.passwordFile, ['tenants', id, 'passwordFile'])
       tenant.passwordFile = abs
       if (existsSync(abs)) {
         for (const [user, hash] of Object.entries(parsePasswordFile(readFileSync(abs, 'utf8')))) {
           // Users written in the YAML win over the file's.
-          if (!(user in tenant.users)) tenant.users[user] = { password: hash }
+          if (user in tenant.users) continue
+          const problem = passwordFormatProblem(hash)
+          if (problem !== undefined) issues.push({ path: pathString(['tenants', id, 'passwordFile']), line: lineAt(['tenants', id, 'passwordFile']), message: `user ${JSON.stringify(user)} in ${abs}: ${problem}` })
+          tenant.users[user] = { password: hash }
+          fromFile.add(user)
         }
       }
     }
     for (const [user, u] of Object.entries(tenant.users)) {
+      // A password-file user was reported above, with the file's name.
+      const problem = u.password === undefined || fromFile.has(user) ? undefined : passwordFormatProblem(u.password)
+      const path = ['tenants', id, 'users', user, 'password']
+      if (problem !== undefined) issues.push({ path: pathString(path), line: lineAt(path), message: `user ${JSON.stringify(user)} of tenant ${JSON.stringify(id)}: ${problem}` })
       if (u.password?.startsWith('plain:') === true) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
     }
   }
+}
+
+const REDIS_URL = /^rediss?:\/\//
+
+/**
+ * With `cluster:`, the gateway's name defaults to host:pid, and the admin store is the cluster's Redis: a
+ * SQLite file there would give each gateway its own API changes, keys and usage.
+ */
+function applyCluster (config: GatewayConfig, raw: { admin?: { store?: unknown } }, env: NodeJS.ProcessEnv, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
+  const cluster = config.cluster
+  if (cluster === undefined) {
+    if (config.admin !== undefined && REDIS_URL.test(config.admin.store)) {
+      issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: 'a Redis store is for a cluster: add cluster: { redis: URL }, or give a SQLite file' })
+    }
+    return
+  }
+  if (cluster.name === '') cluster.name = `${env.HOSTNAME !== undefined && env.HOSTNAME !== '' ? env.HOSTNAME : hostname()}:${process.pid}`
+  if (config.admin === undefined) return
+  const store = raw.admin?.store
+  if (store === undefined) config.admin.store = cluster.redis
+  else if (typeof store !== 'string' || !REDIS_URL.test(store)) {
+    issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: `with cluster:, the admin store is shared in Redis (each gateway would have its own SQLite file); remove admin.store or give a redis:// URL, got ${JSON.stringify(store)}` })
+  }
+}
+
+/** Listeners (and the admin listener) that `start` could not bind side by side. */
+function checkBinds (config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
+  const sockets: BoundSocket[] = config.listeners.map((l, i) => ({ label: `listener ${JSON.stringify(l.name)}`, path: ['listeners', i, 'bind'], ...l.bind }))
+  if (config.admin !== undefined) sockets.push({ label: 'the admin listener', path: ['admin', 'bind'], ...config.admin.bind })
+  config.listeners.forEach((l, i) => {
+    if (l.reusePort && !nodeAtLeast(22, 12)) issues.push({ path: pathString(['listeners', i, 'reusePort']), line: lineAt(['listeners', i, 'reusePort']), message: `reusePort needs Node.js 22.12 or later (this is ${process.version})` })
+  })
+  for (const { first, second } of bindConflicts(sockets)) {
+    const where = (s: BoundSocket): string => `${s.label} (${pathString(s.path)}, line ${lineAt(s.path) ?? '?'}) binds ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`
+    issues.push({
+      path: pathString(second.path),
+      line: lineAt(second.path),
+      message: `${where(second)}, which collides with ${where(first)}: one of them needs another port or address`,
+    })
+  }
+}
+
+function nodeAtLeast (major: number, minor: number): boolean {
+  const [ma = 0, mi = 0] = process.versions.node.split('.').map(Number)
+  return ma > major || (ma === major && mi >= minor)
 }
 
 function deepFreeze<T> (value: T): T {

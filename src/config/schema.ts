@@ -32,6 +32,9 @@ export const size = z.union([z.number(), z.string()]).transform((value, ctx) => 
   return z.NEVER
 })
 
+/** The largest packet MQTT can carry: a Remaining Length of 268,435,455 plus its fixed header, rounded to 256 MiB. */
+export const MAX_PACKET_SIZE = 256 * 1024 * 1024
+
 const positive = z.number({ error: (i) => `expected a positive number, got ${JSON.stringify(i.input)}` }).positive()
 const count = z.number({ error: (i) => `expected a whole number, got ${JSON.stringify(i.input)}` }).int().positive()
 
@@ -55,6 +58,8 @@ export const limitsSchema = z.strictObject({
   maxTopicLength: count.optional(),
   maxSessionExpiry: z.number().int().nonnegative().optional(),
   maxInflight: count.optional(),
+  /** users the tenant may have; checked when the admin API creates one (the YAML is the operator's own) */
+  maxUsers: count.optional(),
 })
 export type Limits = z.infer<typeof limitsSchema>
 
@@ -127,6 +132,11 @@ export const listenerSchema = z.strictObject({
    * ws/wss behind HTTP proxies (nginx, an ALB): addresses or CIDRs whose X-Forwarded-For is believed; the
    * client is the nearest address in it that is not one of them
    */
+  /**
+   * SO_REUSEPORT (Linux, Node ≥ 22.12): several gateway processes on one host bind this port and the
+   * kernel spreads new connections over them; each process keeps its own limits and sessions
+   */
+  reusePort: z.boolean().default(false),
   trustedProxies: z.array(z.string().min(1)).min(1).superRefine((list, ctx) => {
     try { proxyaddr.compile(list) } catch (err) { ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) }) }
   }).optional(),
@@ -142,8 +152,34 @@ export const upstreamSchema = z.strictObject({
   /** for mqtts:// upstreams with a private CA */
   ca: z.string().optional(),
   rejectUnauthorized: z.boolean().default(true),
-})
+  /**
+   * the newest MQTT the broker speaks: 3.1.1 (RabbitMQ before 3.13, older brokers) refuses MQTT 5 clients
+   * with CONNACK 0x84 instead of carrying them to a broker that drops them; the embedded broker is 3.1.1
+   */
+  protocol: z.union([z.literal('3.1.1'), z.literal('5'), z.literal(5)], { error: 'expected 3.1.1 or 5' }).transform((p) => p === '3.1.1' ? '3.1.1' as const : '5' as const).optional(),
+  /**
+   * mosquitto dynamic security: the gateway keeps one broker client per tenant (the username template's
+   * value, the upstream password) and a role allowing only the tenant's prefix, through $CONTROL
+   */
+  provision: z.strictObject({
+    type: z.literal('mosquitto-dynsec'),
+    /** a dynsec client allowed to use $CONTROL/dynamic-security (mosquitto_ctrl dynsec init makes one) */
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
+}).refine((u) => u.url !== 'embedded' || u.protocol !== '5', { message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only', path: ['protocol'] })
+  .refine((u) => u.provision === undefined || provisionableCredentials(u), {
+    message: 'provisioning keeps one broker client per tenant: it needs username and password, the username with {tenant}, and neither with {username} or {clientId}',
+    path: ['provision'],
+  })
+  .refine((u) => u.provision === undefined || u.url !== 'embedded', { message: 'the embedded broker needs no provisioning', path: ['provision'] })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
+
+function provisionableCredentials (u: { username?: string | undefined; password?: string | undefined }): boolean {
+  const perClient = /\{(username|clientId)\}/
+  return u.username !== undefined && u.password !== undefined && u.password !== '' && u.username.includes('{tenant}') &&
+    !perClient.test(u.username) && !perClient.test(u.password)
+}
 
 /** The admin HTTP API, web UI and /metrics (issue #7), with the store that keeps the API's changes and usage. */
 export const adminSchema = z.strictObject({
@@ -152,7 +188,10 @@ export const adminSchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /** full access to every tenant; tenants get their own API keys from the operator */
   operatorToken: z.string().min(16, 'the operator token must be at least 16 characters (e.g. `openssl rand -hex 32`)'),
-  /** SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory: */
+  /**
+   * SQLite file for the API's changes, API keys and usage (relative to the config file), or :memory:; with
+   * `cluster:` it is the cluster's Redis (absent) or a redis:// URL, never a file
+   */
   store: z.string().min(1).default('mqtt-tenant-gateway.db'),
   /** how often usage is written to the store: at most this much is lost if the process is killed */
   usageFlushInterval: duration.refine((ms) => ms >= 100 && ms <= 60_000, 'expected between 100ms and 60s').default(60_000),
@@ -160,6 +199,18 @@ export const adminSchema = z.strictObject({
   usageRetention: duration.refine((ms) => ms >= 3_600_000, 'expected at least 1h, e.g. 400d').optional(),
 })
 export type AdminConfig = z.infer<typeof adminSchema>
+
+/**
+ * Several gateways sharing one set of tenants through Redis (SPEC §11): connection counts, rates, the
+ * login throttle, the admin store, client lists and kicks. Without it each gateway counts alone.
+ */
+export const clusterSchema = z.strictObject({
+  /** ioredis URL (rediss:// for TLS); every gateway of the cluster names the same */
+  redis: z.string().regex(/^rediss?:\/\/\S*$/, 'expected redis://host:port/db or rediss://host:port/db'),
+  /** this gateway's name in the cluster, unique; empty or absent: host:pid (filled in by the loader) */
+  name: z.string().regex(/^[^\s]*$/, 'expected a name without spaces').default(''),
+})
+export type ClusterConfig = z.infer<typeof clusterSchema>
 
 const resolveSource = z.enum(['listener', 'sni', 'username'])
 export const tenancySchema = z.strictObject({
@@ -196,15 +247,29 @@ export const gatewaySchema = z.strictObject({
     upstreamSchema.refine((u) => u.url !== 'embedded', { message: 'the embedded broker can only be the default upstream', path: ['url'] })).default({}),
   tenancy: tenancySchema.default({ resolve: ['listener', 'sni', 'username'], username: '{username}@{tenant}', namespace: { topic: '{tenant}/', clientId: '{tenant}/' } }),
   auth: authSchema,
+  /**
+   * how long a throttled client's packets, received before it left, are still forwarded at its rate;
+   * what is left after that is dropped and counted (SPEC §8)
+   */
+  throttleLinger: duration.default(30_000),
   /** gateway-wide connection cap (all tenants); reached → CONNACK 0x89 Server busy / v3 0x03 */
   maxConnections: count.optional(),
+  /**
+   * gateway-wide default packet size bound (SPEC §7) for tenants whose plan and limits set no
+   * maxPacketSize, so no connection buffers more of a partial packet than this
+   */
+  maxPacketSize: size.refine((n) => n <= MAX_PACKET_SIZE, `expected at most 256MiB (${MAX_PACKET_SIZE} bytes)`).default(1024 * 1024),
   plans: z.record(z.string().min(1), limitsSchema).default({}),
   admin: adminSchema.optional(),
+  cluster: clusterSchema.optional(),
   tenants: z.record(tenantId, tenantSchema).default({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    pretty: z.boolean().default(false),
-  }).default({ level: 'info', pretty: false }),
+    /** auto: human-readable on a terminal, JSON lines otherwise (files, pipes, journald) */
+    format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+    /** the older switch: true is format pretty, false format json */
+    pretty: z.boolean().optional(),
+  }).default({ level: 'info', format: 'auto' }),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>()
   cfg.listeners.forEach((l, i) => {

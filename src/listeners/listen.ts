@@ -122,12 +122,12 @@ export async function listenOn<S extends net.Server> (server: S, listener: Liste
   const { host, port } = listener.bind
   const anyHost = host === '0.0.0.0' || host === '::'
   try {
-    await bind(server, anyHost ? '::' : host, port)
+    await bind(server, anyHost ? '::' : host, port, listener.reusePort)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (anyHost && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
       try {
-        await bind(server, '0.0.0.0', port)
+        await bind(server, '0.0.0.0', port, listener.reusePort)
         return server
       } catch (err2) {
         throw new ListenFailure(listener.name, host, port, (err2 as NodeJS.ErrnoException).code)
@@ -138,12 +138,13 @@ export async function listenOn<S extends net.Server> (server: S, listener: Liste
   return server
 }
 
-function bind (server: net.Server, host: string, port: number): Promise<void> {
+function bind (server: net.Server, host: string, port: number, reusePort: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => { server.off('listening', onListening); reject(err) }
     const onListening = (): void => { server.off('error', onError); resolve() }
     server.once('error', onError)
     server.once('listening', onListening)
-    server.listen({ host, port, ipv6Only: false })
+    // reusePort (SO_REUSEPORT, Node ≥ 22.12; the loader refuses it on older Node): several processes share the port
+    server.listen({ host, port, ipv6Only: false, ...(reusePort ? { reusePort } : {}) })
   })
 }

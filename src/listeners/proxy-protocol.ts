@@ -92,6 +92,8 @@ function canonical (address: ipaddr.IPv4 | ipaddr.IPv6): string {
  * Reads the PROXY header off a new connection, then calls `onHeader` with the socket paused and the
  * client's bytes that came with the header put back in front of its stream. Without a valid header
  * within `timeoutMs` the socket is destroyed unanswered: the gateway cannot tell whom it would answer.
+ * The deadline runs from accept and is not restarted by bytes (a socket idle timeout would be: a header
+ * dribbled a byte every few seconds kept a connection open indefinitely).
  */
 export function readProxyHeader (
   socket: Socket,
@@ -103,7 +105,8 @@ export function readProxyHeader (
   const stop = (): void => {
     socket.off('data', onData)
     socket.off('error', onError)
-    socket.setTimeout(0)
+    socket.off('close', stop)
+    clearTimeout(deadline)
   }
   const onError = (): void => { stop(); socket.destroy() }
   const onData = (chunk: Buffer): void => {
@@ -120,11 +123,12 @@ export function readProxyHeader (
     if (held.length > header.length) socket.unshift(held.subarray(header.length))
     onHeader(header.source)
   }
-  socket.on('data', onData)
-  socket.on('error', onError)
-  socket.setTimeout(timeoutMs, () => {
+  const deadline = setTimeout(() => {
     stop()
     onInvalid('no PROXY header within connectTimeout')
     socket.destroy()
-  })
+  }, timeoutMs)
+  socket.on('data', onData)
+  socket.on('error', onError)
+  socket.on('close', stop)
 }

@@ -20,11 +20,20 @@ interface Snapshot {
 }
 
 function snapshot (c: TenantCounters, now: number): Snapshot {
-  return { connectedMs: connectedMsAt(c, now), messagesIn: c.messagesIn, messagesOut: c.messagesOut, bytesIn: c.bytesIn, bytesOut: c.bytesOut, limitHits: totalLimitHits(c) }
+  return {
+    connectedMs: connectedMsAt(c, now),
+    messagesIn: c.messagesIn,
+    messagesOut: c.messagesOut,
+    bytesIn: c.bytesIn,
+    bytesOut: c.bytesOut,
+    limitHits: totalLimitHits(c),
+  }
 }
 
 /** The usage between two samples of one tenant's counters, attributed to the hour the interval began in. */
-export function usageBetween (tenant: string, before: Snapshot | undefined, after: Snapshot, hour: number, peakConnections: number): UsageRecord {
+export function usageBetween (
+  tenant: string, before: Snapshot | undefined, after: Snapshot, hour: number, peakConnections: number,
+): UsageRecord {
   const b = before ?? { connectedMs: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, limitHits: 0 }
   return {
     tenant,
@@ -40,7 +49,8 @@ export function usageBetween (tenant: string, before: Snapshot | undefined, afte
 }
 
 const isEmpty = (r: UsageRecord): boolean =>
-  r.sessionMs === 0 && r.messagesIn === 0 && r.messagesOut === 0 && r.bytesIn === 0 && r.bytesOut === 0 && r.peakConnections === 0 && r.limitHits === 0
+  r.sessionMs === 0 && r.messagesIn === 0 && r.messagesOut === 0 && r.bytesIn === 0 && r.bytesOut === 0 &&
+  r.peakConnections === 0 && r.limitHits === 0
 
 export class UsageMeter {
   private readonly last = new Map<string, Snapshot>()
@@ -79,7 +89,8 @@ export class UsageMeter {
   /** Samples now so no interval straddles two hours. */
   private armHourBoundary (): void {
     const now = Date.now()
-    this.hourTimer = setTimeout(() => { void this.flush(); void this.pruneOld(); this.armHourBoundary() }, hourStart(now) + HOUR_MS - now + 5)
+    const atNextHour = hourStart(now) + HOUR_MS - now + 5
+    this.hourTimer = setTimeout(() => { void this.flush(); void this.pruneOld(); this.armHourBoundary() }, atNextHour)
     this.hourTimer.unref()
   }
 

@@ -3,6 +3,12 @@
 import type { ReasonName } from '../reason-codes.js'
 import type { Limits } from '../config/schema.js'
 
+/**
+ * Why PUBLISH packets a client sent were dropped unforwarded: a throttled client that left and whose
+ * linger ran out, or a session that ended (broker lost, kicked, taken over) with packets still held.
+ */
+export type DropReason = 'lingerExpired' | 'sessionEnded'
+
 /** A limit by its config key, plus the gateway-wide connection cap. */
 export type LimitName = keyof Limits | 'gatewayMaxConnections'
 
@@ -19,6 +25,8 @@ export interface TenantCounters {
   /** the same events counted by the limit that caused them */
   limitHits: Partial<Record<LimitName, number>>
   isolationFaults: number
+  /** PUBLISH received from clients and never forwarded, by why (never silently: SPEC §8) */
+  dropped: Partial<Record<DropReason, number>>
   /** connected time of all the tenant's sessions, integrated up to `changedAt` (ms) */
   connectedMs: number
   changedAt: number
@@ -29,7 +37,7 @@ export interface TenantCounters {
 export function newCounters (now = Date.now()): TenantCounters {
   return {
     connections: 0, connects: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, aclDenials: 0,
-    refusals: {}, limitHits: {}, isolationFaults: 0, connectedMs: 0, changedAt: now, peakConnections: 0,
+    refusals: {}, limitHits: {}, isolationFaults: 0, dropped: {}, connectedMs: 0, changedAt: now, peakConnections: 0,
   }
 }
 

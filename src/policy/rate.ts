@@ -1,20 +1,77 @@
-// Rates (publish rate, bandwidth, connect rate) through rate-limiter-flexible, behind one small
-// interface so its Redis limiter can replace the in-memory one for a cluster without touching callers.
+// Rates. Message rates and bandwidth are token buckets decided synchronously on the packet path, so a
+// packet is charged before it is forwarded and one socket read cannot outrun the rate; connectRate
+// stays on rate-limiter-flexible, which is asynchronous and cheap at connection rates.
+//
+// A cluster (SPEC §11) shares publishRate/bandwidth budgets through a SharedBudget (e.g. Redis): each
+// gateway's local bucket still decides every packet at once, and what it took is reported in batches
+// (`TokenBucket.takeSpent`, every few hundred ms or points); the backend answers with what the other
+// gateways spent meanwhile, which `TokenBucket.charge` adds here as debt. So the per-packet cost stays a
+// few arithmetic operations, and the shared rate overshoots by at most one batch per gateway.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
+
+/** A budget shared by several gateways, charged in batches (see above); not implemented yet. */
+export interface SharedBudget {
+  /** reports `points` spent here under `key`; resolves with the points spent elsewhere since the last call */
+  spend (key: string, points: number): Promise<number>
+}
+
+/**
+ * `rate` tokens a second, at most `burst` saved (default: one second's worth). `take` never refuses:
+ * the bucket goes into debt, and the caller holds the sender for exactly debt / rate.
+ */
+export class TokenBucket {
+  private tokens: number
+  private at: number
+  private spent = 0
+
+  constructor (readonly rate: number, readonly burst: number = rate, now = Date.now()) {
+    this.tokens = burst
+    this.at = now
+  }
+
+  private refill (now: number): void {
+    if (now <= this.at) return
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.at) * this.rate / 1000)
+    this.at = now
+  }
+
+  /** Takes `cost`; returns how many ms the sender must now wait until the bucket is out of debt (0: none). */
+  take (cost: number, now: number): number {
+    this.refill(now)
+    this.tokens -= cost
+    this.spent += cost
+    return this.tokens >= 0 ? 0 : -this.tokens * 1000 / this.rate
+  }
+
+  /** Whether `cost` can be taken without going into debt (nothing is taken). */
+  fits (cost: number, now: number): boolean {
+    this.refill(now)
+    return this.tokens >= cost
+  }
+
+  /** Points spent elsewhere (a shared budget's answer), charged here as if taken. */
+  charge (points: number): void {
+    this.tokens -= points
+  }
+
+  /** Points taken since the last call, for a SharedBudget report. */
+  takeSpent (): number {
+    const n = this.spent
+    this.spent = 0
+    return n
+  }
+}
 
 /** How long a sender should hold off after a take; `ms` 0 means go on at once. */
 export interface RateWait {
   readonly ms: number
-  /**
-   * true: the rate was passed and `ms` lasts until it is back within it (a limit hit). false: within
-   * the rate, and `ms` spreads what is left of the window evenly over the points taken (pacing), the
-   * way rate-limiter-flexible's `execEvenly` does, for a sender that would otherwise burst.
-   */
+  /** true: the rate was passed and `ms` lasts until it is back within it */
   readonly exceeded: boolean
-  /** more than half the window's points are used: a pacing hold now is the rate holding the sender back */
+  /** more than half the window's points are used */
   readonly busy: boolean
 }
 
+/** Asynchronous rates (connectRate), so a Redis limiter can replace the in-memory one for a cluster. */
 export interface RateLimiter {
   take (key: string, points: number): Promise<RateWait>
 }

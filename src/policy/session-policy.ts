@@ -1,8 +1,9 @@
 // The limits and counters a session lives under once admitted (SPEC §7). The session calls these few
-// hooks; what they count and when they throttle is the policy's business, so the limiter can change
-// (e.g. a Redis limiter shared by a cluster) without touching the packet path.
+// hooks and acts on what they return; the policy never touches sockets, so the limiter can change (a
+// Redis budget shared by a cluster) without touching the packet path, and policy/ needs nothing from
+// session/.
 import type { ReasonName } from '../reason-codes.js'
-import type { Session } from '../session/session.js'
+import type { DropReason } from './counters.js'
 
 /** One session's traffic, as the admin API lists it per client. */
 export interface SessionStats {
@@ -12,21 +13,41 @@ export interface SessionStats {
   bytesOut: number
 }
 
+/**
+ * What the rates say about one packet from the client: GO (forward it), a positive number of ms
+ * (forward it, then read nothing more from this client for that long: the debt it ran up), or
+ * DISCONNECT (do not forward it; `rateAction: disconnect` ends the session with 0x96).
+ */
+export type Verdict = number
+export const GO = 0
+export const DISCONNECT = -1
+
 export interface SessionPolicy {
   readonly stats: SessionStats
-  /** the mounted filters the client holds */
+  /** the mounted filters the client holds (a resumed persistent session's included) */
   readonly filters: ReadonlySet<string> | undefined
-  /** one PUBLISH accepted from the client (hot path: a counter increment); may pause reads at a rate */
-  countPublish (session: Session): void
+  /** true when a rate applies: the session asks `charge` before forwarding each packet */
+  readonly paced: boolean
+  /** charges one packet of `bytes` (a PUBLISH, or any other: bandwidth only) before it is forwarded */
+  charge (publish: boolean, bytes: number, now: number): Verdict
+  /** one PUBLISH forwarded (hot path: counter increments) */
+  countPublish (): void
+  /** bytes read from the client */
+  countIn (bytes: number): void
   /** one PUBLISH of `bytes` delivered to the client (hot path) */
   countDelivery (bytes: number): void
   /** a packet refused or a limit hit, for the tenant's counters */
   countRefusal (reason: ReasonName): void
   countIsolationFault (): void
-  /** after each run of reads from the client (bytes: 0 for held frames): counters, rates, bandwidth; may pause reads or disconnect */
-  afterClientChunk (session: Session, bytes: number): void
+  /** PUBLISH packets received from the client and never forwarded */
+  countDropped (reason: DropReason, n: number): void
+  /**
+   * At CONNACK: the tenant-local client ID, and whether the broker resumed its session — then the
+   * filters that session holds at the broker are this client's again, and keep counting.
+   */
+  resume (clientId: string, sessionPresent: boolean): void
   /** how many NEW filters (not yet subscribed by this client) may be added now */
-  subscriptionRoom (session: Session, filters: readonly string[]): number
+  subscriptionRoom (filters: readonly string[]): number
   isSubscribed (filter: string): boolean
   /** mounted filters the broker granted / the client removed */
   subscribed (filters: readonly string[]): void

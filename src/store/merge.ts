@@ -17,24 +17,44 @@ export interface MergeResult {
 
 const EMPTY_TENANT: TenantConfig = { limits: {}, hosts: [], anonymous: false, disabled: false, users: {} }
 
-export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<string, TenantChanges>, planChanges: ReadonlyMap<string, Limits | null> = new Map()): MergeResult {
+/**
+ * A copy of `from` keyed by name without a prototype: a key like `__proto__` or `constructor` (a user
+ * named so through the API) is then a key like any other, never the object's prototype or one of its
+ * methods (issue #17 item 13: a user `__proto__` could log in and was missing from the list).
+ */
+function keyed<T> (from: Readonly<Record<string, T>>): Record<string, T> {
+  const out = Object.create(null) as Record<string, T>
+  for (const [k, v] of Object.entries(from)) out[k] = v
+  return out
+}
+
+export function mergeTenantChanges (
+  base: GatewayConfig,
+  changes: ReadonlyMap<string, TenantChanges>,
+  planChanges: ReadonlyMap<string, Limits | null> = new Map(),
+): MergeResult {
+
   // Plans first: the API's version of a plan wins over the YAML's, and one it deleted is gone.
-  const plans: Record<string, Limits> = { ...base.plans }
+  const plans = keyed(base.plans)
   for (const [name, limits] of planChanges) {
     if (limits === null) delete plans[name]
     else plans[name] = limits
   }
-  const tenants: Record<string, TenantConfig> = { ...base.tenants }
+  const tenants = keyed(base.tenants)
   const warnings: string[] = []
   for (const [id, c] of changes) {
     if (c.deleted === true) { delete tenants[id]; continue }
-    const from = c.created === true ? EMPTY_TENANT : base.tenants[id]
+    const from = c.created === true ? EMPTY_TENANT : Object.hasOwn(base.tenants, id) ? base.tenants[id] : undefined
     if (from === undefined) continue // changes to a YAML tenant the YAML has since removed
     const t: TenantConfig = { ...from }
     if (c.plan !== undefined) {
       if (c.plan === null) delete t.plan
       else if (c.plan in plans) t.plan = c.plan
-      else warnings.push(`tenant ${id}: plan ${JSON.stringify(c.plan)} set through the API is not in the configuration; using ${t.plan === undefined ? 'no plan' : JSON.stringify(t.plan)}`)
+      else {
+        const using = t.plan === undefined ? 'no plan' : JSON.stringify(t.plan)
+        const plan = JSON.stringify(c.plan)
+        warnings.push(`tenant ${id}: plan ${plan} set through the API is not in the configuration; using ${using}`)
+      }
     }
     if (c.limits !== undefined) t.limits = c.limits
     if (c.disabled !== undefined) t.disabled = c.disabled
@@ -45,7 +65,7 @@ export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<st
       else t.acl = c.acl
     }
     if (c.users !== undefined) {
-      const users = { ...t.users }
+      const users = keyed(t.users)
       for (const [name, u] of Object.entries(c.users)) {
         if (u === null) delete users[name]
         else users[name] = u
@@ -59,10 +79,11 @@ export function mergeTenantChanges (base: GatewayConfig, changes: ReadonlyMap<st
   for (const [id, t] of Object.entries(tenants)) {
     const plan = t.plan
     if (plan === undefined || plan in plans) continue
-    const fromYaml = base.plans[plan]
+    const fromYaml = Object.hasOwn(base.plans, plan) ? base.plans[plan] : undefined
     if (fromYaml !== undefined) {
       plans[plan] = fromYaml
-      warnings.push(`plan ${JSON.stringify(plan)}, deleted through the API, is kept as the YAML has it: tenant ${id} uses it`)
+      const name = JSON.stringify(plan)
+      warnings.push(`plan ${name}, deleted through the API, is kept as the YAML has it: tenant ${id} uses it`)
     } else {
       const { plan: _gone, ...rest } = t
       tenants[id] = rest

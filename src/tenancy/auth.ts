@@ -5,7 +5,7 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { GatewayConfig } from '../config/schema.js'
-import { resolveTenant } from './resolve.js'
+import { resolveTenant, type ResolutionFailure } from './resolve.js'
 import { isCostlyHash, verifyDummy, verifyPassword } from './passwords.js'
 
 export interface AuthRequest {
@@ -21,9 +21,24 @@ export interface AuthRequest {
   remoteAddress: string
 }
 
+/**
+ * Why a login failed, for the operator's log line only: the client hears one code for every credential
+ * failure (bad credentials, or not authorized once it proved them for a disabled tenant).
+ */
+export type AuthFailureCause =
+  | ResolutionFailure
+  | 'throttled' // the source is cooling down after too many failures
+  | 'anonymousNotAllowed' // no username, and the tenant wants one
+  | 'unknownUser'
+  | 'noPassword' // a user who logs in only with a client certificate
+  | 'badPassword'
+  | 'disabled' // right credentials (or anonymous) for a disabled tenant
+  | 'noCertificateName' // mutual TLS: the certificate has no CN
+  | 'unknownCertificateUser' // mutual TLS: the CN names no user
+
 export type AuthResult =
   | { ok: true; tenant: string; user: string | undefined }
-  | { ok: false; reason: 'badCredentials' | 'notAuthorized' }
+  | { ok: false; reason: 'badCredentials' | 'notAuthorized'; cause: AuthFailureCause }
 
 /** Failed attempts per source; behind an interface so a shared (Redis) limiter can replace it. */
 export interface FailureThrottle {
@@ -31,6 +46,9 @@ export interface FailureThrottle {
   blocked (source: string): Promise<boolean>
   fail (source: string): Promise<void>
 }
+
+/** Makes the throttle for the config's numbers, again when they change: memoryThrottle, or a cluster's shared one. */
+export type ThrottleFactory = (perMinute: number, cooldownMs: number) => FailureThrottle
 
 export function memoryThrottle (perMinute: number, cooldownMs: number): FailureThrottle {
   const limiter = new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration: Math.ceil(cooldownMs / 1000) })
@@ -49,7 +67,8 @@ export function memoryThrottle (perMinute: number, cooldownMs: number): FailureT
   }
 }
 
-const BAD: AuthResult = { ok: false, reason: 'badCredentials' }
+const bad = (cause: AuthFailureCause): AuthResult => ({ ok: false, reason: 'badCredentials', cause })
+const DISABLED: AuthResult = { ok: false, reason: 'notAuthorized', cause: 'disabled' }
 
 /** A user's password as last verified: the stored hash it matched and a keyed digest of it. */
 interface Verified {
@@ -67,14 +86,14 @@ export class Authenticator {
   /** verifications under way, by user and digest: a reconnect storm of one device fleet costs one hash */
   private readonly verifying = new Map<string, Promise<boolean>>()
 
-  constructor (config: GatewayConfig, throttle?: FailureThrottle) {
+  constructor (config: GatewayConfig, private readonly makeThrottle: ThrottleFactory = memoryThrottle) {
     this.config = config
-    this.throttle = throttle ?? memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+    this.throttle = makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
   }
 
   update (config: GatewayConfig): void {
     if (config.auth.maxFailuresPerMinute !== this.config.auth.maxFailuresPerMinute || config.auth.cooldown !== this.config.auth.cooldown) {
-      this.throttle = memoryThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
+      this.throttle = this.makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
     }
     this.config = config
   }
@@ -83,7 +102,7 @@ export class Authenticator {
   get cacheSize (): number { return this.verified.size }
 
   async authenticate (req: AuthRequest): Promise<AuthResult> {
-    if (await this.throttle.blocked(req.remoteAddress)) return BAD
+    if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled')
     const result = await this.check(req)
     if (!result.ok && result.reason === 'badCredentials') await this.throttle.fail(req.remoteAddress)
     return result
@@ -94,27 +113,35 @@ export class Authenticator {
     const password = req.password ?? Buffer.alloc(0)
     const resolved = resolveTenant(req, this.config.tenancy, this.config.tenants)
     const tenant = resolved.ok ? this.config.tenants[resolved.tenant] : undefined
-    if (!resolved.ok || tenant === undefined) return verifyDummy(password).then(() => BAD)
+    // Every refusal below costs one costly hash, as a wrong password does: a refusal answered at once
+    // would tell a prober which tenants exist (a known tenant's SNI with no username was refused in 1 ms,
+    // an unknown one in 32 ms).
+    if (!resolved.ok) return verifyDummy(password).then(() => bad(resolved.cause))
+    if (tenant === undefined) return verifyDummy(password).then(() => bad('unknownTenant'))
     if (resolved.user === undefined) {
-      if (!tenant.anonymous) return BAD
-      return tenant.disabled ? { ok: false, reason: 'notAuthorized' } : { ok: true, tenant: resolved.tenant, user: undefined }
+      if (!tenant.anonymous) return verifyDummy(password).then(() => bad('anonymousNotAllowed'))
+      return tenant.disabled ? DISABLED : { ok: true, tenant: resolved.tenant, user: undefined }
     }
-    const stored = tenant.users[resolved.user]?.password
-    if (stored === undefined) return verifyDummy(password).then(() => BAD)
-    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return BAD
+    const user = tenant.users[resolved.user]
+    const stored = user?.password
+    if (stored === undefined) return verifyDummy(password).then(() => bad(user === undefined ? 'unknownUser' : 'noPassword'))
+    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return bad('badPassword')
     // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
-    if (tenant.disabled) return { ok: false, reason: 'notAuthorized' }
+    if (tenant.disabled) return DISABLED
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
 
   /** A certificate the listener's client CA signed names a user of a tenant, or nobody. */
   private checkCertificate (req: AuthRequest, name: string): AuthResult {
-    if (name === '') return BAD
+    // Only a certificate the listener's CA signed gets here: no timing to hide from its holder.
+    if (name === '') return bad('noCertificateName')
     const { username: _u, password: _p, ...rest } = req
     const resolved = resolveTenant({ ...rest, username: name }, this.config.tenancy, this.config.tenants)
-    const tenant = resolved.ok ? this.config.tenants[resolved.tenant] : undefined
-    if (!resolved.ok || tenant === undefined || resolved.user === undefined || tenant.users[resolved.user] === undefined) return BAD
-    if (tenant.disabled) return { ok: false, reason: 'notAuthorized' }
+    if (!resolved.ok) return bad(resolved.cause)
+    const tenant = this.config.tenants[resolved.tenant]
+    if (tenant === undefined) return bad('unknownTenant')
+    if (resolved.user === undefined || tenant.users[resolved.user] === undefined) return bad('unknownCertificateUser')
+    if (tenant.disabled) return DISABLED
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
 

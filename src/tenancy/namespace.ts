@@ -2,6 +2,8 @@
 // Going up, client IDs, topics and filters get the tenant's prefix; coming down, the prefix is checked
 // and removed, and anything without it is foreign: `undefined`, never delivered (SPEC §5).
 
+import { MAX_STRING_BYTES } from '../codec-limits.js'
+
 /** A tenant ID is a DNS label (SPEC §3): it never holds `/`, `+`, `#`, `$`, `@` or U+0000. */
 const TENANT_ID = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
 
@@ -52,9 +54,28 @@ export function namespaceFor (tenant: string, patterns: NamespacePatterns): Name
   return { tenant, topicPrefix, clientIdPrefix: patterns.clientId.replaceAll('{tenant}', tenant), topicPrefixBytes: Buffer.from(topicPrefix) }
 }
 
-/** The topic as the broker sees it. The caller has checked it with isValidTopicName and refused `$…`. */
+/**
+ * The topic as the broker sees it. The caller has checked it with isValidTopicName and refused `$…`.
+ * The result may exceed 65,535 bytes (the prefix added to a topic at the limit): tryMountTopic refuses that.
+ */
 export function mountTopic (ns: Namespace, topic: string): string {
   return ns.topicPrefix + topic
+}
+
+/** Whether `value` fits an MQTT string once encoded: at most 65,535 UTF-8 bytes [MQTT-1.5.4]. */
+export function fitsMqttString (value: string): boolean {
+  // A JS string of n UTF-16 units encodes to at most 3n bytes: most strings need no count.
+  return value.length * 3 <= MAX_STRING_BYTES || Buffer.byteLength(value) <= MAX_STRING_BYTES
+}
+
+/**
+ * mountTopic for a topic name, will topic or Response Topic, or undefined when the mounted topic would
+ * not fit an MQTT string; the caller answers topic name invalid (v5 0x90 in PUBACK/PUBREC/CONNACK, v3
+ * close). The codec would refuse to encode it anyway; this is how the device hears why.
+ */
+export function tryMountTopic (ns: Namespace, topic: string): string | undefined {
+  const mounted = ns.topicPrefix + topic
+  return fitsMqttString(mounted) ? mounted : undefined
 }
 
 /** The tenant-local topic; undefined when `topic` is not under the prefix (foreign) or is the bare prefix. */
@@ -93,6 +114,22 @@ export function mountFilter (ns: Namespace, filter: string): string | undefined 
   return ns.topicPrefix + filter
 }
 
+/**
+ * Why a filter cannot be mounted: `invalid` (not a topic filter, or a malformed `$share`), `reserved`
+ * (`$SYS/#` and every other `$` filter but `$share`) or `tooLong` (the mounted filter would exceed
+ * 65,535 bytes). SUBACK answers invalid and tooLong with 0x8F (v3 0x80), reserved with 0x87 (v3 0x80);
+ * UNSUBACK (v5) answers invalid and tooLong with 0x8F; v3 has no UNSUBACK code, so the client is closed.
+ */
+export type FilterRefusal = 'invalid' | 'reserved' | 'tooLong'
+
+/** mountFilter, saying why when it cannot: the mounted filter, or the refusal. */
+export function tryMountFilter (ns: Namespace, filter: string): { readonly filter: string } | { readonly refused: FilterRefusal } {
+  const mounted = mountFilter(ns, filter)
+  // mountFilter refuses only invalid filters and `$` ones: a valid filter it refused is reserved.
+  if (mounted === undefined) return { refused: isValidTopicFilter(filter) ? 'reserved' : 'invalid' }
+  return fitsMqttString(mounted) ? { filter: mounted } : { refused: 'tooLong' }
+}
+
 /** The inverse of mountFilter: the tenant-local filter, or undefined when mountFilter cannot give `filter`. */
 export function unmountFilter (ns: Namespace, filter: string): string | undefined {
   const shared = parseShared(filter)
@@ -102,8 +139,18 @@ export function unmountFilter (ns: Namespace, filter: string): string | undefine
   return mountFilter(ns, result) === filter ? result : undefined
 }
 
+/** The client ID as the broker sees it; may exceed 65,535 bytes, which tryMountClientId refuses. */
 export function mountClientId (ns: Namespace, id: string): string {
   return ns.clientIdPrefix + id
+}
+
+/**
+ * mountClientId, or undefined when the mounted ID would not fit an MQTT string; the caller answers
+ * client identifier not valid (CONNACK v5 0x85 / v3 0x02).
+ */
+export function tryMountClientId (ns: Namespace, id: string): string | undefined {
+  const mounted = ns.clientIdPrefix + id
+  return fitsMqttString(mounted) ? mounted : undefined
 }
 
 /** The tenant-local client ID; undefined for another tenant's ID or the bare prefix. */

@@ -4,14 +4,18 @@
 import { createHash, pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
 
-const scryptAsync = promisify(scrypt) as (password: string | Buffer, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>
+interface ScryptOptions { N: number; r: number; p: number; maxmem: number }
+/** crypto.scrypt runs on libuv's thread pool: hashing never blocks the event loop. */
+const scryptAsync = promisify(scrypt) as
+  (password: string | Buffer, salt: Buffer, keylen: number, options: ScryptOptions) => Promise<Buffer>
 const pbkdf2Async = promisify(pbkdf2)
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
 
 export async function hashPassword (password: string): Promise<string> {
   const salt = randomBytes(16)
-  const key = await scryptAsync(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 })
+  const { N, r, p, keylen } = SCRYPT
+  const key = await scryptAsync(password, salt, keylen, { N, r, p, maxmem: 64 * 1024 * 1024 })
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`
 }
 
@@ -33,7 +37,8 @@ export async function verifyPassword (stored: string, password: string | Buffer)
       const [, n, r, p, salt, hash] = parts as [string, string, string, string, string, string]
       const expected = Buffer.from(hash, 'base64')
       const N = Number(n)
-      const key = await scryptAsync(pw, Buffer.from(salt, 'base64'), expected.length, { N, r: Number(r), p: Number(p), maxmem: 256 * N * Number(r) + 1024 * 1024 })
+      const options = { N, r: Number(r), p: Number(p), maxmem: 256 * N * Number(r) + 1024 * 1024 }
+      const key = await scryptAsync(pw, Buffer.from(salt, 'base64'), expected.length, options)
       return equal(key, expected)
     }
     if (parts[0] === '' && parts[1] === '6' && parts.length === 4) {
@@ -47,7 +52,8 @@ export async function verifyPassword (stored: string, password: string | Buffer)
       const iterations = Number(parts[2])
       const expected = Buffer.from(parts[4] as string, 'base64')
       if (!Number.isInteger(iterations) || iterations < 1 || iterations > 10_000_000) return false
-      const key = await pbkdf2Async(pw, Buffer.from(parts[3] as string, 'base64'), iterations, expected.length, 'sha512')
+      const salt = Buffer.from(parts[3] as string, 'base64')
+      const key = await pbkdf2Async(pw, salt, iterations, expected.length, 'sha512')
       return equal(key, expected)
     }
   } catch {
@@ -71,7 +77,8 @@ export async function verifyDummy (password: string | Buffer): Promise<false> {
 
 /** mosquitto_passwd files: `user:hash` lines, `#` comments and blank lines ignored. */
 export function parsePasswordFile (text: string): Record<string, string> {
-  const users: Record<string, string> = {}
+  // No prototype: a line `__proto__:…` is a user like any other, not the object's prototype.
+  const users = Object.create(null) as Record<string, string>
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim()
     if (line === '' || line.startsWith('#')) continue

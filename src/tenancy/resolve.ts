@@ -10,7 +10,10 @@ export interface ResolveInput {
   username?: string
 }
 
-export type Resolution = { ok: true; tenant: string; user: string | undefined } | { ok: false }
+/** Why no tenant was found, for the operator's log (the client hears bad credentials whatever it is). */
+export type ResolutionFailure = 'noTenant' | 'unknownTenant' | 'tenantConflict'
+
+export type Resolution = { ok: true; tenant: string; user: string | undefined } | { ok: false; cause: ResolutionFailure }
 
 /**
  * Splits a username by a pattern like `{username}@{tenant}` (at the LAST separator, so `a@b@acme` is
@@ -49,17 +52,18 @@ export function resolveTenant (input: ResolveInput, tenancy: TenancyConfig, tena
     const t = tenantFromSni(input.sniHost, tenancy, tenants)
     if (t !== undefined) fixed.add(t)
   }
-  if (fixed.size > 1) return { ok: false }
+  if (fixed.size > 1) return { ok: false, cause: 'tenantConflict' }
   const [bound] = fixed
   if (bound !== undefined) {
-    if (!(bound in tenants)) return { ok: false }
+    if (!(bound in tenants)) return { ok: false, cause: 'unknownTenant' }
     if (parsed === undefined) return { ok: true, tenant: bound, user: input.username }
     if (parsed.tenant === bound) return { ok: true, tenant: bound, user: parsed.user }
     // `alice@globex` on acme's listener names another tenant: a conflict. `bob@example.com` names
     // none, so the whole string is acme's user name.
-    if (tenancy.resolve.includes('username') && parsed.tenant in tenants) return { ok: false }
+    if (tenancy.resolve.includes('username') && parsed.tenant in tenants) return { ok: false, cause: 'tenantConflict' }
     return { ok: true, tenant: bound, user: input.username }
   }
-  if (!tenancy.resolve.includes('username') || parsed === undefined || !(parsed.tenant in tenants)) return { ok: false }
+  if (!tenancy.resolve.includes('username') || parsed === undefined) return { ok: false, cause: 'noTenant' }
+  if (!(parsed.tenant in tenants)) return { ok: false, cause: 'unknownTenant' }
   return { ok: true, tenant: parsed.tenant, user: parsed.user }
 }

@@ -14,7 +14,11 @@ export interface TenantRuntime {
 export function buildTenants (config: GatewayConfig): ReadonlyMap<string, TenantRuntime> {
   const tenants = new Map<string, TenantRuntime>()
   for (const [id, tenant] of Object.entries(config.tenants)) {
-    tenants.set(id, { id, config: tenant, limits: effectiveLimits(config, id), ns: namespaceFor(id, config.tenancy.namespace) })
+    const limits = effectiveLimits(config, id)
+    // The gateway-wide default bounds the tenants whose plan sets none: the session's frame reader and
+    // the v5 CONNACK's Maximum Packet Size read it from here (SPEC §7).
+    if (limits.maxPacketSize === undefined) limits.maxPacketSize = config.maxPacketSize
+    tenants.set(id, { id, config: tenant, limits, ns: namespaceFor(id, config.tenancy.namespace) })
   }
   return tenants
 }

@@ -17,7 +17,7 @@ export interface UpstreamTarget {
   readonly password?: string
   /** bounds the TCP connect and the CONNACK, in ms */
   readonly connectTimeout: number
-  /** false for the embedded aedes, which speaks MQTT 3.1.1 only */
+  /** false for `protocol: 3.1.1` and the embedded aedes: MQTT 5 clients are refused with 0x84 */
   readonly v5: boolean
 }
 
@@ -62,7 +62,7 @@ export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: str
     ...(upstream.username !== undefined ? { username: upstream.username } : {}),
     ...(upstream.password !== undefined && upstream.password !== '' ? { password: upstream.password } : {}),
     connectTimeout: upstream.connectTimeout,
-    v5: upstream.url !== 'embedded',
+    v5: upstream.url !== 'embedded' && upstream.protocol !== '3.1.1',
   }
 }
 
@@ -85,7 +85,7 @@ function fill (template: string, f: CredentialFields): string {
 }
 
 /** Username/password sent to the broker, from the upstream templates; none when not configured. */
-export function upstreamCredentials (target: UpstreamTarget, f: CredentialFields): { username?: string; password?: Buffer } {
+export function upstreamCredentials (target: { readonly username?: string | undefined; readonly password?: string | undefined }, f: CredentialFields): { username?: string; password?: Buffer } {
   return {
     ...(target.username !== undefined ? { username: fill(target.username, f) } : {}),
     ...(target.password !== undefined ? { password: Buffer.from(fill(target.password, f)) } : {}),

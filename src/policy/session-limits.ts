@@ -1,0 +1,150 @@
+// One admitted session's share of its tenant's limits: its rates' verdicts, its counters and the
+// filters it holds. It returns what the session should do and never touches a socket.
+import type { ReasonName } from '../reason-codes.js'
+import { countRefusal, type DropReason, type LimitName } from './counters.js'
+import type { TokenBucket } from './rate.js'
+import { DISCONNECT, GO, type SessionPolicy, type SessionStats, type Verdict } from './session-policy.js'
+import { bucket, pruneExpired, type TenantState } from './tenant-state.js'
+
+/**
+ * Debt below this does not hold a client: each hold costs a timer, so a client at a high rate is held
+ * in steps of a few ms rather than one per packet. The rate stays exact; the debt is paid by the next hold.
+ */
+const MIN_HOLD_MS = 5
+
+/** One admitted session's share of its tenant's limits. */
+export class SessionLimits implements SessionPolicy {
+  released = false
+  /** tenant-local client ID, known at CONNACK */
+  clientId: string | undefined
+  /** mounted filters the broker holds for this client */
+  filters: Set<string> | undefined
+  readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  private clientPublish: TokenBucket | undefined
+
+  constructor (readonly tenant: TenantState) {}
+
+  get paced (): boolean { return this.tenant.paced }
+
+  charge (publish: boolean, bytes: number, now: number): Verdict {
+    const t = this.tenant
+    const limits = t.limits
+    let client = this.clientPublish
+    if (client?.rate !== limits.clientPublishRate) client = this.clientPublish = bucket(limits.clientPublishRate, 1)
+    if (limits.rateAction === 'disconnect') {
+      // The first packet beyond rate + burst ends the session, however many one read holds.
+      const over: LimitName | undefined = publish && t.publish?.fits(1, now) === false
+        ? 'publishRate'
+        : publish && client?.fits(1, now) === false ? 'clientPublishRate' : t.bandwidth?.fits(bytes, now) === false ? 'bandwidth' : undefined
+      if (over !== undefined) {
+        countRefusal(t.counters, 'messageRateTooHigh', over)
+        return DISCONNECT
+      }
+    }
+    let wait = 0
+    let limit: LimitName = 'bandwidth'
+    if (publish) {
+      const a = t.publish?.take(1, now) ?? 0
+      const b = client?.take(1, now) ?? 0
+      wait = Math.max(a, b)
+      limit = a >= b ? 'publishRate' : 'clientPublishRate'
+    }
+    const c = t.bandwidth?.take(bytes, now) ?? 0
+    if (c > wait) { wait = c; limit = 'bandwidth' }
+    if (wait < MIN_HOLD_MS || limits.rateAction === 'disconnect') return GO
+    countRefusal(t.counters, 'messageRateTooHigh', limit)
+    return Math.ceil(wait)
+  }
+
+  countPublish (): void {
+    this.tenant.counters.messagesIn++
+    this.stats.messagesIn++
+  }
+
+  countIn (bytes: number): void {
+    this.tenant.counters.bytesIn += bytes
+    this.stats.bytesIn += bytes
+  }
+
+  countDelivery (bytes: number): void {
+    const c = this.tenant.counters
+    c.messagesOut++
+    c.bytesOut += bytes
+    this.stats.messagesOut++
+    this.stats.bytesOut += bytes
+  }
+
+  countRefusal (reason: ReasonName): void {
+    if (reason === 'notAuthorized') this.tenant.counters.aclDenials++
+    countRefusal(this.tenant.counters, reason, reason === 'quotaExceeded' ? this.subscriptionLimit() : undefined)
+  }
+
+  /** Which subscription limit refused a filter: the client's own when it is full, else the tenant's. */
+  private subscriptionLimit (): LimitName {
+    const perClient = this.tenant.limits.maxSubscriptionsPerClient
+    return perClient !== undefined && (this.filters?.size ?? 0) >= perClient ? 'maxSubscriptionsPerClient' : 'maxSubscriptions'
+  }
+
+  countIsolationFault (): void {
+    this.tenant.counters.isolationFaults++
+  }
+
+  countDropped (reason: DropReason, n: number): void {
+    const d = this.tenant.counters.dropped
+    d[reason] = (d[reason] ?? 0) + n
+  }
+
+  resume (clientId: string, sessionPresent: boolean): void {
+    const t = this.tenant
+    this.clientId = clientId
+    // The filters the broker holds for this client ID: a live session's this one takes over, or a parked one's.
+    let held: Set<string> | undefined
+    const previous = t.live.get(clientId)
+    if (previous !== undefined && previous !== this) {
+      held = previous.filters
+      previous.filters = undefined
+    } else {
+      held = t.parked.get(clientId)?.filters
+      t.parked.delete(clientId)
+    }
+    t.live.set(clientId, this)
+    if (held === undefined) return
+    if (!sessionPresent) t.subscriptions -= held.size // the broker started afresh: they are gone
+    else if (this.filters === undefined) this.filters = held
+    else {
+      for (const f of held) {
+        if (this.filters.has(f)) t.subscriptions--
+        else this.filters.add(f)
+      }
+    }
+  }
+
+  subscriptionRoom (filters: readonly string[]): number {
+    const t = this.tenant
+    const limits = t.limits
+    pruneExpired(t, Date.now())
+    let room = filters.length
+    if (limits.maxSubscriptionsPerClient !== undefined) room = Math.min(room, limits.maxSubscriptionsPerClient - (this.filters?.size ?? 0))
+    if (limits.maxSubscriptions !== undefined) room = Math.min(room, limits.maxSubscriptions - t.subscriptions)
+    return Math.max(0, room)
+  }
+
+  isSubscribed (filter: string): boolean {
+    return this.filters?.has(filter) === true
+  }
+
+  subscribed (filters: readonly string[]): void {
+    if (this.released) return // a SUBACK after the session ended: its filters were already given back
+    const set = (this.filters ??= new Set())
+    for (const f of filters) {
+      if (!set.has(f)) { set.add(f); this.tenant.subscriptions++ }
+    }
+  }
+
+  unsubscribed (filters: readonly string[]): void {
+    if (this.filters === undefined) return
+    for (const f of filters) {
+      if (this.filters.delete(f)) this.tenant.subscriptions--
+    }
+  }
+}
