@@ -294,8 +294,16 @@ test('a message published on the broker outside every tenant reaches no gateway 
   await intruder.client.publishAsync('nobody/x', 'stray', { qos: 1 })
   await intruder.client.publishAsync('sensors/t1', 'stray', { qos: 1 })
   await intruder.client.publishAsync('acmex/t1', 'stray', { qos: 1 }) // shares acme's letters, not its prefix
+  // Positive control, published after the strays: each tenant's own message does arrive, and it is the
+  // only one, so silence above means isolation and not a gateway that delivers nothing.
+  await intruder.client.publishAsync('acme/control', 'for acme', { qos: 1 })
+  await intruder.client.publishAsync('globex/control', 'for globex', { qos: 1 })
+  assert.equal((await a.next()).topic, 'control')
+  assert.equal((await g.next()).topic, 'control')
   await quiet(a)
   await quiet(g, 100)
+  assert.deepEqual(a.received.map((m) => m.payload), ['for acme'])
+  assert.deepEqual(g.received.map((m) => m.payload), ['for globex'])
   await Promise.all([a.end(), g.end(), intruder.end()])
 })
 
