@@ -12,29 +12,51 @@ import { freePort, waitForPort } from '../test/helpers/net.js'
 const SECONDS = 4
 
 /** CPU time of a process and its children (the cluster proxy's workers), from /proc. */
-function processTreeCpu (pid: number): { user: number; sys: number } {
+function processTreeCpu(pid: number): { user: number; sys: number } {
   let children: number[] = []
   try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter((c) => c !== '').map(Number)
-  } catch { /* gone, or a kernel without the children file: the process alone */ }
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter((c) => c !== '')
+      .map(Number)
+  } catch {
+    /* gone, or a kernel without the children file: the process alone */
+  }
   return [pid, ...children].map(cpuTimes).reduce((a, b) => ({ user: a.user + b.user, sys: a.sys + b.sys }))
 }
 
-async function main (): Promise<void> {
+async function main(): Promise<void> {
   const peers = await startPeers({ noisyPublishRate: 2000, hashedPassword: await hashPassword('p') })
   const direct = peers.endpoints.find((e) => e.name === 'direct')
   const children: ChildProcess[] = []
   try {
     if (direct === undefined) throw new Error('mosquitto did not start')
     const references: Array<Endpoint & { label: string }> = []
-    for (const [mode, processes] of [['pipe', 1], ['mqtt', 1], ['mqtt', 2]] as const) {
+    for (const [mode, processes] of [
+      ['pipe', 1],
+      ['mqtt', 1],
+      ['mqtt', 2],
+    ] as const) {
       const port = await freePort()
-      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/node-proxy.ts', mode, String(port), String(direct.port), String(processes)], { stdio: 'inherit' })
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'bench/node-proxy.ts', mode, String(port), String(direct.port), String(processes)],
+        { stdio: 'inherit' },
+      )
       children.push(child)
       await waitForPort(port)
-      references.push({ ...direct, port, pid: child.pid ?? 0, label: `Node.js ${mode} proxy${processes > 1 ? `, ${processes} processes` : ''}` })
+      references.push({
+        ...direct,
+        port,
+        pid: child.pid ?? 0,
+        label: `Node.js ${mode} proxy${processes > 1 ? `, ${processes} processes` : ''}`,
+      })
     }
-    const labels: Record<Endpoint['name'], string> = { direct: 'mosquitto directly', l4: 'haproxy (L4)', gateway: 'gateway' }
+    const labels: Record<Endpoint['name'], string> = {
+      direct: 'mosquitto directly',
+      l4: 'haproxy (L4)',
+      gateway: 'gateway',
+    }
     const all = [...peers.endpoints.map((e) => ({ ...e, label: labels[e.name] })), ...references]
     const rows: Array<{ label: string; rate: number; user?: number; sys?: number }> = []
     for (const ep of all) {
@@ -43,10 +65,18 @@ async function main (): Promise<void> {
       const before = proxied ? processTreeCpu(ep.pid) : undefined
       const started = Date.now()
       const rate = await connectionRate(ep, SECONDS)
-      const count = rate * (Date.now() - started) / 1000
-      if (before === undefined) { rows.push({ label: ep.label, rate }); continue }
+      const count = (rate * (Date.now() - started)) / 1000
+      if (before === undefined) {
+        rows.push({ label: ep.label, rate })
+        continue
+      }
       const after = processTreeCpu(ep.pid)
-      rows.push({ label: ep.label, rate, user: (after.user - before.user) * 1e6 / count, sys: (after.sys - before.sys) * 1e6 / count })
+      rows.push({
+        label: ep.label,
+        rate,
+        user: ((after.user - before.user) * 1e6) / count,
+        sys: ((after.sys - before.sys) * 1e6) / count,
+      })
     }
     const l4 = rows.find((r) => r.label === labels.l4)?.rate
     console.log('| endpoint | conn/s | × L4 | proxy CPU per connection: user / system (µs) |')

@@ -12,12 +12,12 @@ import mqttPacket from 'mqtt-packet'
 const [mode, listenPort, upstreamPort, processes] = process.argv.slice(2)
 const upstream = { port: Number(upstreamPort), host: '127.0.0.1', noDelay: true }
 
-function pipe (client: net.Socket, up: net.Socket): void {
+function pipe(client: net.Socket, up: net.Socket): void {
   client.pipe(up)
   up.pipe(client)
 }
 
-function proxyMqtt (client: net.Socket): void {
+function proxyMqtt(client: net.Socket): void {
   let up: net.Socket | undefined
   client.on('error', () => up?.destroy())
   client.on('close', () => up?.destroy())
@@ -25,10 +25,15 @@ function proxyMqtt (client: net.Socket): void {
     client.pause()
     const parser = mqttPacket.parser()
     let connect: mqttPacket.IConnectPacket | undefined
-    parser.on('packet', (p: mqttPacket.Packet) => { if (p.cmd === 'connect') connect = p })
+    parser.on('packet', (p: mqttPacket.Packet) => {
+      if (p.cmd === 'connect') connect = p
+    })
     parser.parse(chunk)
-    if (connect === undefined) { client.destroy(); return }
-    const socket = up = net.connect(upstream)
+    if (connect === undefined) {
+      client.destroy()
+      return
+    }
+    const socket = (up = net.connect(upstream))
     socket.on('error', () => client.destroy())
     socket.on('close', () => client.destroy())
     socket.write(mqttPacket.generate({ ...connect, clientId: `tenant/${connect.clientId}` }))
@@ -53,14 +58,16 @@ if (forks > 1 && cluster.isPrimary) {
   serve()
 }
 
-function serve (): void {
-  net.createServer({ noDelay: true }, (client) => {
-    if (mode === 'mqtt') return proxyMqtt(client)
-    const up = net.connect(upstream)
-    client.on('error', () => up.destroy())
-    up.on('error', () => client.destroy())
-    client.on('close', () => up.destroy())
-    up.on('close', () => client.destroy())
-    pipe(client, up)
-  }).listen(Number(listenPort), '127.0.0.1')
+function serve(): void {
+  net
+    .createServer({ noDelay: true }, (client) => {
+      if (mode === 'mqtt') return proxyMqtt(client)
+      const up = net.connect(upstream)
+      client.on('error', () => up.destroy())
+      up.on('error', () => client.destroy())
+      client.on('close', () => up.destroy())
+      up.on('close', () => client.destroy())
+      pipe(client, up)
+    })
+    .listen(Number(listenPort), '127.0.0.1')
 }

@@ -16,35 +16,52 @@ import { rssBytes } from './peers.js'
 const TOKEN = 'soak-operator-token-0123456789'
 const MiB = 1024 * 1024
 
-export interface SoakResult { name: string; ok: boolean; detail: string }
+export interface SoakResult {
+  name: string
+  ok: boolean
+  detail: string
+}
 
-interface GatewayProc { child: ChildProcess; port: number; wsPort: number; adminPort: number; exited: Promise<number | null> }
+interface GatewayProc {
+  child: ChildProcess
+  port: number
+  wsPort: number
+  adminPort: number
+  exited: Promise<number | null>
+}
 
-async function startGateway (broker: Mosquitto): Promise<GatewayProc> {
+async function startGateway(broker: Mosquitto): Promise<GatewayProc> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-soak-'))
   const port = await freePort()
   const wsPort = await freePort()
   const adminPort = await freePort()
-  writeFileSync(join(dir, 'gateway.yaml'), `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }, { name: ws, type: ws, bind: "127.0.0.1:${wsPort}" }]
+  writeFileSync(
+    join(dir, 'gateway.yaml'),
+    `listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:${port}" }, { name: ws, type: ws, bind: "127.0.0.1:${wsPort}" }]
 upstream: { url: ${broker.url}, connectTimeout: 1s }
 admin: { bind: "127.0.0.1:${adminPort}", operatorToken: ${TOKEN}, store: state.db }
 log: { level: warn }
 tenants:
   acme: { users: { u: { password: "plain:p" } } }
   globex: { users: { u: { password: "plain:p" } } }
-`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+`,
+  )
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   await waitForPort(adminPort)
   return { child, port, wsPort, adminPort, exited }
 }
 
-async function connections (g: GatewayProc): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${g.adminPort}/api/v1/tenants`, { headers: { authorization: `Bearer ${TOKEN}` } })
+async function connections(g: GatewayProc): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${g.adminPort}/api/v1/tenants`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  })
   return ((await res.json()) as Array<{ connections: number }>).reduce((n, t) => n + t.connections, 0)
 }
 
-async function until (what: () => Promise<boolean>, ms: number): Promise<boolean> {
+async function until(what: () => Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
     if (await what()) return true
@@ -56,22 +73,29 @@ async function until (what: () => Promise<boolean>, ms: number): Promise<boolean
 const rssMiB = (pid: number | undefined): number => rssBytes(pid ?? 0) / MiB
 
 /** Connect (CONNECT → CONNACK) and drop abruptly, `cycles` times at concurrency 50. */
-async function connectDrop (g: GatewayProc, cycles: number): Promise<void> {
+async function connectDrop(g: GatewayProc, cycles: number): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({ length: 50 }, async (_v, w) => {
-    while (next < cycles) {
-      next++
-      const c = await connect(g.port, `drop-${w}`, w % 2 === 0 ? 'u@acme' : 'u@globex', 'p')
-      c.socket.destroy()
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: 50 }, async (_v, w) => {
+      while (next < cycles) {
+        next++
+        const c = await connect(g.port, `drop-${w}`, w % 2 === 0 ? 'u@acme' : 'u@globex', 'p')
+        c.socket.destroy()
+      }
+    }),
+  )
 }
 
 /** Samples a process's RSS every 50 ms while `run` runs: its result, the RSS at the start and the peak growth (MiB). */
-async function peakRssDuring<T> (pid: number | undefined, run: () => Promise<T>): Promise<{ result: T; base: number; grew: number }> {
+async function peakRssDuring<T>(
+  pid: number | undefined,
+  run: () => Promise<T>,
+): Promise<{ result: T; base: number; grew: number }> {
   const base = rssMiB(pid)
   let peak = base
-  const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(pid)) }, 50)
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMiB(pid))
+  }, 50)
   try {
     const result = await run()
     return { result, base, grew: peak - base }
@@ -80,13 +104,19 @@ async function peakRssDuring<T> (pid: number | undefined, run: () => Promise<T>)
   }
 }
 
-/** Writes `packet` again and again, waiting for drain (or 200 ms) when the socket is full, until `done(bytes written)`. */
-async function flood (socket: net.Socket, packet: Buffer, done: (sent: number) => boolean): Promise<number> {
+/**
+ * Writes `packet` again and again, waiting for drain (or 200 ms) when the socket is full, until `done(bytes written)`.
+ */
+async function flood(socket: net.Socket, packet: Buffer, done: (sent: number) => boolean): Promise<number> {
   let sent = 0
   while (!done(sent)) {
     if (!socket.write(packet)) {
       await new Promise<void>((resolve) => {
-        const done = (): void => { socket.off('drain', done); clearTimeout(timer); resolve() }
+        const done = (): void => {
+          socket.off('drain', done)
+          clearTimeout(timer)
+          resolve()
+        }
         const timer = setTimeout(done, 200)
         socket.once('drain', done)
       })
@@ -97,26 +127,52 @@ async function flood (socket: net.Socket, packet: Buffer, done: (sent: number) =
 }
 
 /** A subscriber over WebSocket that stops reading once subscribed (ws.pause() pauses its TCP socket). */
-async function stalledWebSocketSubscriber (g: GatewayProc, topic: string): Promise<WebSocket> {
+async function stalledWebSocketSubscriber(g: GatewayProc, topic: string): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${g.wsPort}/mqtt`, ['mqtt'])
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
   let answers = 0
-  ws.on('message', () => { answers++ })
-  ws.send(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'ws-stalled', username: 'u@acme', password: Buffer.from('p') }))
+  ws.on('message', () => {
+    answers++
+  })
+  ws.send(
+    encode({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+      clientId: 'ws-stalled',
+      username: 'u@acme',
+      password: Buffer.from('p'),
+    }),
+  )
   ws.send(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] }))
-  if (!await until(async () => answers >= 2, 5000)) throw new Error('no CONNACK and SUBACK over WebSocket')
+  if (!(await until(async () => answers >= 2, 5000))) throw new Error('no CONNACK and SUBACK over WebSocket')
   ws.pause()
   return ws
 }
 
 /** The broker frozen for `ms` while a QoS 0 publisher floods through the gateway, then thawed. */
-async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Promise<{ sent: number; grew: number; refusal: string; flowsAgain: boolean }> {
+async function brokerStall(
+  g: GatewayProc,
+  broker: Mosquitto,
+  ms: number,
+): Promise<{ sent: number; grew: number; refusal: string; flowsAgain: boolean }> {
   const pub = await connect(g.port, 'stall-flooder', 'u@acme', 'p')
   const packet = publishPacket('stall', Buffer.alloc(16 * 1024, 1), 0)
   broker.freeze()
   let refusal = 'no answer'
   const stalled = await peakRssDuring(g.child.pid, async () => {
-    const newcomer = connect(g.port, 'stall-late', 'u@globex', 'p').then((c) => { c.socket.destroy(); return 'accepted' }, (err: Error) => err.message)
+    const newcomer = connect(g.port, 'stall-late', 'u@globex', 'p').then(
+      (c) => {
+        c.socket.destroy()
+        return 'accepted'
+      },
+      (err: Error) => err.message,
+    )
     const deadline = Date.now() + ms
     const sent = await flood(pub.socket, packet, () => Date.now() >= deadline)
     refusal = await newcomer
@@ -129,17 +185,21 @@ async function brokerStall (g: GatewayProc, broker: Mosquitto, ms: number): Prom
     const sub = await connect(g.port, 'stall-sub', 'u@acme', 'p')
     await subscribe(sub, 'after-stall', 0)
     let received = false
-    sub.onPublish = () => { received = true }
+    sub.onPublish = () => {
+      received = true
+    }
     const pub2 = await connect(g.port, 'stall-pub', 'u@acme', 'p')
     pub2.socket.write(publishPacket('after-stall', Buffer.from('x'), 0))
     flowsAgain = await until(async () => received, 5000)
     sub.socket.destroy()
     pub2.socket.destroy()
-  } catch { flowsAgain = false }
+  } catch {
+    flowsAgain = false
+  }
   return { sent: stalled.result, grew: stalled.grew, refusal, flowsAgain }
 }
 
-export async function runSoak (scale: number): Promise<SoakResult[]> {
+export async function runSoak(scale: number): Promise<SoakResult[]> {
   const results: SoakResult[] = []
   const broker = await startMosquitto()
   let g = await startGateway(broker)
@@ -147,17 +207,21 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     // 1. connect/drop cycles with abrupt closes: counts and memory come back to where they were.
     const cycles = Math.round(10_000 * scale)
     await connectDrop(g, Math.max(200, cycles / 10)) // warm-up: JIT, pools, the auth cache
-    await until(async () => await connections(g) === 0, 5000)
+    await until(async () => (await connections(g)) === 0, 5000)
     const before = rssMiB(g.child.pid)
     const started = Date.now()
     await connectDrop(g, cycles)
     const cyclesTook = (Date.now() - started) / 1000
-    const drained = await until(async () => await connections(g) === 0, 10_000)
+    const drained = await until(async () => (await connections(g)) === 0, 10_000)
     // What the cycles left is garbage until V8 collects it, which it does once the process goes idle
     // (its memory reducer, after some seconds): memory must come back within 10 s; a leak never does.
     await until(async () => rssMiB(g.child.pid) - before < 48, 10_000)
     const grew = rssMiB(g.child.pid) - before
-    results.push({ name: `${cycles} connect/drop cycles`, ok: drained && grew < 48, detail: `${cyclesTook.toFixed(1)} s; connections back to 0: ${drained}; RSS ${before.toFixed(0)} → ${(before + grew).toFixed(0)} MiB within 10 s of the last close (bound +48)` })
+    results.push({
+      name: `${cycles} connect/drop cycles`,
+      ok: drained && grew < 48,
+      detail: `${cyclesTook.toFixed(1)} s; connections back to 0: ${drained}; RSS ${before.toFixed(0)} → ${(before + grew).toFixed(0)} MiB within 10 s of the last close (bound +48)`,
+    })
 
     // 2. a subscriber that never reads while a publisher floods it: the gateway's memory stays bounded.
     // Every byte passing through leaves a read buffer behind as garbage, and V8 collects Buffers only
@@ -172,30 +236,64 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     const pub = await connect(g.port, 'flooder', 'u@acme', 'p')
     const packet = publishPacket('flood', Buffer.alloc(16 * 1024, 1), 0)
     const deadline = Date.now() + 60_000 * Math.max(scale, 0.2)
-    const flooded = await peakRssDuring(g.child.pid, () => flood(pub.socket, packet, (sent) => sent >= floodBytes || Date.now() >= deadline))
+    const flooded = await peakRssDuring(g.child.pid, () =>
+      flood(pub.socket, packet, (sent) => sent >= floodBytes || Date.now() >= deadline),
+    )
     sub.socket.destroy()
     pub.socket.destroy()
     // The same over WebSocket: the subscriber's frames wait in its stream, which pauses the broker too.
     const wsSub = await stalledWebSocketSubscriber(g, 'ws-flood')
     const wsPub = await connect(g.port, 'ws-flooder', 'u@acme', 'p')
     const wsDeadline = Date.now() + 60_000 * Math.max(scale, 0.2)
-    const wsFlooded = await peakRssDuring(g.child.pid, () => flood(wsPub.socket, publishPacket('ws-flood', Buffer.alloc(16 * 1024, 1), 0), (sent) => sent >= floodBytes || Date.now() >= wsDeadline))
+    const wsFlooded = await peakRssDuring(g.child.pid, () =>
+      flood(
+        wsPub.socket,
+        publishPacket('ws-flood', Buffer.alloc(16 * 1024, 1), 0),
+        (sent) => sent >= floodBytes || Date.now() >= wsDeadline,
+      ),
+    )
     wsSub.terminate()
     wsPub.socket.destroy()
-    results.push({ name: 'stalled subscriber, flooding publisher', ok: flooded.grew < STALL_BOUND_MIB && flooded.result >= 4 * STALL_BOUND_MIB * MiB, detail: `${(flooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})` })
-    results.push({ name: 'stalled WebSocket subscriber, flooding publisher', ok: wsFlooded.grew < STALL_BOUND_MIB && wsFlooded.result >= 4 * STALL_BOUND_MIB * MiB, detail: `${(wsFlooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${wsFlooded.base.toFixed(0)} → peak ${(wsFlooded.base + wsFlooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})` })
+    results.push({
+      name: 'stalled subscriber, flooding publisher',
+      ok: flooded.grew < STALL_BOUND_MIB && flooded.result >= 4 * STALL_BOUND_MIB * MiB,
+      detail: `${(flooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${flooded.base.toFixed(0)} → peak ${(flooded.base + flooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})`,
+    })
+    results.push({
+      name: 'stalled WebSocket subscriber, flooding publisher',
+      ok: wsFlooded.grew < STALL_BOUND_MIB && wsFlooded.result >= 4 * STALL_BOUND_MIB * MiB,
+      detail: `${(wsFlooded.result / MiB).toFixed(0)} MiB sent (at least ${4 * STALL_BOUND_MIB}); gateway RSS ${wsFlooded.base.toFixed(0)} → peak ${(wsFlooded.base + wsFlooded.grew).toFixed(0)} MiB (bound +${STALL_BOUND_MIB})`,
+    })
 
     // 3. SIGHUP during a flood drops nobody.
-    const clients = await Promise.all(Array.from({ length: 10 }, (_v, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, { clientId: `hup-${i}`, username: 'u@globex', password: 'p', reconnectPeriod: 0 })))
+    const clients = await Promise.all(
+      Array.from({ length: 10 }, (_v, i) =>
+        mqtt.connectAsync(`mqtt://127.0.0.1:${g.port}`, {
+          clientId: `hup-${i}`,
+          username: 'u@globex',
+          password: 'p',
+          reconnectPeriod: 0,
+        }),
+      ),
+    )
     let closes = 0
     for (const c of clients) c.on('close', () => closes++)
     let flooding = true
-    const floods = clients.map(async (c) => { while (flooding) await c.publishAsync('hup', 'x', { qos: 1 }) })
-    for (let i = 0; i < 5; i++) { await sleep(200); g.child.kill('SIGHUP') }
+    const floods = clients.map(async (c) => {
+      while (flooding) await c.publishAsync('hup', 'x', { qos: 1 })
+    })
+    for (let i = 0; i < 5; i++) {
+      await sleep(200)
+      g.child.kill('SIGHUP')
+    }
     await sleep(300)
     flooding = false
     await Promise.allSettled(floods)
-    results.push({ name: 'SIGHUP ×5 during a QoS 1 flood', ok: closes === 0, detail: `${closes} of ${clients.length} clients disconnected` })
+    results.push({
+      name: 'SIGHUP ×5 during a QoS 1 flood',
+      ok: closes === 0,
+      detail: `${closes} of ${clients.length} clients disconnected`,
+    })
 
     // 4. the broker restarted mid-traffic: clients reconnect and are served; the gateway holds no leftovers.
     let reconnected = 0
@@ -204,24 +302,40 @@ export async function runSoak (scale: number): Promise<SoakResult[]> {
     await broker.restart()
     // Polled rather than raced against a timer, which would keep the test process alive after a pass.
     const back = await until(async () => reconnected === clients.length, 15_000)
-    const counted = await until(async () => await connections(g) === clients.length, 5000)
-    results.push({ name: 'broker restarted mid-traffic', ok: back && counted, detail: `all reconnected: ${back}; gateway connections = clients: ${counted}` })
+    const counted = await until(async () => (await connections(g)) === clients.length, 5000)
+    results.push({
+      name: 'broker restarted mid-traffic',
+      ok: back && counted,
+      detail: `all reconnected: ${back}; gateway connections = clients: ${counted}`,
+    })
     await Promise.all(clients.map((c) => c.endAsync(true)))
 
     // 5. the broker stalls (SIGSTOP) while a publisher floods: the gateway stops reading the publisher
     // rather than buffering, a newcomer is refused with 0x03 once upstream.connectTimeout passes, and
     // after SIGCONT messages flow again.
     const stalled = await brokerStall(g, broker, Math.max(2000, 20_000 * scale))
-    results.push({ name: 'broker stalled (SIGSTOP) under a flood', ok: stalled.grew < 64 && stalled.refusal === 'refused 3' && stalled.flowsAgain, detail: `${(stalled.sent / MiB).toFixed(0)} MiB written while stalled; gateway RSS +${stalled.grew.toFixed(0)} MiB (bound +64); newcomer: ${stalled.refusal}; flowing again after SIGCONT: ${stalled.flowsAgain}` })
+    results.push({
+      name: 'broker stalled (SIGSTOP) under a flood',
+      ok: stalled.grew < 64 && stalled.refusal === 'refused 3' && stalled.flowsAgain,
+      detail: `${(stalled.sent / MiB).toFixed(0)} MiB written while stalled; gateway RSS +${stalled.grew.toFixed(0)} MiB (bound +64); newcomer: ${stalled.refusal}; flowing again after SIGCONT: ${stalled.flowsAgain}`,
+    })
 
     // 6. SIGTERM drains within its bound with many clients connected.
-    const held = await Promise.all(Array.from({ length: Math.max(50, Math.round(1000 * scale)) }, (_v, i) => connect(g.port, `held-${i}`, 'u@acme', 'p')))
+    const held = await Promise.all(
+      Array.from({ length: Math.max(50, Math.round(1000 * scale)) }, (_v, i) =>
+        connect(g.port, `held-${i}`, 'u@acme', 'p'),
+      ),
+    )
     const t0 = Date.now()
     g.child.kill('SIGTERM')
     const code = await g.exited
     const took = Date.now() - t0
     for (const c of held) c.socket.destroy()
-    results.push({ name: `SIGTERM with ${held.length} clients`, ok: code === 0 && took < 10_000, detail: `exit ${code} after ${took} ms (bound 10 s)` })
+    results.push({
+      name: `SIGTERM with ${held.length} clients`,
+      ok: code === 0 && took < 10_000,
+      detail: `exit ${code} after ${took} ms (bound 10 s)`,
+    })
     g = await startGateway(broker)
   } finally {
     g.child.kill('SIGKILL')

@@ -16,13 +16,18 @@ import { readPassword } from './password-prompt.js'
 export const EXIT = { ok: 0, config: 1, runtime: 2 } as const
 
 class ExitError extends Error {
-  constructor (readonly exitCode: number, message: string) { super(message) }
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message)
+  }
 }
 
 /** How long SIGTERM waits for the drain before exiting anyway. */
 const SHUTDOWN_BOUND_MS = 10_000
 
-function load (file: string): LoadedConfig {
+function load(file: string): LoadedConfig {
   try {
     return loadConfigFile(file)
   } catch (err) {
@@ -31,17 +36,23 @@ function load (file: string): LoadedConfig {
   }
 }
 
-interface StartOptions { config: string; logLevel?: string; logFormat?: LogFormat; pretty?: boolean; watch?: boolean }
+interface StartOptions {
+  config: string
+  logLevel?: string
+  logFormat?: LogFormat
+  pretty?: boolean
+  watch?: boolean
+}
 
 /** The command line wins over the config; the config's older `pretty` switch over its `format`. */
-function logFormat (opts: StartOptions, config: LoadedConfig['config']): LogFormat {
+function logFormat(opts: StartOptions, config: LoadedConfig['config']): LogFormat {
   if (opts.logFormat !== undefined) return opts.logFormat
   if (opts.pretty === true) return 'pretty'
   if (config.log.pretty !== undefined) return config.log.pretty ? 'pretty' : 'json'
   return config.log.format
 }
 
-async function start (opts: StartOptions): Promise<void> {
+async function start(opts: StartOptions): Promise<void> {
   const file = resolve(opts.config)
   const loaded = load(file)
   const log = createLogger({ level: opts.logLevel ?? loaded.config.log.level, format: logFormat(opts, loaded.config) })
@@ -61,7 +72,10 @@ async function start (opts: StartOptions): Promise<void> {
       next = loadConfigFile(file)
     } catch (err) {
       // An invalid new config is refused; the running one stays.
-      log.error({ reason: why, errors: err instanceof ConfigError ? err.issues : String(err) }, 'reload rejected: configuration invalid, keeping the current one')
+      log.error(
+        { reason: why, errors: err instanceof ConfigError ? err.issues : String(err) },
+        'reload rejected: configuration invalid, keeping the current one',
+      )
       return
     }
     for (const w of next.warnings) log.warn(w)
@@ -76,9 +90,18 @@ async function start (opts: StartOptions): Promise<void> {
       if (stopping) return
       stopping = true
       log.info({ signal }, 'shutting down')
-      const timer = setTimeout(() => { log.warn('shutdown bound reached, exiting'); done() }, SHUTDOWN_BOUND_MS)
+      const timer = setTimeout(() => {
+        log.warn('shutdown bound reached, exiting')
+        done()
+      }, SHUTDOWN_BOUND_MS)
       timer.unref()
-      service.close().then(() => { clearTimeout(timer); done() }, () => done())
+      service.close().then(
+        () => {
+          clearTimeout(timer)
+          done()
+        },
+        () => done(),
+      )
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
@@ -86,14 +109,17 @@ async function start (opts: StartOptions): Promise<void> {
 }
 
 /** Editors replace files rather than writing them: re-arm on rename, debounce bursts. */
-function watchFile (file: string, log: Logger, onChange: () => void): void {
+function watchFile(file: string, log: Logger, onChange: () => void): void {
   let timer: NodeJS.Timeout | undefined
   const arm = (): void => {
     try {
       const watcher = watch(file, (event) => {
         clearTimeout(timer)
         timer = setTimeout(onChange, 200)
-        if (event === 'rename') { watcher.close(); setTimeout(arm, 100) }
+        if (event === 'rename') {
+          watcher.close()
+          setTimeout(arm, 100)
+        }
       })
       watcher.unref()
     } catch (err) {
@@ -103,7 +129,7 @@ function watchFile (file: string, log: Logger, onChange: () => void): void {
   arm()
 }
 
-async function check (opts: { config: string }): Promise<void> {
+async function check(opts: { config: string }): Promise<void> {
   const loaded = load(resolve(opts.config))
   const { text, warnings } = await summarizeWithStore(loaded)
   process.stdout.write(text + '\n')
@@ -112,7 +138,7 @@ async function check (opts: { config: string }): Promise<void> {
   process.stdout.write('configuration OK\n')
 }
 
-async function passwd (user: string | undefined): Promise<void> {
+async function passwd(user: string | undefined): Promise<void> {
   const password = await readPassword()
   if (password === '') throw new ExitError(EXIT.config, 'empty password')
   const hash = await hashPassword(password)
@@ -120,32 +146,56 @@ async function passwd (user: string | undefined): Promise<void> {
 }
 
 /** From package.json, one folder up from src/ and from dist/ alike. */
-function packageVersion (): string {
+function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown }
   return typeof pkg.version === 'string' ? pkg.version : 'unknown'
 }
 
-export function program (): Command {
+export function program(): Command {
   const cmd = new Command('mqtt-tenant-gateway')
     .description('Multi-tenant MQTT gateway: many isolated tenants on one shared broker.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-  cmd.command('start')
+  cmd
+    .command('start')
     .description('run the gateway; SIGHUP reloads the configuration, SIGTERM drains and exits')
     .option('-c, --config <file>', 'configuration file', 'gateway.yaml')
-    .addOption(new Option('--log-level <level>', 'overrides log.level of the config').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-    .addOption(new Option('--log-format <format>', 'auto: human-readable on a terminal, JSON lines otherwise; overrides log.format').choices(['auto', 'pretty', 'json']))
+    .addOption(
+      new Option('--log-level <level>', 'overrides log.level of the config').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'auto: human-readable on a terminal, JSON lines otherwise; overrides log.format',
+      ).choices(['auto', 'pretty', 'json']),
+    )
     .option('--pretty', 'the same as --log-format pretty')
     .option('--watch', 'reload when the configuration file changes')
-    .addHelpText('after', '\nExample:\n  mqtt-tenant-gateway start -c /etc/mqtt-tenant-gateway/gateway.yaml --log-level debug')
+    .addHelpText(
+      'after',
+      '\nExample:\n  mqtt-tenant-gateway start -c /etc/mqtt-tenant-gateway/gateway.yaml --log-level debug',
+    )
     .action(start)
-  cmd.command('check')
+  cmd
+    .command('check')
     .description('validate a configuration and print its listeners, upstream, tenants and effective limits')
     .option('-c, --config <file>', 'configuration file', 'gateway.yaml')
-    .addHelpText('after', '\nExits 0 when the configuration is valid, 1 with one line per error (YAML path and line) otherwise.')
+    .addHelpText(
+      'after',
+      '\nExits 0 when the configuration is valid, 1 with one line per error (YAML path and line) otherwise.',
+    )
     .action(check)
-  cmd.command('passwd')
+  cmd
+    .command('passwd')
     .description('read a password (prompt without echo, or the first line of stdin) and print a hash for the config')
     .argument('[user]', 'user name, to print a ready-to-paste YAML line')
     .addHelpText('after', '\nExample:\n  echo "s3cret" | mqtt-tenant-gateway passwd alice')
@@ -153,7 +203,7 @@ export function program (): Command {
   return cmd
 }
 
-export async function main (argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv)
     return EXIT.ok
@@ -169,5 +219,8 @@ export async function main (argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main(process.argv).then((code) => process.exit(code), () => process.exit(EXIT.runtime))
+  main(process.argv).then(
+    (code) => process.exit(code),
+    () => process.exit(EXIT.runtime),
+  )
 }

@@ -17,8 +17,10 @@ export const MAX_PROPERTIES = 1024
 
 /** Why a field cannot be encoded: the packet would be corrupt, not merely refused by the peer. */
 export class EncodeError extends Error {
-  constructor (
-    /** the field's path in the packet, e.g. `clientId`, `will.topic`, `properties.responseTopic`, `unsubscriptions.0` */
+  constructor(
+    /**
+     * the field's path in the packet, e.g. `clientId`, `will.topic`, `properties.responseTopic`, `unsubscriptions.0`
+     */
     readonly field: string,
     message: string,
   ) {
@@ -27,16 +29,38 @@ export class EncodeError extends Error {
   }
 }
 
-/** Value sizes of the v5 properties by identifier [MQTT-2.2.2.2]; `repeat` marks those that may occur more than once. */
+/**
+ * Value sizes of the v5 properties by identifier [MQTT-2.2.2.2]; `repeat` marks those that may occur more than once.
+ */
 type PropertyKind = 'byte' | 'int16' | 'int32' | 'varint' | 'string' | 'binary' | 'pair'
 const PROPERTY_KINDS: ReadonlyMap<number, { kind: PropertyKind; repeat?: true }> = new Map([
-  [0x01, { kind: 'byte' }], [0x02, { kind: 'int32' }], [0x03, { kind: 'string' }], [0x08, { kind: 'string' }],
-  [0x09, { kind: 'binary' }], [0x0b, { kind: 'varint', repeat: true }], [0x11, { kind: 'int32' }], [0x12, { kind: 'string' }],
-  [0x13, { kind: 'int16' }], [0x15, { kind: 'string' }], [0x16, { kind: 'binary' }], [0x17, { kind: 'byte' }],
-  [0x18, { kind: 'int32' }], [0x19, { kind: 'byte' }], [0x1a, { kind: 'string' }], [0x1c, { kind: 'string' }],
-  [0x1f, { kind: 'string' }], [0x21, { kind: 'int16' }], [0x22, { kind: 'int16' }], [0x23, { kind: 'int16' }],
-  [0x24, { kind: 'byte' }], [0x25, { kind: 'byte' }], [0x26, { kind: 'pair', repeat: true }], [0x27, { kind: 'int32' }],
-  [0x28, { kind: 'byte' }], [0x29, { kind: 'byte' }], [0x2a, { kind: 'byte' }],
+  [0x01, { kind: 'byte' }],
+  [0x02, { kind: 'int32' }],
+  [0x03, { kind: 'string' }],
+  [0x08, { kind: 'string' }],
+  [0x09, { kind: 'binary' }],
+  [0x0b, { kind: 'varint', repeat: true }],
+  [0x11, { kind: 'int32' }],
+  [0x12, { kind: 'string' }],
+  [0x13, { kind: 'int16' }],
+  [0x15, { kind: 'string' }],
+  [0x16, { kind: 'binary' }],
+  [0x17, { kind: 'byte' }],
+  [0x18, { kind: 'int32' }],
+  [0x19, { kind: 'byte' }],
+  [0x1a, { kind: 'string' }],
+  [0x1c, { kind: 'string' }],
+  [0x1f, { kind: 'string' }],
+  [0x21, { kind: 'int16' }],
+  [0x22, { kind: 'int16' }],
+  [0x23, { kind: 'int16' }],
+  [0x24, { kind: 'byte' }],
+  [0x25, { kind: 'byte' }],
+  [0x26, { kind: 'pair', repeat: true }],
+  [0x27, { kind: 'int32' }],
+  [0x28, { kind: 'byte' }],
+  [0x29, { kind: 'byte' }],
+  [0x2a, { kind: 'byte' }],
 ])
 const FIXED_SIZE: Partial<Record<PropertyKind, number>> = { byte: 1, int16: 2, int32: 4 }
 
@@ -47,7 +71,7 @@ const FIXED_SIZE: Partial<Record<PropertyKind, number>> = { byte: 1, int16: 2, i
  * expects), or a value running past the section. Undefined when mqtt-packet may parse it; an unknown
  * identifier is left to mqtt-packet, which refuses it.
  */
-export function propertySectionProblem (buf: Buffer, offset: number, end: number): string | undefined {
+export function propertySectionProblem(buf: Buffer, offset: number, end: number): string | undefined {
   let length = 0
   let multiplier = 1
   let pos = offset
@@ -96,7 +120,7 @@ export function propertySectionProblem (buf: Buffer, offset: number, end: number
  * sequence (surrogates included) into U+FFFD, so client IDs `\xff` and `\xfe` would both become `\ufffd`
  * and take over each other's session. Only a string holding U+FFFD needs its bytes looked at.
  */
-export function isWellFormedString (decoded: string, bytes: Buffer): boolean {
+export function isWellFormedString(decoded: string, bytes: Buffer): boolean {
   return !decoded.includes('\ufffd') || isUtf8(bytes)
 }
 
@@ -105,16 +129,21 @@ export function isWellFormedString (decoded: string, bytes: Buffer): boolean {
  * and byte length. Only a PUBLISH payload is exempt (it is not length-prefixed). Walks every field, so a
  * field added later is covered without a list to keep up to date.
  */
-export function overlongField (packet: Packet): { field: string; bytes: number } | undefined {
+export function overlongField(packet: Packet): { field: string; bytes: number } | undefined {
   return walk(packet as unknown as Record<string, unknown>, '', packet.cmd === 'publish')
 }
 
-function walk (node: Record<string, unknown> | unknown[], path: string, skipPayload: boolean): { field: string; bytes: number } | undefined {
+function walk(
+  node: Record<string, unknown> | unknown[],
+  path: string,
+  skipPayload: boolean,
+): { field: string; bytes: number } | undefined {
   for (const [key, value] of Object.entries(node)) {
     if (skipPayload && path === '' && key === 'payload') continue
     const field = path === '' ? key : `${path}.${key}`
     // user property names are strings on the wire too
-    if (path.endsWith('userProperties') && Buffer.byteLength(key) > MAX_STRING_BYTES) return { field, bytes: Buffer.byteLength(key) }
+    if (path.endsWith('userProperties') && Buffer.byteLength(key) > MAX_STRING_BYTES)
+      return { field, bytes: Buffer.byteLength(key) }
     let bytes = -1
     if (typeof value === 'string') bytes = Buffer.byteLength(value)
     else if (Buffer.isBuffer(value)) bytes = value.length

@@ -4,20 +4,46 @@
 import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
 import type { ProtocolVersion } from './reason-codes.js'
-import { EncodeError, MAX_STRING_BYTES, isWellFormedString, overlongField, propertySectionProblem } from './codec-limits.js'
+import {
+  EncodeError,
+  MAX_STRING_BYTES,
+  isWellFormedString,
+  overlongField,
+  propertySectionProblem,
+} from './codec-limits.js'
 
 export { EncodeError, MAX_STRING_BYTES, MAX_PROPERTIES } from './codec-limits.js'
 
 export type {
-  Packet, IConnectPacket as ConnectPacket, IConnackPacket as ConnackPacket, IPublishPacket as PublishPacket,
-  ISubscribePacket as SubscribePacket, ISubackPacket as SubackPacket, IUnsubscribePacket as UnsubscribePacket,
-  IUnsubackPacket as UnsubackPacket, IDisconnectPacket as DisconnectPacket, ISubscription as Subscription,
+  Packet,
+  IConnectPacket as ConnectPacket,
+  IConnackPacket as ConnackPacket,
+  IPublishPacket as PublishPacket,
+  ISubscribePacket as SubscribePacket,
+  ISubackPacket as SubackPacket,
+  IUnsubscribePacket as UnsubscribePacket,
+  IUnsubackPacket as UnsubackPacket,
+  IDisconnectPacket as DisconnectPacket,
+  ISubscription as Subscription,
 } from 'mqtt-packet'
 
 /** Fixed-header packet types [MQTT-2.1.2]. */
 export const PacketType = {
-  CONNECT: 1, CONNACK: 2, PUBLISH: 3, PUBACK: 4, PUBREC: 5, PUBREL: 6, PUBCOMP: 7,
-  SUBSCRIBE: 8, SUBACK: 9, UNSUBSCRIBE: 10, UNSUBACK: 11, PINGREQ: 12, PINGRESP: 13, DISCONNECT: 14, AUTH: 15,
+  CONNECT: 1,
+  CONNACK: 2,
+  PUBLISH: 3,
+  PUBACK: 4,
+  PUBREC: 5,
+  PUBREL: 6,
+  PUBCOMP: 7,
+  SUBSCRIBE: 8,
+  SUBACK: 9,
+  UNSUBSCRIBE: 10,
+  UNSUBACK: 11,
+  PINGREQ: 12,
+  PINGRESP: 13,
+  DISCONNECT: 14,
+  AUTH: 15,
 } as const
 
 /** The largest Remaining Length MQTT can express (268,435,455 bytes). */
@@ -36,7 +62,12 @@ export interface Frame {
 }
 
 export class FrameError extends Error {
-  constructor (message: string, readonly tooLarge = false) { super(message) }
+  constructor(
+    message: string,
+    readonly tooLarge = false,
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -56,13 +87,13 @@ export class FrameReader {
    * (a client told to go keeps sending until it hears so: megabytes on loopback) is dropped, not held.
    */
   private failed = false
-  constructor (public maxBytes: number) {}
+  constructor(public maxBytes: number) {}
 
   /**
    * Appends `chunk` (none: reads on through what is held) and calls `onFrame` for every complete frame
    * until it returns false; throws FrameError on bad input.
    */
-  push (chunk: Buffer | undefined, onFrame: (frame: Frame) => unknown): void {
+  push(chunk: Buffer | undefined, onFrame: (frame: Frame) => unknown): void {
     if (this.failed) return
     let buf: Buffer
     if (this.pendingBytes === 0) {
@@ -71,7 +102,7 @@ export class FrameReader {
     } else {
       if (chunk !== undefined) this.hold(chunk)
       if (this.pendingBytes < this.needed) return
-      buf = this.pending.length === 1 ? this.pending[0] as Buffer : Buffer.concat(this.pending, this.pendingBytes)
+      buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes)
       this.pending = []
       this.pendingBytes = 0
     }
@@ -88,16 +119,28 @@ export class FrameReader {
         const byte = buf[pos++] as number
         remaining += (byte & 0x7f) * multiplier
         multiplier *= 128
-        if ((byte & 0x80) === 0) { complete = true; break }
+        if ((byte & 0x80) === 0) {
+          complete = true
+          break
+        }
         if (i === 3) throw this.fail(new FrameError('malformed remaining length'))
       }
       if (!complete) break
       const headerLength = pos - offset
       const total = headerLength + remaining
-      if (total > this.maxBytes) throw this.fail(new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true))
-      if (offset + total > end) { this.needed = total; break }
+      if (total > this.maxBytes)
+        throw this.fail(new FrameError(`packet of ${total} bytes exceeds ${this.maxBytes}`, true))
+      if (offset + total > end) {
+        this.needed = total
+        break
+      }
       const first = buf[offset] as number
-      const goOn = onFrame({ type: first >> 4, flags: first & 0x0f, headerLength, bytes: buf.subarray(offset, offset + total) })
+      const goOn = onFrame({
+        type: first >> 4,
+        flags: first & 0x0f,
+        headerLength,
+        bytes: buf.subarray(offset, offset + total),
+      })
       offset += total
       if (goOn === false) break
     }
@@ -107,7 +150,7 @@ export class FrameReader {
     }
   }
 
-  private fail (err: FrameError): FrameError {
+  private fail(err: FrameError): FrameError {
     this.failed = true
     this.pending = []
     this.pendingBytes = 0
@@ -115,23 +158,25 @@ export class FrameReader {
   }
 
   /** Keeps `chunk` after what is held, without reading it (the reader of the frames is paused). */
-  hold (chunk: Buffer): void {
+  hold(chunk: Buffer): void {
     if (chunk.length === 0 || this.failed) return
     this.pending.push(chunk)
     this.pendingBytes += chunk.length
   }
 
   /** bytes held: an incomplete frame, or frames not read yet */
-  get buffered (): number { return this.pendingBytes }
+  get buffered(): number {
+    return this.pendingBytes
+  }
 }
 
 /** Bytes needed for a Remaining Length varint. */
-export function varintLength (n: number): number {
+export function varintLength(n: number): number {
   return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4
 }
 
 /** Writes a Remaining Length varint at `offset`; returns the offset after it. */
-export function writeVarint (buf: Buffer, offset: number, n: number): number {
+export function writeVarint(buf: Buffer, offset: number, n: number): number {
   do {
     let byte = n % 128
     n = Math.floor(n / 128)
@@ -142,7 +187,7 @@ export function writeVarint (buf: Buffer, offset: number, n: number): number {
 }
 
 /** Reads a varint (v5 property length) at `offset`: [value, bytes used], or null if malformed/truncated. */
-export function readVarint (buf: Buffer, offset: number, end: number): [number, number] | null {
+export function readVarint(buf: Buffer, offset: number, end: number): [number, number] | null {
   let value = 0
   let multiplier = 1
   for (let i = 0; i < 4; i++) {
@@ -181,14 +226,18 @@ class PacketDecoder {
   /** the body (after the fixed header) of the frame being parsed: the parser's offsets index into it */
   private body: Buffer = Buffer.alloc(0)
 
-  constructor (private readonly protocolVersion: ProtocolVersion) {
+  constructor(private readonly protocolVersion: ProtocolVersion) {
     this.parser = this.freshParser()
   }
 
-  private freshParser (): ReturnType<typeof mqttPacket.parser> {
+  private freshParser(): ReturnType<typeof mqttPacket.parser> {
     const parser = mqttPacket.parser({ protocolVersion: this.protocolVersion })
-    parser.on('packet', (p: Packet) => { this.result = p })
-    parser.on('error', (e: Error) => { this.error = e })
+    parser.on('packet', (p: Packet) => {
+      this.result = p
+    })
+    parser.on('error', (e: Error) => {
+      this.error = e
+    })
     const internals = parser as unknown as ParserInternals
     const parseString = internals._parseString
     const parseProperties = internals._parseProperties
@@ -213,7 +262,7 @@ class PacketDecoder {
     return parser
   }
 
-  decode (frame: Frame): Packet {
+  decode(frame: Frame): Packet {
     this.result = null
     this.error = null
     this.body = frame.bytes.subarray(frame.headerLength)
@@ -233,11 +282,14 @@ class PacketDecoder {
 const EMPTY = Buffer.alloc(0)
 
 const decoders = new Map<ProtocolVersion, PacketDecoder>()
-/** CONNECT has its own: parsing one sets the parser's version to the packet's, which must not leak into a connection's decoder. */
+/**
+ * CONNECT has its own: parsing one sets the parser's version to the packet's, which must not leak into a connection's
+ * decoder.
+ */
 const connectDecoder = new PacketDecoder(4)
 
 /** Decodes one complete frame of a connection speaking `protocolVersion`; throws FrameError when malformed. */
-export function decodePacket (frame: Frame, protocolVersion: ProtocolVersion): Packet {
+export function decodePacket(frame: Frame, protocolVersion: ProtocolVersion): Packet {
   // The broker's CONNACK to every 3.1.1 connection is four bytes: read here, not by a parser [MQTT-3.2].
   if (frame.type === PacketType.CONNACK && protocolVersion !== 5 && frame.bytes.length === 4 && frame.flags === 0) {
     const flags = frame.bytes[2] as number
@@ -245,12 +297,12 @@ export function decodePacket (frame: Frame, protocolVersion: ProtocolVersion): P
     return { cmd: 'connack', sessionPresent: flags === 1, returnCode: frame.bytes[3] as number }
   }
   let decoder = decoders.get(protocolVersion)
-  if (decoder === undefined) decoders.set(protocolVersion, decoder = new PacketDecoder(protocolVersion))
+  if (decoder === undefined) decoders.set(protocolVersion, (decoder = new PacketDecoder(protocolVersion)))
   return decoder.decode(frame)
 }
 
 /** Decodes a CONNECT frame; the version comes from the packet itself. */
-export function decodeConnect (frame: Frame): Packet {
+export function decodeConnect(frame: Frame): Packet {
   return connectDecoder.decode(frame)
 }
 
@@ -263,10 +315,13 @@ export function decodeConnect (frame: Frame): Packet {
  * UNSUBSCRIBE filter one prefix too long let it PUBLISH into another tenant's namespace. So every
  * length-prefixed field is checked before, and the Remaining Length against the bytes after.
  */
-export function encode (packet: Packet, protocolVersion: ProtocolVersion): Buffer {
+export function encode(packet: Packet, protocolVersion: ProtocolVersion): Buffer {
   const overlong = overlongField(packet)
   if (overlong !== undefined) {
-    throw new EncodeError(overlong.field, `${packet.cmd} ${overlong.field} is ${overlong.bytes} bytes, over ${MAX_STRING_BYTES}`)
+    throw new EncodeError(
+      overlong.field,
+      `${packet.cmd} ${overlong.field} is ${overlong.bytes} bytes, over ${MAX_STRING_BYTES}`,
+    )
   }
   let bytes: Buffer
   try {

@@ -1,7 +1,10 @@
 // Errors as values with codes: operators see one clear line, never a stack trace.
 
 export class GatewayError extends Error {
-  constructor (readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message)
     this.name = new.target.name
   }
@@ -16,17 +19,20 @@ export interface ConfigIssue {
 
 /** A configuration that cannot be used; `format()` prints one line per issue. */
 export class ConfigError extends GatewayError {
-  constructor (readonly issues: ConfigIssue[], readonly file?: string) {
+  constructor(
+    readonly issues: ConfigIssue[],
+    readonly file?: string,
+  ) {
     super('CONFIG_INVALID', issues.map(formatIssue).join('\n'))
   }
 
-  format (): string {
+  format(): string {
     const head = this.file !== undefined ? `${this.file}: invalid configuration\n` : 'invalid configuration\n'
     return head + this.issues.map((i) => `  ${formatIssue(i)}`).join('\n')
   }
 }
 
-function formatIssue (i: ConfigIssue): string {
+function formatIssue(i: ConfigIssue): string {
   const where = i.path === '' ? '(document)' : i.path
   return `${where}${i.line !== undefined ? ` (line ${i.line})` : ''}: ${i.message}`
 }

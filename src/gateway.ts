@@ -29,31 +29,31 @@ export interface Gateway {
   /** the configuration running now (after reloads) */
   readonly config: GatewayConfig
   /** the tenant's connected clients */
-  clients (tenant: string): ClientInfo[]
+  clients(tenant: string): ClientInfo[]
   /** disconnects the tenant's clients with this client ID (v5: DISCONNECT 0x98); how many there were */
-  kick (tenant: string, clientId: string): number
+  kick(tenant: string, clientId: string): number
   /** every tenant with counters (those that have seen a connection attempt since the start, until pruned) */
-  allCounters (): Iterable<[string, TenantCounters]>
+  allCounters(): Iterable<[string, TenantCounters]>
   /** forgets the counters of tenants removed by a reload once their clients are gone; their IDs */
-  pruneRetired (): string[]
+  pruneRetired(): string[]
   /** subscriptions the tenant's clients hold now */
-  subscriptions (tenant: string): number
+  subscriptions(tenant: string): number
   /** true when the default upstream broker accepts an MQTT login with the upstream credentials (readiness) */
-  upstreamReachable (): Promise<boolean>
+  upstreamReachable(): Promise<boolean>
   /** the same for each of the named `upstreams` */
-  namedUpstreamsReachable (): Promise<Record<string, boolean>>
+  namedUpstreamsReachable(): Promise<Record<string, boolean>>
   /** in a cluster: the tenant's clients and kicks across every gateway */
   readonly registry: ClusterRegistry | undefined
   /** where each listener is bound (ports resolved when the config asked for port 0) */
   readonly addresses: readonly ListeningAddress[]
   /** the live sessions' count, per tenant or in all */
-  connections (tenant?: string): number
+  connections(tenant?: string): number
   /** a tenant's counters (connections, messages and bytes in/out, denials, limit hits) */
-  counters (tenant: string): Readonly<TenantCounters> | undefined
+  counters(tenant: string): Readonly<TenantCounters> | undefined
   /** apply a new validated config: new users/ACLs/limits at once, removed/disabled tenants disconnected */
-  reload (config: GatewayConfig): Promise<void>
+  reload(config: GatewayConfig): Promise<void>
   /** stop accepting, DISCONNECT v5 clients with 0x8B, close the rest, stop the embedded broker */
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 export interface StartOptions {
@@ -72,25 +72,36 @@ const DRAIN_MS = 2000
 /** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
 const TICK_MS = 500
 
-export async function startGateway (initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
+export async function startGateway(initial: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const log = opts.logger
   let config = initial
   let tenants = buildTenants(config)
   const cluster = opts.cluster
   const authenticator = new Authenticator(config, cluster?.loginThrottle)
-  const quotas = new TenantLimits(config.maxConnections, cluster === undefined ? undefined : { connections: cluster.leases, budget: cluster.budget })
+  const quotas = new TenantLimits(
+    config.maxConnections,
+    cluster === undefined ? undefined : { connections: cluster.leases, budget: cluster.budget },
+  )
   const sessions = new Set<Session>()
   const servers: net.Server[] = []
   /** TLS listeners by name, so a reload can hand them a renewed certificate */
   const tlsServers = new Map<string, tls.Server>()
 
-  const embedded: EmbeddedBroker | undefined = config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
-  if (embedded !== undefined) log.info({ address: `${embedded.host}:${embedded.port}` }, 'embedded broker (aedes, MQTT 3.1.1) started on loopback')
+  const embedded: EmbeddedBroker | undefined =
+    config.upstream.url === 'embedded' ? await startEmbeddedBroker() : undefined
+  if (embedded !== undefined)
+    log.info(
+      { address: `${embedded.host}:${embedded.port}` },
+      'embedded broker (aedes, MQTT 3.1.1) started on loopback',
+    )
   let targets = upstreamTargets(config, embedded)
   const probe = new ReadinessProbe(log)
 
   const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
-  const clients = (tenant: string): ClientInfo[] => sessionsOf(tenant).map(describe).filter((c): c is ClientInfo => c !== undefined)
+  const clients = (tenant: string): ClientInfo[] =>
+    sessionsOf(tenant)
+      .map(describe)
+      .filter((c): c is ClientInfo => c !== undefined)
   const kick = (tenant: string, clientId: string): number => {
     const targets = sessionsOf(tenant).filter((s) => s.clientId === clientId && s.state !== 'closed')
     for (const s of targets) s.close('administrativeAction', 'disconnected by an administrator')
@@ -112,28 +123,34 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   const ownerKey = (session: Session): string => `${session.tenant?.id ?? ''}\u0000${session.clientId}`
   const host: SessionHost = {
     log,
-    get throttleLinger () { return config.throttleLinger },
+    get throttleLinger() {
+      return config.throttleLinger
+    },
     authenticate: (req) => authenticator.authenticate(req),
     tenant: (id) => tenants.get(id),
     upstreamFor: (tenant: TenantRuntime) => targetOf(targets, tenant.config.upstream),
     admit: (tenant) => quotas.admit(tenant),
-    enter (session) { sessions.add(session) },
-    claim (session) {
+    enter(session) {
+      sessions.add(session)
+    },
+    claim(session) {
       owners.set(ownerKey(session), session)
       const tenant = session.tenant?.id
       if (registry !== undefined && tenant !== undefined) return registry.claim(tenant, session.clientId)
     },
-    displaced (session) {
+    displaced(session) {
       const owner = owners.get(ownerKey(session))
       return owner !== undefined && owner !== session
     },
-    release (session, policy, expirySeconds) {
+    release(session, policy, expirySeconds) {
       sessions.delete(session)
       const key = ownerKey(session)
       if (owners.get(key) === session) owners.delete(key)
       quotas.release(policy, expirySeconds)
     },
-    forget (session) { live.delete(session) },
+    forget(session) {
+      live.delete(session)
+    },
     ...(opts.onUpstreamConnect !== undefined ? { upstreamConnected: opts.onUpstreamConnect } : {}),
   }
 
@@ -171,17 +188,24 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
   for (const a of addresses) log.info(a, 'listening')
 
   /** Listeners stay as started, except that TLS listeners take a renewed certificate for new handshakes. */
-  function reloadListeners (current: GatewayConfig, next: GatewayConfig): void {
+  function reloadListeners(current: GatewayConfig, next: GatewayConfig): void {
     // Everything but the certificate files, which are renewed below; asking for client certificates or
     // not is a server option, fixed at the start.
     const shape = (c: GatewayConfig): string =>
-      JSON.stringify(c.listeners.map((l) => 'tls' in l ? { ...l, tls: true, clientCa: l.tls.clientCa !== undefined } : l))
-    if (shape(current) !== shape(next)) log.warn('listener changes other than renewed certificate files take effect at the next start')
+      JSON.stringify(
+        c.listeners.map((l) => ('tls' in l ? { ...l, tls: true, clientCa: l.tls.clientCa !== undefined } : l)),
+      )
+    if (shape(current) !== shape(next))
+      log.warn('listener changes other than renewed certificate files take effect at the next start')
     for (const listener of next.listeners) {
       const server = tlsServers.get(listener.name)
       if (server === undefined || !('tls' in listener)) continue
       const err = renewCertificate(server, listener.tls)
-      if (err !== undefined) log.error({ listener: listener.name, err }, 'the new certificate or key cannot be used; the listener keeps the old ones')
+      if (err !== undefined)
+        log.error(
+          { listener: listener.name, err },
+          'the new certificate or key cannot be used; the listener keeps the old ones',
+        )
     }
   }
 
@@ -189,7 +213,9 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
 
   return {
     addresses,
-    get config () { return config },
+    get config() {
+      return config
+    },
     connections: (tenant) => quotas.connections(tenant),
     counters: (tenant) => quotas.counters(tenant),
     allCounters: () => quotas.allCounters(),
@@ -200,11 +226,17 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
     registry,
 
     upstreamReachable: () => probe.check('default', targets.default, probeFields(config, undefined)),
-    async namedUpstreamsReachable () {
-      return Object.fromEntries(await Promise.all([...targets.named].map(async ([name, t]) => [name, await probe.check(name, t, probeFields(config, name))] as const)))
+    async namedUpstreamsReachable() {
+      return Object.fromEntries(
+        await Promise.all(
+          [...targets.named].map(
+            async ([name, t]) => [name, await probe.check(name, t, probeFields(config, name))] as const,
+          ),
+        ),
+      )
     },
 
-    async reload (next) {
+    async reload(next) {
       // Built first: if the new tenants cannot be built, the running configuration stays whole.
       const nextTenants = buildTenants(next)
       reloadListeners(config, next)
@@ -227,7 +259,7 @@ export async function startGateway (initial: GatewayConfig, opts: StartOptions):
       log.info({ tenants: tenants.size, disconnected: dropped }, 'configuration reloaded')
     },
 
-    async close () {
+    async close() {
       clearInterval(clock)
       const stopped = Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
       for (const session of [...sessions]) session.close('serverShuttingDown', 'gateway shutting down')

@@ -15,11 +15,11 @@ export interface LogOptions {
 }
 
 /** Whether lines come out human-readable: asked for, or auto on a terminal. */
-export function prettyLogs (format: LogFormat, isTTY: boolean): boolean {
+export function prettyLogs(format: LogFormat, isTTY: boolean): boolean {
   return format === 'pretty' || (format === 'auto' && isTTY)
 }
 
-export function createLogger (opts: LogOptions = {}): Logger {
+export function createLogger(opts: LogOptions = {}): Logger {
   const base = {
     level: opts.level ?? 'info',
     // Passwords never reach a log line, whatever object carries them.
@@ -28,7 +28,10 @@ export function createLogger (opts: LogOptions = {}): Logger {
   if (opts.destination === undefined && prettyLogs(opts.format ?? 'auto', process.stdout.isTTY)) {
     // In-process and synchronous rather than pino's worker transport: a person is reading, the
     // per-packet path never logs, and the last lines before process.exit are not lost.
-    return pino(base, pretty({ colorize: process.stdout.isTTY, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }))
+    return pino(
+      base,
+      pretty({ colorize: process.stdout.isTTY, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }),
+    )
   }
   return opts.destination !== undefined ? pino(base, opts.destination as pino.DestinationStream) : pino(base)
 }
@@ -41,14 +44,25 @@ type Level = 'debug' | 'info' | 'warn' | 'error'
  * are read when a line is written, so a line after CONNECT carries the tenant and client ID.
  */
 export class ConnectionLog {
-  constructor (private readonly root: Logger, private readonly fields: () => Record<string, unknown>) {}
+  constructor(
+    private readonly root: Logger,
+    private readonly fields: () => Record<string, unknown>,
+  ) {}
 
-  debug (obj: object | string, msg?: string): void { this.write('debug', obj, msg) }
-  info (obj: object | string, msg?: string): void { this.write('info', obj, msg) }
-  warn (obj: object | string, msg?: string): void { this.write('warn', obj, msg) }
-  error (obj: object | string, msg?: string): void { this.write('error', obj, msg) }
+  debug(obj: object | string, msg?: string): void {
+    this.write('debug', obj, msg)
+  }
+  info(obj: object | string, msg?: string): void {
+    this.write('info', obj, msg)
+  }
+  warn(obj: object | string, msg?: string): void {
+    this.write('warn', obj, msg)
+  }
+  error(obj: object | string, msg?: string): void {
+    this.write('error', obj, msg)
+  }
 
-  private write (level: Level, obj: object | string, msg: string | undefined): void {
+  private write(level: Level, obj: object | string, msg: string | undefined): void {
     if (!this.root.isLevelEnabled(level)) return
     if (typeof obj === 'string') this.root[level](this.fields(), obj)
     else this.root[level]({ ...this.fields(), ...obj }, msg)

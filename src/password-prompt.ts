@@ -2,7 +2,7 @@
 // line of standard input, so `echo secret | mqtt-tenant-gateway passwd` works in scripts.
 import { createInterface } from 'node:readline'
 
-async function firstLine (): Promise<string> {
+async function firstLine(): Promise<string> {
   const rl = createInterface({ input: process.stdin, terminal: false })
   for await (const line of rl) {
     rl.close()
@@ -11,7 +11,7 @@ async function firstLine (): Promise<string> {
   return ''
 }
 
-function promptHidden (question: string): Promise<string> {
+function promptHidden(question: string): Promise<string> {
   return new Promise((resolve) => {
     const stdin = process.stdin
     process.stderr.write(question)
@@ -37,7 +37,7 @@ function promptHidden (question: string): Promise<string> {
   })
 }
 
-export async function readPassword (): Promise<string> {
+export async function readPassword(): Promise<string> {
   if (!process.stdin.isTTY) return firstLine()
   const first = await promptHidden('Password: ')
   const again = await promptHidden('Again: ')

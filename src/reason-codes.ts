@@ -8,7 +8,7 @@ export type ProtocolVersion = 3 | 4 | 5
  * The version packets are encoded and decoded with, and spoken to the broker: MQTT 3.1 lays packets out
  * as 3.1.1 does, and a 3.1 client is carried to the broker as 3.1.1 (brokers may refuse 3.1).
  */
-export function wireVersion (version: ProtocolVersion): 4 | 5 {
+export function wireVersion(version: ProtocolVersion): 4 | 5 {
   return version === 5 ? 5 : 4
 }
 
@@ -54,12 +54,12 @@ export type ReasonName = keyof typeof Reason
 export const V3_SUBACK_FAILURE = 0x80
 
 /** The code to put on the wire for `reason` to a client of `version`, or null when v3 cannot say it. */
-export function reasonCode (reason: ReasonName, version: ProtocolVersion): number | null {
+export function reasonCode(reason: ReasonName, version: ProtocolVersion): number | null {
   const r: ReasonCode = Reason[reason]
   return version === 5 ? r.v5 : r.v3
 }
 
 /** SUBACK granted-QoS/reason byte for a refused filter. */
-export function subackFailure (reason: ReasonName, version: ProtocolVersion): number {
+export function subackFailure(reason: ReasonName, version: ProtocolVersion): number {
   return version === 5 ? Reason[reason].v5 : V3_SUBACK_FAILURE
 }

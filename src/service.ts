@@ -16,12 +16,12 @@ import { provisioners } from './upstream/provision.js'
  * tenant is known to the broker by the time its first device connects. A failure is logged, not
  * thrown: the gateway still applies the config.
  */
-async function provision (config: GatewayConfig, log: Logger): Promise<void> {
+async function provision(config: GatewayConfig, log: Logger): Promise<void> {
   await Promise.all(provisioners(config, log).map((p) => p.apply(config)))
 }
 
 /** The gateway whose every reload (SIGHUP, admin API) provisions the brokers first. */
-function provisioning (gateway: Gateway, log: Logger): Gateway {
+function provisioning(gateway: Gateway, log: Logger): Gateway {
   const reload = async (next: GatewayConfig): Promise<void> => {
     await provision(next, log)
     await gateway.reload(next)
@@ -33,14 +33,14 @@ export interface Service {
   readonly gateway: Gateway
   readonly admin: Admin | undefined
   /** a new validated YAML (SIGHUP, --watch) */
-  reload (config: GatewayConfig): Promise<void>
-  close (): Promise<void>
+  reload(config: GatewayConfig): Promise<void>
+  close(): Promise<void>
 }
 
 /** How long the start waits for the cluster's Redis before admitting against the degraded share. */
 const CLUSTER_READY_MS = 2000
 
-export async function startService (config: GatewayConfig, opts: { logger: Logger }): Promise<Service> {
+export async function startService(config: GatewayConfig, opts: { logger: Logger }): Promise<Service> {
   const log = opts.logger
   // A member of a cluster (SPEC §11): started before the gateway, closed after it, so every session
   // releases its slots while Redis is still there.
@@ -55,8 +55,14 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
         gateway,
         admin: undefined,
         // Nothing meters usage without admin, so a removed tenant's counters can go at once.
-        reload: async (next) => { await gateway.reload(next); gateway.pruneRetired() },
-        async close () { await gateway.close(); await cluster?.close() },
+        reload: async (next) => {
+          await gateway.reload(next)
+          gateway.pruneRetired()
+        },
+        async close() {
+          await gateway.close()
+          await cluster?.close()
+        },
       }
     } catch (err) {
       await cluster?.close()
@@ -75,20 +81,36 @@ export async function startService (config: GatewayConfig, opts: { logger: Logge
     for (const w of merged.warnings) log.warn(w)
     const metrics = createMetrics(cluster !== undefined ? { clusterOutages: () => cluster.redis.outages } : {})
     await provision(merged.config, log)
-    gateway = provisioning(await startGateway(merged.config, { ...options, onUpstreamConnect: metrics.upstreamConnected }), log)
-    const adminCluster: AdminCluster | undefined = cluster === undefined || shared === undefined ? undefined : {
-      name: cluster.name,
-      readiness: () => cluster.readiness(),
-      outages: () => cluster.redis.outages,
-      onStoreChange: (listener) => shared.onChange(listener),
-    }
-    const admin = await startAdmin({ admin: config.admin, base: config, changes, planChanges, store, gateway, metrics, log, cluster: adminCluster })
+    gateway = provisioning(
+      await startGateway(merged.config, { ...options, onUpstreamConnect: metrics.upstreamConnected }),
+      log,
+    )
+    const adminCluster: AdminCluster | undefined =
+      cluster === undefined || shared === undefined
+        ? undefined
+        : {
+            name: cluster.name,
+            readiness: () => cluster.readiness(),
+            outages: () => cluster.redis.outages,
+            onStoreChange: (listener) => shared.onChange(listener),
+          }
+    const admin = await startAdmin({
+      admin: config.admin,
+      base: config,
+      changes,
+      planChanges,
+      store,
+      gateway,
+      metrics,
+      log,
+      cluster: adminCluster,
+    })
     const g = gateway
     return {
       gateway: g,
       admin,
       reload: (next) => admin.setBase(next),
-      async close () {
+      async close() {
         await admin.stopListening()
         await g.close()
         await admin.close()

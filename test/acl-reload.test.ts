@@ -32,15 +32,31 @@ before(async () => {
   broker = await startMosquitto()
   gw = await startTestGateway(yamlConfig(broker.url, TENANTS))
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 test('v5: ACL per user and per tenant: PUBACK/SUBACK 0x87 for denials, %u applied', async () => {
-  const watcher = await connectClient(gw.port(), { protocolVersion: 5, username: 'alice@acme', password: 'a', clientId: 'watch' })
+  const watcher = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'alice@acme',
+    password: 'a',
+    clientId: 'watch',
+  })
   await watcher.client.subscribeAsync('devices/#', { qos: 1 })
-  const bob = await connectClient(gw.port(), { protocolVersion: 5, username: 'bob@acme', password: 'b', clientId: 'bob' })
+  const bob = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'bob@acme',
+    password: 'b',
+    clientId: 'bob',
+  })
   await bob.client.publishAsync('devices/bob/t', 'ok', { qos: 1 })
   assert.equal((await watcher.next()).topic, 'devices/bob/t')
-  await assert.rejects(bob.client.publishAsync('devices/alice/t', 'spoof', { qos: 1 }), (e: { code?: number }) => e.code === 0x87)
+  await assert.rejects(
+    bob.client.publishAsync('devices/alice/t', 'spoof', { qos: 1 }),
+    (e: { code?: number }) => e.code === 0x87,
+  )
   await assert.rejects(bob.client.publishAsync('admin/x', 'x', { qos: 1 }), (e: { code?: number }) => e.code === 0x87)
   await quiet(watcher)
   // alice's own rule comes before the tenant's deny
@@ -48,7 +64,15 @@ test('v5: ACL per user and per tenant: PUBACK/SUBACK 0x87 for denials, %u applie
   const raw = await rawConnect(gw.port(), 5)
   raw.send(connectPacket({ protocolVersion: 5, username: 'bob@acme', password: Buffer.from('b'), clientId: 'bob-raw' }))
   assert.equal((await raw.next()).cmd, 'connack')
-  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }, { topic: 'devices/+/t', qos: 0 }, { topic: 'admin/#', qos: 0 }] })
+  raw.send({
+    cmd: 'subscribe',
+    messageId: 1,
+    subscriptions: [
+      { topic: '#', qos: 0 },
+      { topic: 'devices/+/t', qos: 0 },
+      { topic: 'admin/#', qos: 0 },
+    ],
+  })
   const suback = await raw.next()
   assert.ok(suback.cmd === 'suback')
   if (suback.cmd === 'suback') assert.deepEqual(suback.granted, [0x87, 0, 0x87])
@@ -75,27 +99,54 @@ test('v3.1.1: a denied PUBLISH is acknowledged and dropped; a denied SUBSCRIBE g
 })
 
 test('reload under live connections: new ACLs apply to existing clients, removed and disabled tenants are disconnected, others stay', async () => {
-  const acmeBob = await connectClient(gw.port(), { protocolVersion: 5, username: 'bob@acme', password: 'b', clientId: 'live-bob' })
-  const globex = await connectClient(gw.port(), { protocolVersion: 5, username: 'bob@globex', password: 'g', clientId: 'live-g' })
-  const doomed = await connectClient(gw.port(), { protocolVersion: 5, username: 'bob@doomed', password: 'd', clientId: 'live-d' })
-  const doomed3 = await connectClient(gw.port(), { protocolVersion: 4, username: 'bob@doomed', password: 'd', clientId: 'live-d3' })
+  const acmeBob = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'bob@acme',
+    password: 'b',
+    clientId: 'live-bob',
+  })
+  const globex = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'bob@globex',
+    password: 'g',
+    clientId: 'live-g',
+  })
+  const doomed = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'bob@doomed',
+    password: 'd',
+    clientId: 'live-d',
+  })
+  const doomed3 = await connectClient(gw.port(), {
+    protocolVersion: 4,
+    username: 'bob@doomed',
+    password: 'd',
+    clientId: 'live-d3',
+  })
   await acmeBob.client.publishAsync('devices/bob/x', 'before', { qos: 1 })
-  const doomedReason = new Promise<number | undefined>((resolve) => doomed.client.once('disconnect', (p) => resolve(p.reasonCode)))
+  const doomedReason = new Promise<number | undefined>((resolve) =>
+    doomed.client.once('disconnect', (p) => resolve(p.reasonCode)),
+  )
   const doomed3Closed = new Promise<void>((resolve) => doomed3.client.once('close', () => resolve()))
   let globexClosed = false
-  globex.client.once('close', () => { globexClosed = true })
+  globex.client.once('close', () => {
+    globexClosed = true
+  })
 
-  const next = TENANTS
-    .replace('- { allow: publish, topic: "devices/%u/#" }', '- { allow: publish, topic: "devices/%u/ok" }')
-    .replace('  doomed:\n    users: { bob: { password: "plain:d" } }\n', '')
-    .replace('  globex:\n', '  globex:\n    limits: { maxConnections: 5 }\n')
-    + '  sleepy:\n    users: { bob: { password: "plain:s" } }\n'
+  const next =
+    TENANTS.replace('- { allow: publish, topic: "devices/%u/#" }', '- { allow: publish, topic: "devices/%u/ok" }')
+      .replace('  doomed:\n    users: { bob: { password: "plain:d" } }\n', '')
+      .replace('  globex:\n', '  globex:\n    limits: { maxConnections: 5 }\n') +
+    '  sleepy:\n    users: { bob: { password: "plain:s" } }\n'
   const { config } = parseConfigText(yamlConfig(broker.url, next), { baseDir: tmpdir() })
   await gw.reload(config)
 
   assert.equal(await doomedReason, 0x87)
   await doomed3Closed
-  await assert.rejects(acmeBob.client.publishAsync('devices/bob/x', 'after', { qos: 1 }), (e: { code?: number }) => e.code === 0x87)
+  await assert.rejects(
+    acmeBob.client.publishAsync('devices/bob/x', 'after', { qos: 1 }),
+    (e: { code?: number }) => e.code === 0x87,
+  )
   await acmeBob.client.publishAsync('devices/bob/ok', 'allowed', { qos: 1 })
   await globex.client.publishAsync('still', 'here', { qos: 1 })
   assert.equal(globexClosed, false)
@@ -105,7 +156,9 @@ test('reload under live connections: new ACLs apply to existing clients, removed
 
   // Disabling a tenant disconnects its clients too.
   const disabled = next.replace('  globex:\n    limits: { maxConnections: 5 }\n', '  globex:\n    disabled: true\n')
-  const gone = new Promise<number | undefined>((resolve) => globex.client.once('disconnect', (p) => resolve(p.reasonCode)))
+  const gone = new Promise<number | undefined>((resolve) =>
+    globex.client.once('disconnect', (p) => resolve(p.reasonCode)),
+  )
   await gw.reload(parseConfigText(yamlConfig(broker.url, disabled), { baseDir: tmpdir() }).config)
   assert.equal(await gone, 0x87)
   assert.equal(await connectRefusal(gw.port(), { protocolVersion: 5, username: 'bob@globex', password: 'g' }), 0x87)

@@ -28,7 +28,7 @@ tenants:
     users: { alice: { password: "plain:pw-globex" } }
 `
 
-async function newKey (tenant: string): Promise<string> {
+async function newKey(tenant: string): Promise<string> {
   const res = await svc.api(`/api/v1/tenants/${tenant}/keys`, { method: 'POST', body: { label: 'test' } })
   assert.equal(res.status, 201, res.text)
   return (res.body as { key: string }).key
@@ -40,10 +40,13 @@ before(async () => {
   keys.acme = await newKey('acme')
   keys.globex = await newKey('globex')
 })
-after(async () => { await svc?.close(); await broker?.stop() })
+after(async () => {
+  await svc?.close()
+  await broker?.stop()
+})
 
 /** Every route of one tenant, as [method, path, body]. Reads first; writes that change nothing harmful. */
-function routesOf (tenant: string): Array<[string, string, unknown?]> {
+function routesOf(tenant: string): Array<[string, string, unknown?]> {
   return [
     ['GET', `/api/v1/tenants/${tenant}`],
     ['PATCH', `/api/v1/tenants/${tenant}`, { disabled: false }],
@@ -72,7 +75,12 @@ function routesOf (tenant: string): Array<[string, string, unknown?]> {
 }
 
 test('a foreign tenant key gets exactly the 404 of a tenant that does not exist, on every route, and changes nothing', async () => {
-  const dev = await connectClient(svc.mqttPort, { clientId: 'dev', username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 })
+  const dev = await connectClient(svc.mqttPort, {
+    clientId: 'dev',
+    username: 'alice@acme',
+    password: 'pw-acme',
+    protocolVersion: 5,
+  })
   try {
     const before = await svc.api('/api/v1/tenants/acme')
     for (const [method, path, body] of routesOf('acme')) {
@@ -90,15 +98,28 @@ test('a foreign tenant key gets exactly the 404 of a tenant that does not exist,
     assert.deepEqual((await svc.api('/api/v1/tenants/acme')).body, before.body)
     assert.equal(dev.client.connected, true)
     const users = (await svc.api('/api/v1/tenants/acme/users')).body as Array<{ username: string }>
-    assert.deepEqual(users.map((u) => u.username), ['alice'])
+    assert.deepEqual(
+      users.map((u) => u.username),
+      ['alice'],
+    )
   } finally {
     await dev.end()
   }
 })
 
 test('without credentials, or with a wrong token, every API route answers 401; health and readiness are open', async () => {
-  for (const [method, path, body] of [...routesOf('acme'), ['GET', '/api/v1/tenants'], ['POST', '/api/v1/tenants', { id: 'x' }], ['GET', '/metrics']] as Array<[string, string, unknown?]>) {
-    for (const token of [null, 'wrong-token', 'mtg_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', `${keys.acme ?? ''}x`]) {
+  for (const [method, path, body] of [
+    ...routesOf('acme'),
+    ['GET', '/api/v1/tenants'],
+    ['POST', '/api/v1/tenants', { id: 'x' }],
+    ['GET', '/metrics'],
+  ] as Array<[string, string, unknown?]>) {
+    for (const token of [
+      null,
+      'wrong-token',
+      'mtg_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      `${keys.acme ?? ''}x`,
+    ]) {
       const res = await svc.api(path, { method, body, token })
       assert.equal(res.status, 401, `${method} ${path} with ${String(token)}`)
     }
@@ -113,13 +134,21 @@ test('without credentials, or with a wrong token, every API route answers 401; h
 
 test('a tenant key sees only its own tenant and may not use operator routes', async () => {
   const list = await svc.api('/api/v1/tenants', { token: keys.acme })
-  assert.deepEqual((list.body as Array<{ id: string }>).map((t) => t.id), ['acme'])
+  assert.deepEqual(
+    (list.body as Array<{ id: string }>).map((t) => t.id),
+    ['acme'],
+  )
   const own = await svc.api('/api/v1/tenants/acme', { token: keys.acme })
   assert.equal(own.status, 200)
   assert.deepEqual((own.body as { effectiveLimits: object }).effectiveLimits, { maxConnections: 5 })
   for (const [method, path, body] of [
-    ['POST', '/api/v1/tenants', { id: 'sneaky' }], ['PATCH', '/api/v1/tenants/acme', { plan: 'pro' }], ['DELETE', '/api/v1/tenants/acme'],
-    ['POST', '/api/v1/tenants/acme/disable'], ['POST', '/api/v1/tenants/acme/keys', {}], ['GET', '/metrics'], ['GET', '/api/v1/plans'],
+    ['POST', '/api/v1/tenants', { id: 'sneaky' }],
+    ['PATCH', '/api/v1/tenants/acme', { plan: 'pro' }],
+    ['DELETE', '/api/v1/tenants/acme'],
+    ['POST', '/api/v1/tenants/acme/disable'],
+    ['POST', '/api/v1/tenants/acme/keys', {}],
+    ['GET', '/metrics'],
+    ['GET', '/api/v1/plans'],
   ] as Array<[string, string, unknown?]>) {
     const res = await svc.api(path, { method, body, token: keys.acme })
     assert.equal(res.status, 403, `${method} ${path}: ${res.text}`)
@@ -132,8 +161,18 @@ test('a tenant key sees only its own tenant and may not use operator routes', as
 })
 
 test('clients: same client ID in two tenants, listed per tenant; kicking one sends MQTT 5 DISCONNECT 0x98 and leaves the other', async () => {
-  const a = await connectClient(svc.mqttPort, { clientId: 'dev', username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 })
-  const g = await connectClient(svc.mqttPort, { clientId: 'dev', username: 'alice@globex', password: 'pw-globex', protocolVersion: 5 })
+  const a = await connectClient(svc.mqttPort, {
+    clientId: 'dev',
+    username: 'alice@acme',
+    password: 'pw-acme',
+    protocolVersion: 5,
+  })
+  const g = await connectClient(svc.mqttPort, {
+    clientId: 'dev',
+    username: 'alice@globex',
+    password: 'pw-globex',
+    protocolVersion: 5,
+  })
   try {
     await new Promise<void>((resolve) => a.client.subscribe('rooms/+/temp', { qos: 1 }, () => resolve()))
     const page = (await svc.api('/api/v1/tenants/acme/clients', { token: keys.acme })).body as ClientPage
@@ -152,7 +191,10 @@ test('clients: same client ID in two tenants, listed per tenant; kicking one sen
     assert.equal(kicked.status, 204)
     assert.equal((await gone).reasonCode, 0x98)
     assert.equal(g.client.connected, true)
-    assert.equal(((await svc.api('/api/v1/tenants/globex/clients', { token: keys.globex })).body as ClientPage).clients.length, 1)
+    assert.equal(
+      ((await svc.api('/api/v1/tenants/globex/clients', { token: keys.globex })).body as ClientPage).clients.length,
+      1,
+    )
     assert.equal((await svc.api('/api/v1/tenants/acme/clients/dev', { token: keys.acme })).status, 404)
   } finally {
     a.client.end(true)
@@ -161,45 +203,82 @@ test('clients: same client ID in two tenants, listed per tenant; kicking one sen
 })
 
 test('users and ACL changed through the API apply to the next CONNECT and PUBLISH, in that tenant only', async () => {
-  const created = await svc.api('/api/v1/tenants/acme/users/bob', { method: 'PUT', body: { password: 'pw-bob' }, token: keys.acme })
+  const created = await svc.api('/api/v1/tenants/acme/users/bob', {
+    method: 'PUT',
+    body: { password: 'pw-bob' },
+    token: keys.acme,
+  })
   assert.equal(created.status, 201, created.text)
   const bob = await connectClient(svc.mqttPort, { username: 'bob@acme', password: 'pw-bob' })
   await bob.end()
   assert.equal(await connectRefusal(svc.mqttPort, { username: 'bob@globex', password: 'pw-bob' }), 4)
-  assert.equal((await svc.api('/api/v1/tenants/acme/users/bob/password', { method: 'PUT', body: { password: 'new' }, token: keys.acme })).status, 204)
+  assert.equal(
+    (
+      await svc.api('/api/v1/tenants/acme/users/bob/password', {
+        method: 'PUT',
+        body: { password: 'new' },
+        token: keys.acme,
+      })
+    ).status,
+    204,
+  )
   assert.equal(await connectRefusal(svc.mqttPort, { username: 'bob@acme', password: 'pw-bob' }), 4)
   await (await connectClient(svc.mqttPort, { username: 'bob@acme', password: 'new' })).end()
 
   // Tenant ACL: only devices/# may be published; checked with a v5 PUBACK reason code.
-  const acl = await svc.api('/api/v1/tenants/acme/acl', { method: 'PUT', body: { rules: [{ allow: 'all', topic: 'devices/#' }] }, token: keys.acme })
+  const acl = await svc.api('/api/v1/tenants/acme/acl', {
+    method: 'PUT',
+    body: { rules: [{ allow: 'all', topic: 'devices/#' }] },
+    token: keys.acme,
+  })
   assert.deepEqual(acl.body, { rules: [{ allow: 'all', topic: 'devices/#' }] })
   const c = await connectClient(svc.mqttPort, { username: 'bob@acme', password: 'new', protocolVersion: 5 })
   const g = await connectClient(svc.mqttPort, { username: 'alice@globex', password: 'pw-globex', protocolVersion: 5 })
   try {
-    const denied = await new Promise<unknown>((resolve) => c.client.publish('other/x', 'm', { qos: 1 }, (err) => resolve(err)))
+    const denied = await new Promise<unknown>((resolve) =>
+      c.client.publish('other/x', 'm', { qos: 1 }, (err) => resolve(err)),
+    )
     assert.equal((denied as { code?: number } | undefined)?.code, 0x87)
-    const allowed = await new Promise<unknown>((resolve) => c.client.publish('devices/x', 'm', { qos: 1 }, (err) => resolve(err)))
+    const allowed = await new Promise<unknown>((resolve) =>
+      c.client.publish('devices/x', 'm', { qos: 1 }, (err) => resolve(err)),
+    )
     assert.equal(allowed ?? undefined, undefined)
     // globex has no ACL: untouched.
-    assert.equal(await new Promise<unknown>((resolve) => g.client.publish('other/x', 'm', { qos: 1 }, (err) => resolve(err ?? undefined))), undefined)
+    assert.equal(
+      await new Promise<unknown>((resolve) =>
+        g.client.publish('other/x', 'm', { qos: 1 }, (err) => resolve(err ?? undefined)),
+      ),
+      undefined,
+    )
   } finally {
     await c.end()
     await g.end()
   }
-  assert.equal((await svc.api('/api/v1/tenants/acme/acl', { method: 'PUT', body: { rules: null }, token: keys.acme })).status, 200)
+  assert.equal(
+    (await svc.api('/api/v1/tenants/acme/acl', { method: 'PUT', body: { rules: null }, token: keys.acme })).status,
+    200,
+  )
   assert.equal((await svc.api('/api/v1/tenants/acme/users/bob', { method: 'DELETE', token: keys.acme })).status, 204)
   assert.equal(await connectRefusal(svc.mqttPort, { username: 'bob@acme', password: 'new' }), 4)
 })
 
 test('operator: a plan change applies live and disconnects nobody; disable disconnects; create and delete tenants', async () => {
-  const a = await connectClient(svc.mqttPort, { clientId: 'keeper', username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 })
+  const a = await connectClient(svc.mqttPort, {
+    clientId: 'keeper',
+    username: 'alice@acme',
+    password: 'pw-acme',
+    protocolVersion: 5,
+  })
   try {
     const patched = await svc.api('/api/v1/tenants/acme', { method: 'PATCH', body: { limits: { maxConnections: 1 } } })
     assert.equal(patched.status, 200, patched.text)
     assert.deepEqual((patched.body as { effectiveLimits: object }).effectiveLimits, { maxConnections: 1 })
     assert.ok((patched.body as { changed: string[] }).changed.includes('limits'))
     // Over the new limit: refused with Quota exceeded; the one already connected stays.
-    assert.equal(await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 }), 0x97)
+    assert.equal(
+      await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 }),
+      0x97,
+    )
     assert.equal(a.client.connected, true)
     const plan = await svc.api('/api/v1/tenants/acme', { method: 'PATCH', body: { plan: 'pro', limits: {} } })
     assert.deepEqual((plan.body as { effectiveLimits: object }).effectiveLimits, { maxConnections: 100 })
@@ -209,7 +288,10 @@ test('operator: a plan change applies live and disconnects nobody; disable disco
     const gone = nextEvent(a.client, 'close')
     assert.equal((await svc.api('/api/v1/tenants/acme/disable', { method: 'POST' })).status, 200)
     await gone
-    assert.equal(await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 }), 0x87)
+    assert.equal(
+      await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-acme', protocolVersion: 5 }),
+      0x87,
+    )
     assert.equal((await svc.api('/api/v1/tenants/acme/enable', { method: 'POST' })).status, 200)
     await (await connectClient(svc.mqttPort, { username: 'alice@acme', password: 'pw-acme' })).end()
   } finally {
@@ -241,7 +323,11 @@ test('changes persist in the store across a restart, keys included, and win over
   await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'hooli' } })
   await svc.close()
   svc = await startTestService(adminYaml(broker.url, TENANTS), dir)
-  const globex = (await svc.api('/api/v1/tenants/globex', { token: keys.globex })).body as { plan: string; source: string; changed: string[] }
+  const globex = (await svc.api('/api/v1/tenants/globex', { token: keys.globex })).body as {
+    plan: string
+    source: string
+    changed: string[]
+  }
   assert.equal(globex.plan, 'pro')
   assert.equal(globex.source, 'yaml+api')
   assert.deepEqual(globex.changed, ['plan'])
@@ -250,12 +336,15 @@ test('changes persist in the store across a restart, keys included, and win over
 })
 
 test('wrong tokens are throttled per address: after auth.maxFailuresPerMinute the admin API answers 429, even to the right token, until the cooldown ends; MQTT logins are counted apart', async () => {
-  const throttled = await startTestService(adminYaml(broker.url, TENANTS.replace('maxFailuresPerMinute: 100000', 'maxFailuresPerMinute: 3, cooldown: 1s')))
+  const throttled = await startTestService(
+    adminYaml(broker.url, TENANTS.replace('maxFailuresPerMinute: 100000', 'maxFailuresPerMinute: 3, cooldown: 1s')),
+  )
   try {
     // No token at all is not a guess: never counted.
     for (let i = 0; i < 5; i++) assert.equal((await throttled.api('/api/v1/tenants', { token: null })).status, 401)
     assert.equal((await throttled.api('/api/v1/tenants')).status, 200)
-    for (let i = 0; i < 3; i++) assert.equal((await throttled.api('/api/v1/tenants', { token: `guess-${i}` })).status, 401)
+    for (let i = 0; i < 3; i++)
+      assert.equal((await throttled.api('/api/v1/tenants', { token: `guess-${i}` })).status, 401)
     const blocked = await throttled.api('/api/v1/tenants')
     assert.equal(blocked.status, 429)
     assert.match(blocked.text, /too many wrong credentials/)

@@ -23,7 +23,7 @@ tenants:
     users: { alice: { password: "plain:pw-globex" } }
 `
 
-async function newKey (tenant: string): Promise<string> {
+async function newKey(tenant: string): Promise<string> {
   const res = await svc.api(`/api/v1/tenants/${tenant}/keys`, { method: 'POST', body: { label: 'test' } })
   assert.equal(res.status, 201, res.text)
   return (res.body as { key: string }).key
@@ -33,7 +33,10 @@ before(async () => {
   broker = await startMosquitto()
   svc = await startTestService(adminYaml(broker.url, TENANTS))
 })
-after(async () => { await svc?.close(); await broker?.stop() })
+after(async () => {
+  await svc?.close()
+  await broker?.stop()
+})
 
 test('percent-encoded paths are authenticated like the routes they reach (401/403, never the handler)', async () => {
   const tenantKey = await newKey('globex')
@@ -53,7 +56,12 @@ test('percent-encoded paths are authenticated like the routes they reach (401/40
 })
 
 test('usage: a time no Date can hold, or not a time at all, is 400 naming the parameter', async () => {
-  for (const query of ['from=99999999999999999999999', 'to=8640000000000001', 'from=yesterday', 'to=+275760-09-14T00:00:00.001Z']) {
+  for (const query of [
+    'from=99999999999999999999999',
+    'to=8640000000000001',
+    'from=yesterday',
+    'to=+275760-09-14T00:00:00.001Z',
+  ]) {
     for (const path of [`/api/v1/usage?${query}`, `/api/v1/tenants/acme/usage?${query}`]) {
       const res = await svc.api(path)
       assert.equal(res.status, 400, `${path}: ${res.text}`)
@@ -65,13 +73,21 @@ test('usage: a time no Date can hold, or not a time at all, is 400 naming the pa
 
 test('user names: object internals, wildcards and control characters are refused; GET users lists every user who logs in', async () => {
   for (const name of ['__proto__', 'constructor', 'hasOwnProperty', 'a+b', 'a#', 'a/b', 'tab\there']) {
-    const res = await svc.api(`/api/v1/tenants/globex/users/${encodeURIComponent(name)}`, { method: 'PUT', body: { password: 'pw' } })
+    const res = await svc.api(`/api/v1/tenants/globex/users/${encodeURIComponent(name)}`, {
+      method: 'PUT',
+      body: { password: 'pw' },
+    })
     assert.equal(res.status, 400, `${JSON.stringify(name)}: ${res.text}`)
   }
   // Nothing of them reached the tenant: the users are the YAML's, and __proto__ cannot log in.
   const users = (await svc.api('/api/v1/tenants/globex/users')).body as Array<{ username: string }>
-  assert.deepEqual(users.map((u) => u.username), ['alice'])
-  await assert.rejects(connectClient(svc.mqttPort, { username: '__proto__@globex', password: 'pw', reconnectPeriod: 0 }))
+  assert.deepEqual(
+    users.map((u) => u.username),
+    ['alice'],
+  )
+  await assert.rejects(
+    connectClient(svc.mqttPort, { username: '__proto__@globex', password: 'pw', reconnectPeriod: 0 }),
+  )
 })
 
 test("a tenant key's writes are rationed per key (429 with Retry-After); other keys and the operator are not", async () => {
@@ -79,10 +95,13 @@ test("a tenant key's writes are rationed per key (429 with Retry-After); other k
   const other = await newKey('globex')
   const acl = { method: 'PUT', body: { rules: null } }
   const statuses: number[] = []
-  for (let i = 0; i < 12; i++) statuses.push((await svc.api('/api/v1/tenants/globex/acl', { ...acl, token: acme })).status)
+  for (let i = 0; i < 12; i++)
+    statuses.push((await svc.api('/api/v1/tenants/globex/acl', { ...acl, token: acme })).status)
   assert.deepEqual(statuses, [...Array(10).fill(200), 429, 429])
   const refused = await fetch(`${svc.adminUrl}/api/v1/tenants/globex/acl`, {
-    method: 'PUT', headers: { authorization: `Bearer ${acme}`, 'content-type': 'application/json' }, body: '{"rules":null}',
+    method: 'PUT',
+    headers: { authorization: `Bearer ${acme}`, 'content-type': 'application/json' },
+    body: '{"rules":null}',
   })
   assert.equal(refused.status, 429)
   assert.ok(Number(refused.headers.get('retry-after')) >= 1)
@@ -95,26 +114,45 @@ test("a tenant key's writes are rationed per key (429 with Retry-After); other k
 test('maxUsers: one more user than the plan allows is 409 naming the limit, even when the requests race', async () => {
   // acme has alice from the YAML and room for one more; five creations at once: exactly one lands.
   const names = ['u1', 'u2', 'u3', 'u4', 'u5']
-  const results = await Promise.all(names.map((n) =>
-    svc.api(`/api/v1/tenants/acme/users/${n}`, { method: 'PUT', body: { password: 'pw' } })))
+  const results = await Promise.all(
+    names.map((n) => svc.api(`/api/v1/tenants/acme/users/${n}`, { method: 'PUT', body: { password: 'pw' } })),
+  )
   assert.deepEqual(results.map((r) => r.status).sort(), [201, 409, 409, 409, 409])
   assert.match(results.find((r) => r.status === 409)?.text ?? '', /maxUsers/)
   const users = (await svc.api('/api/v1/tenants/acme/users')).body as Array<{ username: string }>
   assert.equal(users.length, 2)
   // Replacing a user is not one more; globex (no plan) is not limited.
-  assert.equal((await svc.api('/api/v1/tenants/acme/users/alice', { method: 'PUT', body: { password: 'pw2' } })).status, 200)
-  for (const n of names) assert.equal((await svc.api(`/api/v1/tenants/globex/users/${n}`, { method: 'PUT', body: { password: 'pw' } })).status, 201)
+  assert.equal(
+    (await svc.api('/api/v1/tenants/acme/users/alice', { method: 'PUT', body: { password: 'pw2' } })).status,
+    200,
+  )
+  for (const n of names)
+    assert.equal(
+      (await svc.api(`/api/v1/tenants/globex/users/${n}`, { method: 'PUT', body: { password: 'pw' } })).status,
+      201,
+    )
 })
 
 test('a client list stays small whatever the clients hold: counts in the list, filters paged per client, tenants apart', async () => {
   const long = (i: number): string => `big/${String(i).padStart(4, '0')}/${'f'.repeat(4000)}`
   const filters = Array.from({ length: 300 }, (_, i) => long(i))
-  const reset = await svc.api('/api/v1/tenants/acme/users/alice/password', { method: 'PUT', body: { password: 'pw-big' } })
+  const reset = await svc.api('/api/v1/tenants/acme/users/alice/password', {
+    method: 'PUT',
+    body: { password: 'pw-big' },
+  })
   assert.equal(reset.status, 204)
-  const clients = await Promise.all(['dev-a', 'dev-b', 'dev-c'].map((clientId) =>
-    connectClient(svc.mqttPort, { clientId, username: 'alice@acme', password: 'pw-big', protocolVersion: 5 })))
+  const clients = await Promise.all(
+    ['dev-a', 'dev-b', 'dev-c'].map((clientId) =>
+      connectClient(svc.mqttPort, { clientId, username: 'alice@acme', password: 'pw-big', protocolVersion: 5 }),
+    ),
+  )
   // Same client ID in globex, with a filter of its own.
-  const foreign = await connectClient(svc.mqttPort, { clientId: 'dev-a', username: 'alice@globex', password: 'pw-globex', protocolVersion: 5 })
+  const foreign = await connectClient(svc.mqttPort, {
+    clientId: 'dev-a',
+    username: 'alice@globex',
+    password: 'pw-globex',
+    protocolVersion: 5,
+  })
   try {
     // In SUBSCRIBEs of 50 (200 KB each), under the gateway's default maximum packet size.
     for (const c of clients) {
@@ -125,8 +163,19 @@ test('a client list stays small whatever the clients hold: counts in the list, f
     const list = await svc.api('/api/v1/tenants/acme/clients')
     assert.equal(list.status, 200)
     assert.ok(list.text.length < 4096, `list is ${list.text.length} bytes`)
-    const body = list.body as { total: number; clients: Array<{ clientId: string; subscriptions: number }>; next: string | null }
-    assert.deepEqual(body.clients.map((c) => [c.clientId, c.subscriptions]), [['dev-a', 300], ['dev-b', 300], ['dev-c', 300]])
+    const body = list.body as {
+      total: number
+      clients: Array<{ clientId: string; subscriptions: number }>
+      next: string | null
+    }
+    assert.deepEqual(
+      body.clients.map((c) => [c.clientId, c.subscriptions]),
+      [
+        ['dev-a', 300],
+        ['dev-b', 300],
+        ['dev-c', 300],
+      ],
+    )
     // Pages of clients.
     const first = (await svc.api('/api/v1/tenants/acme/clients?limit=2')).body as typeof body
     assert.deepEqual([first.total, first.clients.map((c) => c.clientId), first.next], [3, ['dev-a', 'dev-b'], 'dev-b'])
@@ -136,7 +185,9 @@ test('a client list stays small whatever the clients hold: counts in the list, f
     const seen: string[] = []
     let after: string | null = ''
     while (after !== null) {
-      const page = await svc.api(`/api/v1/tenants/acme/clients/dev-a/subscriptions${after === '' ? '' : `?after=${encodeURIComponent(after)}`}`)
+      const page = await svc.api(
+        `/api/v1/tenants/acme/clients/dev-a/subscriptions${after === '' ? '' : `?after=${encodeURIComponent(after)}`}`,
+      )
       const p = page.body as { total: number; subscriptions: string[]; next: string | null }
       assert.ok(p.subscriptions.length <= 100 && page.text.length < 500_000)
       seen.push(...p.subscriptions)
@@ -148,7 +199,9 @@ test('a client list stays small whatever the clients hold: counts in the list, f
       assert.equal((await svc.api(`/api/v1/tenants/acme/clients/dev-a/subscriptions?${bad}`)).status, 400, bad)
     }
     // globex's dev-a is its own: its one filter, nothing of acme's, and acme's key cannot ask.
-    const theirs = (await svc.api('/api/v1/tenants/globex/clients/dev-a/subscriptions')).body as { subscriptions: string[] }
+    const theirs = (await svc.api('/api/v1/tenants/globex/clients/dev-a/subscriptions')).body as {
+      subscriptions: string[]
+    }
     assert.deepEqual(theirs.subscriptions, ['globex/only'])
     const acmeKey = await newKey('acme')
     assert.equal((await svc.api('/api/v1/tenants/globex/clients/dev-a/subscriptions', { token: acmeKey })).status, 404)

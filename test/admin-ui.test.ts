@@ -36,13 +36,13 @@ const keys: Record<string, string> = {}
 /** Requests any page made off the admin listener (aborted); the last test asserts there were none. */
 const external: string[] = []
 
-async function newKey (tenant: string): Promise<{ id: string; key: string }> {
+async function newKey(tenant: string): Promise<{ id: string; key: string }> {
   const res = await api(`/api/v1/tenants/${tenant}/keys`, { method: 'POST', body: { label: 'ui test' } })
   assert.equal(res.status, 201)
   return res.body as { id: string; key: string }
 }
 
-function api (path: string, init?: Parameters<TestService['api']>[1]): ReturnType<TestService['api']> {
+function api(path: string, init?: Parameters<TestService['api']>[1]): ReturnType<TestService['api']> {
   if (svc === undefined) throw new Error('no service')
   return svc.api(path, init)
 }
@@ -53,27 +53,45 @@ before(async () => {
   if (existsSync(CHROMIUM)) {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     })
   }
 })
 after(async () => {
-  try { await browser?.close() } finally { await svc?.close() }
+  try {
+    await browser?.close()
+  } finally {
+    await svc?.close()
+  }
   if (SCREENSHOTS !== 'docs') rmSync(SCREENSHOTS, { recursive: true, force: true })
 })
 
-async function newPage (): Promise<Page> {
+async function newPage(): Promise<Page> {
   if (browser === undefined || svc === undefined) throw new Error('no browser')
   // A zone that is not UTC, so a time shown in the browser's own zone would be seen.
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, timezoneId: 'Asia/Kolkata' })
   // The UI is self-contained: any request off the admin listener is a bug (CDN, web font…).
   const origin = new URL(svc.adminUrl).origin
-  await page.route((url) => url.origin !== origin, async (route) => { external.push(route.request().url()); await route.abort() })
+  await page.route(
+    (url) => url.origin !== origin,
+    async (route) => {
+      external.push(route.request().url())
+      await route.abort()
+    },
+  )
   await page.goto(svc.adminUrl + '/')
   return page
 }
 
-async function login (token: string): Promise<Page> {
+async function login(token: string): Promise<Page> {
   const page = await newPage()
   await page.getByTestId('token').fill(token)
   await page.getByTestId('login').click()
@@ -153,7 +171,8 @@ test("another tenant's key shows nothing of acme, even when the page is pointed 
     await page.getByTestId('not-found').waitFor()
     assert.equal(await page.getByTestId('tenant-id').count(), 0)
     text = await page.innerText('body')
-    for (const secret of ['acme', 'sensor-1', 'alice', 'free']) assert.ok(!text.includes(secret), `globex sees "${secret}" on acme's route`)
+    for (const secret of ['acme', 'sensor-1', 'alice', 'free'])
+      assert.ok(!text.includes(secret), `globex sees "${secret}" on acme's route`)
 
     await page.getByTestId('back').click()
     assert.equal(await page.getByTestId('tenant-id').innerText(), 'globex')
@@ -176,7 +195,10 @@ test('tenant view: add a user who can then connect, delete it; replace the ACL',
 
     await page.getByTestId('delete-user-carol').click()
     await page.getByTestId('user-carol').waitFor({ state: 'detached' })
-    assert.equal(await connectRefusal(svc.mqttPort, { clientId: 'carol-2', username: 'carol@globex', password: 'pw-c' }), 4)
+    assert.equal(
+      await connectRefusal(svc.mqttPort, { clientId: 'carol-2', username: 'carol@globex', password: 'pw-c' }),
+      4,
+    )
 
     await page.getByTestId('acl-edit').click()
     await page.getByTestId('acl-json').fill('not json')
@@ -185,19 +207,39 @@ test('tenant view: add a user who can then connect, delete it; replace the ACL',
     await page.getByTestId('acl-json').fill('[{ "allow": "all", "topic": "rooms/#" }, { "deny": "all", "topic": "#" }]')
     await page.getByTestId('acl-save').click()
     await page.getByTestId('acl-rules').getByText('- { deny: all, topic: "#" }').waitFor()
-    assert.deepEqual((await api('/api/v1/tenants/globex/acl')).body, { rules: [{ allow: 'all', topic: 'rooms/#' }, { deny: 'all', topic: '#' }] })
+    assert.deepEqual((await api('/api/v1/tenants/globex/acl')).body, {
+      rules: [
+        { allow: 'all', topic: 'rooms/#' },
+        { deny: 'all', topic: '#' },
+      ],
+    })
     // One rule per line, in the YAML view and in the editor.
-    assert.deepEqual((await page.getByTestId('acl-rules').innerText()).split('\n'),
-      ['acl:', '  - { allow: all, topic: "rooms/#" }', '  - { deny: all, topic: "#" }'])
+    assert.deepEqual((await page.getByTestId('acl-rules').innerText()).split('\n'), [
+      'acl:',
+      '  - { allow: all, topic: "rooms/#" }',
+      '  - { deny: all, topic: "#" }',
+    ])
     await page.getByTestId('acl-edit').click()
-    assert.deepEqual((await page.getByTestId('acl-json').inputValue()).split('\n'),
-      ['[', '  {"allow":"all","topic":"rooms/#"},', '  {"deny":"all","topic":"#"}', ']'])
+    assert.deepEqual((await page.getByTestId('acl-json').inputValue()).split('\n'), [
+      '[',
+      '  {"allow":"all","topic":"rooms/#"},',
+      '  {"deny":"all","topic":"#"}',
+      ']',
+    ])
     // A user's own rules too.
-    const own = [{ allow: 'publish', topic: 'a/#' }, { deny: 'all', topic: '#' }]
-    assert.equal((await api('/api/v1/tenants/globex/users/dave', { method: 'PUT', body: { password: 'pw-d', acl: own } })).status, 201)
+    const own = [
+      { allow: 'publish', topic: 'a/#' },
+      { deny: 'all', topic: '#' },
+    ]
+    assert.equal(
+      (await api('/api/v1/tenants/globex/users/dave', { method: 'PUT', body: { password: 'pw-d', acl: own } })).status,
+      201,
+    )
     await page.reload()
-    assert.deepEqual((await page.getByTestId('user-acl-dave').innerText()).split('\n'),
-      ['- { allow: publish, topic: "a/#" }', '- { deny: all, topic: "#" }'])
+    assert.deepEqual((await page.getByTestId('user-acl-dave').innerText()).split('\n'), [
+      '- { allow: publish, topic: "a/#" }',
+      '- { deny: all, topic: "#" }',
+    ])
   } finally {
     await api('/api/v1/tenants/globex/acl', { method: 'PUT', body: { rules: null } })
     await api('/api/v1/tenants/globex/users/dave', { method: 'DELETE' })
@@ -223,7 +265,8 @@ test('a key revoked while logged in sends the page back to the login', async (t)
 test('operator view: every tenant; create a tenant; change a plan; disable and enable; open a tenant', async (t) => {
   if (browser === undefined) return t.skip(SKIP)
   const page = await login(OPERATOR_TOKEN)
-  const plan = async (id: string): Promise<unknown> => ((await api(`/api/v1/tenants/${id}`)).body as { plan: unknown }).plan
+  const plan = async (id: string): Promise<unknown> =>
+    ((await api(`/api/v1/tenants/${id}`)).body as { plan: unknown }).plan
   try {
     assert.equal(await page.getByTestId('who').innerText(), 'operator')
     await page.getByTestId('tenant-acme').waitFor()
@@ -237,7 +280,10 @@ test('operator view: every tenant; create a tenant; change a plan; disable and e
 
     await page.getByTestId('plan-acme').selectOption('pro')
     // The row shows pro's limit once the PATCH is done and the list reloaded.
-    await page.getByTestId('tenant-acme').getByText(/\/ 100$/).waitFor()
+    await page
+      .getByTestId('tenant-acme')
+      .getByText(/\/ 100$/)
+      .waitFor()
     assert.equal(await plan('acme'), 'pro')
 
     await page.getByTestId('toggle-initech').click()

@@ -44,7 +44,10 @@ tenants:
     users: { alice: { password: "plain:s" } }
 `)
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 const main = (): number => gw.port('mqtt')
 const acmePort = (): number => gw.port('acme-port')
@@ -54,20 +57,40 @@ const globexPort = (): number => gw.port('globex-port')
  * Everything the gateway writes back to a CONNECT, up to its close: the exact bytes on the wire. An
  * accepted connection is not closed by the gateway: its CONNACK (code 0) is returned and the socket ended.
  */
-async function answerBytes (port: number, v: 4 | 5, username?: string, password?: string, localAddress = '127.0.0.1'): Promise<Buffer> {
+async function answerBytes(
+  port: number,
+  v: 4 | 5,
+  username?: string,
+  password?: string,
+  localAddress = '127.0.0.1',
+): Promise<Buffer> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress })
   const chunks: Buffer[] = []
   socket.on('data', (d: Buffer) => chunks.push(d))
-  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
-  socket.write(mqttPacket.generate(connectPacket({
-    protocolVersion: v,
-    clientId: 'probe',
-    ...(username !== undefined ? { username } : {}),
-    ...(password !== undefined ? { password: Buffer.from(password) } : {}),
-  }), { protocolVersion: v }))
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => { socket.destroy(); reject(new Error('the gateway did not close the connection')) }, 3000)
-    socket.once('close', () => { clearTimeout(t); resolve() })
+    socket.once('connect', resolve)
+    socket.once('error', reject)
+  })
+  socket.write(
+    mqttPacket.generate(
+      connectPacket({
+        protocolVersion: v,
+        clientId: 'probe',
+        ...(username !== undefined ? { username } : {}),
+        ...(password !== undefined ? { password: Buffer.from(password) } : {}),
+      }),
+      { protocolVersion: v },
+    ),
+  )
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => {
+      socket.destroy()
+      reject(new Error('the gateway did not close the connection'))
+    }, 3000)
+    socket.once('close', () => {
+      clearTimeout(t)
+      resolve()
+    })
     socket.on('data', () => {
       const got = Buffer.concat(chunks)
       if (got.length >= 4 && got[0] === 0x20 && got[3] === 0) socket.destroy()
@@ -86,7 +109,8 @@ for (const v of [4, 5] as const) {
     assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'mallory@acme', password: 'a' }), bad)
     assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'alice@acme', password: 'wrong' }), bad)
     assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'alice@acme' }), bad) // no password
-    assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'alice', password: 'a' }), bad) // no tenant
+    // no tenant
+    assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'alice', password: 'a' }), bad)
     assert.equal(await connectRefusal(main(), { protocolVersion: v }), bad) // no username, no tenant
     assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'alice@globex', password: 'a' }), bad) // acme's password, globex's user
   })
@@ -102,7 +126,8 @@ for (const v of [4, 5] as const) {
       const c = await connectClient(acmePort(), { protocolVersion: v, username, password: 'a' })
       await c.end()
     }
-    const e = await connectClient(acmePort(), { protocolVersion: v, username: 'bob@example.com', password: 'b' }) // names no tenant
+    // names no tenant
+    const e = await connectClient(acmePort(), { protocolVersion: v, username: 'bob@example.com', password: 'b' })
     await e.end()
     const anon = await connectClient(acmePort(), { protocolVersion: v })
     await anon.end()
@@ -125,14 +150,24 @@ for (const v of [4, 5] as const) {
     const g = await connectClient(main(), { protocolVersion: v, username: 'alice@globex', password: 'g' })
     await g.end()
     assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'carol@globex', password: 'nope' }), bad)
-    assert.equal(await connectRefusal(main(), { protocolVersion: v, username: 'carol@acme', password: 'carol-pw' }), bad)
+    assert.equal(
+      await connectRefusal(main(), { protocolVersion: v, username: 'carol@acme', password: 'carol-pw' }),
+      bad,
+    )
   })
 }
 
 test('v5: an Authentication Method (enhanced auth) is refused with 0x8C, whatever the credentials', async () => {
   for (const password of ['a', 'wrong']) {
     const raw = await rawConnect(main(), 5)
-    raw.send(connectPacket({ protocolVersion: 5, username: 'alice@acme', password: Buffer.from(password), properties: { authenticationMethod: 'SCRAM-SHA-1' } }))
+    raw.send(
+      connectPacket({
+        protocolVersion: 5,
+        username: 'alice@acme',
+        password: Buffer.from(password),
+        properties: { authenticationMethod: 'SCRAM-SHA-1' },
+      }),
+    )
     const p = await raw.next()
     assert.ok(p.cmd === 'connack' && p.reasonCode === 0x8c, JSON.stringify(p))
     await raw.closed()
@@ -153,7 +188,8 @@ test('enumeration: every bad-credentials answer is byte-identical on the wire, p
   ]
   for (const v of [4, 5] as const) {
     const answers = new Set<string>()
-    for (const [port, username, password] of cases) answers.add((await answerBytes(port, v, username, password)).toString('hex'))
+    for (const [port, username, password] of cases)
+      answers.add((await answerBytes(port, v, username, password)).toString('hex'))
     assert.equal(answers.size, 1, `v${v}: ${[...answers].join(' | ')}`)
     // …and that one answer is a CONNACK with bad username or password, then the close.
     const only = Buffer.from([...answers][0] as string, 'hex')
@@ -163,7 +199,7 @@ test('enumeration: every bad-credentials answer is byte-identical on the wire, p
 })
 
 /** Median time of `n` refused connects (ms). */
-async function medianRefusal (username: string, password: string, n = 7): Promise<number> {
+async function medianRefusal(username: string, password: string, n = 7): Promise<number> {
   const times: number[] = []
   for (let i = 0; i < n; i++) {
     const t0 = performance.now()
@@ -177,28 +213,37 @@ test('enumeration by timing: a known scrypt user with a wrong password costs abo
   await medianRefusal('nobody@acme', 'x', 1) // warm-up: the dummy hash is made on first use
   const unknown = await medianRefusal('nobody@globex', 'wrong')
   const known = await medianRefusal('dave@globex', 'wrong')
-  assert.ok(known / unknown > 0.33 && known / unknown < 3, `unknown user ${unknown.toFixed(1)} ms, known user ${known.toFixed(1)} ms`)
+  assert.ok(
+    known / unknown > 0.33 && known / unknown < 3,
+    `unknown user ${unknown.toFixed(1)} ms, known user ${known.toFixed(1)} ms`,
+  )
 })
 
-test('enumeration by timing: a user from a mosquitto $7$ file with a wrong password costs about what an unknown user costs',
-  async () => { // $7$ is one PBKDF2 of 101 rounds: the gateway pads it with the scrypt dummy
-    await medianRefusal('nobody@acme', 'x', 1)
-    const unknown = await medianRefusal('nobody@globex', 'wrong')
-    const known = await medianRefusal('carol@globex', 'wrong')
-    assert.ok(known / unknown > 0.33 && known / unknown < 3, `unknown user ${unknown.toFixed(1)} ms, known $7$ user ${known.toFixed(1)} ms`)
-  })
+test('enumeration by timing: a user from a mosquitto $7$ file with a wrong password costs about what an unknown user costs', async () => {
+  // $7$ is one PBKDF2 of 101 rounds: the gateway pads it with the scrypt dummy
+  await medianRefusal('nobody@acme', 'x', 1)
+  const unknown = await medianRefusal('nobody@globex', 'wrong')
+  const known = await medianRefusal('carol@globex', 'wrong')
+  assert.ok(
+    known / unknown > 0.33 && known / unknown < 3,
+    `unknown user ${unknown.toFixed(1)} ms, known $7$ user ${known.toFixed(1)} ms`,
+  )
+})
 
-test('enumeration by TLS SNI timing: a known tenant\'s host name without a username is refused in the time an unknown one is', async () => {
+test("enumeration by TLS SNI timing: a known tenant's host name without a username is refused in the time an unknown one is", async () => {
   // The Authenticator the TLS listener calls, with the SNI host the handshake gave: 200 tries, a known
   // and an unknown tenant at once in each pair, so both meet the same load. Each costs a scrypt hash, so
   // MTG_TIMING_PAIRS (default 100) can shorten it while developing.
-  const { config } = parseConfigText(`
+  const { config } = parseConfigText(
+    `
 listeners: [{ name: m, type: tcp, bind: "127.0.0.1:0" }]
 upstream: { url: embedded }
 tenancy: { sni: "{tenant}.mqtt.example.com" }
 auth: { maxFailuresPerMinute: 100000 }
 tenants: { acme: { users: { alice: { password: "plain:a" } } } }
-`, { baseDir: dir })
+`,
+    { baseDir: dir },
+  )
   const auth = new Authenticator(config)
   const timed = async (sniHost: string): Promise<number> => {
     const t0 = performance.now()
@@ -224,7 +269,8 @@ tenants: { acme: { users: { alice: { password: "plain:a" } } } }
 
 test('passwords never reach the logs', () => {
   const text = JSON.stringify(gw.logs)
-  for (const secret of ['wrong', 'carol-pw', 'dave-pw', '"a"', '"g"']) assert.ok(!text.includes(secret), `log contains ${secret}`)
+  for (const secret of ['wrong', 'carol-pw', 'dave-pw', '"a"', '"g"'])
+    assert.ok(!text.includes(secret), `log contains ${secret}`)
 })
 
 test('per-IP throttle: after the failures even the right password gets the same refusal, until the cooldown ends', async () => {
@@ -255,13 +301,19 @@ tenants: { acme: { users: { alice: { password: "plain:a" } } } }
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, blockedAt + 2300 - Date.now())))
     const back = await connectClient(t.port(), { username: 'alice@acme', password: 'a', protocolVersion: 5 })
     await back.end()
-  } finally { await t.close() }
+  } finally {
+    await t.close()
+  }
 })
 
 test('upstream username template: the broker authenticates "{tenant}.{username}", its refusal is relayed', async () => {
   // The brief's "{tenant}:{username}" cannot work with mosquitto: its password file is `user:hash` and
   // mosquitto_passwd refuses ':' in user names. A '.' separator is what the README recommends.
-  assert.throws(() => execFileSync('/usr/bin/mosquitto_passwd', ['-b', '-c', join(dir, 'colon.passwd'), 'acme:alice', 'x'], { stdio: 'pipe' }))
+  assert.throws(() =>
+    execFileSync('/usr/bin/mosquitto_passwd', ['-b', '-c', join(dir, 'colon.passwd'), 'acme:alice', 'x'], {
+      stdio: 'pipe',
+    }),
+  )
   const pw = join(dir, 'broker.passwd')
   execFileSync('/usr/bin/mosquitto_passwd', ['-b', '-c', pw, 'acme.alice', 'up-secret'])
   const strict = await startMosquitto(`password_file ${pw}\nallow_anonymous false`)
@@ -277,12 +329,22 @@ tenants:
       const ok = await connectClient(t.port(), { protocolVersion: v, username: 'alice@acme', password: 'a' })
       await ok.end()
       // What mosquitto itself answers to a user missing from its password file:
-      const direct = await connectRefusal(strict.port, { protocolVersion: v, username: 'globex.alice', password: 'up-secret' })
+      const direct = await connectRefusal(strict.port, {
+        protocolVersion: v,
+        username: 'globex.alice',
+        password: 'up-secret',
+      })
       // globex.alice and acme.bob are not in the broker's file: the broker's own refusal reaches the device.
-      assert.equal(await connectRefusal(t.port(), { protocolVersion: v, username: 'alice@globex', password: 'g' }), direct)
+      assert.equal(
+        await connectRefusal(t.port(), { protocolVersion: v, username: 'alice@globex', password: 'g' }),
+        direct,
+      )
       assert.equal(await connectRefusal(t.port(), { protocolVersion: v, username: 'bob@acme', password: 'b' }), direct)
     }
-  } finally { await t.close(); await strict.stop() }
+  } finally {
+    await t.close()
+    await strict.stop()
+  }
 })
 
 test('upstream username "{tenant}" with a mosquitto ACL "pattern readwrite %u/#": the broker holds the second wall', async () => {
@@ -309,7 +371,13 @@ tenants:
     assert.equal((await a.next()).topic, 'sensors/t1')
     await g.client.publishAsync('sensors/t1', 'G', { qos: 1 })
     assert.equal((await g.next()).payload, 'G')
-    assert.deepEqual(a.received.map((m) => m.payload), ['A'])
+    assert.deepEqual(
+      a.received.map((m) => m.payload),
+      ['A'],
+    )
     await Promise.all([a.end(), g.end()])
-  } finally { await t.close(); await strict.stop() }
+  } finally {
+    await t.close()
+    await strict.stop()
+  }
 })

@@ -13,7 +13,8 @@ import { verifyPassword } from '../src/tenancy/passwords.js'
 import { openSqliteStore } from '../src/store/sqlite.js'
 
 const CLI = ['--import', 'tsx', 'src/cli.ts']
-const cli = (args: string[], input?: string) => spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', input, timeout: 30_000 })
+const cli = (args: string[], input?: string) =>
+  spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', input, timeout: 30_000 })
 
 test('--help explains the three commands; an unknown command exits 1', () => {
   const help = cli(['--help'])
@@ -48,7 +49,10 @@ test('start: port in use exits 2 naming the port', async () => {
   const port = await freePort()
   const hold = createServer()
   await new Promise<void>((resolve) => hold.listen(port, '127.0.0.1', resolve))
-  writeFileSync(join(dir, 'g.yaml'), `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\n`)
+  writeFileSync(
+    join(dir, 'g.yaml'),
+    `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\n`,
+  )
   const r = cli(['start', '-c', join(dir, 'g.yaml')])
   hold.close()
   assert.equal(r.status, 2)
@@ -59,11 +63,14 @@ test('start: SIGHUP reloads (a bad file is refused, the old config stays); SIGTE
   const dir = mkdtempSync(join(tmpdir(), 'mtg-cli-'))
   const port = await freePort()
   const file = join(dir, 'g.yaml')
-  const conf = (tenants: string) => `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\ntenants:\n${tenants}`
+  const conf = (tenants: string) =>
+    `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\ntenants:\n${tenants}`
   writeFileSync(file, conf('  acme: { users: { alice: { password: "plain:a" } } }\n'))
   const child = spawn(process.execPath, [...CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
   const waitLog = async (re: RegExp) => {
     const deadline = Date.now() + 10_000
     while (!re.test(out)) {
@@ -79,7 +86,12 @@ test('start: SIGHUP reloads (a bad file is refused, the old config stays); SIGTE
     await waitLog(/reload rejected/)
     const still = await connectClient(port, { username: 'alice@acme', password: 'a' })
     await still.end()
-    writeFileSync(file, conf('  acme: { users: { alice: { password: "plain:new" } } }\n  globex: { users: { bob: { password: "plain:b" } } }\n'))
+    writeFileSync(
+      file,
+      conf(
+        '  acme: { users: { alice: { password: "plain:new" } } }\n  globex: { users: { bob: { password: "plain:b" } } }\n',
+      ),
+    )
     child.kill('SIGHUP')
     await waitLog(/configuration reloaded/)
     const bob = await connectClient(port, { username: 'bob@globex', password: 'b' })
@@ -95,17 +107,20 @@ test('start: SIGHUP reloads (a bad file is refused, the old config stays); SIGTE
   }
 })
 
-test('check: with an admin store, the API\'s changes are merged over the YAML and listed as such', async () => {
+test("check: with an admin store, the API's changes are merged over the YAML and listed as such", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-cli-'))
-  writeFileSync(join(dir, 'g.yaml'), [
-    'listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1883" }]',
-    'upstream: { url: embedded }',
-    'admin: { bind: "127.0.0.1:8080", operatorToken: "0123456789abcdef0", store: state.db }',
-    'plans: { free: { maxConnections: 5 }, pro: { maxConnections: 100 } }',
-    'tenants:',
-    '  acme: { plan: free }',
-    '  globex: {}',
-  ].join('\n'))
+  writeFileSync(
+    join(dir, 'g.yaml'),
+    [
+      'listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1883" }]',
+      'upstream: { url: embedded }',
+      'admin: { bind: "127.0.0.1:8080", operatorToken: "0123456789abcdef0", store: state.db }',
+      'plans: { free: { maxConnections: 5 }, pro: { maxConnections: 100 } }',
+      'tenants:',
+      '  acme: { plan: free }',
+      '  globex: {}',
+    ].join('\n'),
+  )
   const store = openSqliteStore(join(dir, 'state.db'))
   await store.setTenantChanges('acme', { plan: 'pro' })
   await store.setTenantChanges('globex', { deleted: true })
@@ -116,7 +131,10 @@ test('check: with an admin store, the API\'s changes are merged over the YAML an
   assert.match(r.stdout, /acme: plan pro/)
   assert.match(r.stdout, /limits: maxConnections=100/)
   assert.doesNotMatch(r.stdout, /globex: plan/)
-  assert.match(r.stdout, /changes made through the admin API \(.*state\.db; they win over the YAML\):\n {2}acme: plan\n {2}globex: deleted\n {2}initech: created through the API/)
+  assert.match(
+    r.stdout,
+    /changes made through the admin API \(.*state\.db; they win over the YAML\):\n {2}acme: plan\n {2}globex: deleted\n {2}initech: created through the API/,
+  )
 })
 
 test('--version prints the package version', () => {
@@ -132,16 +150,22 @@ test('--version prints the package version', () => {
  * `start` against a port already held logs the embedded broker's line, then exits 2 by itself; under
  * script(1) its stdout is a terminal. Returns what it printed.
  */
-async function startOnHeldPort (args: string[], tty: boolean): Promise<string> {
+async function startOnHeldPort(args: string[], tty: boolean): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-cli-'))
   const port = await freePort()
   const hold = createServer()
   await new Promise<void>((resolve) => hold.listen(port, '127.0.0.1', resolve))
-  writeFileSync(join(dir, 'g.yaml'), `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\n`)
+  writeFileSync(
+    join(dir, 'g.yaml'),
+    `listeners: [{ name: m, type: tcp, bind: "127.0.0.1:${port}" }]\nupstream: { url: embedded }\n`,
+  )
   try {
     const argv = [process.execPath, ...CLI, 'start', '-c', join(dir, 'g.yaml'), ...args]
     const r = tty
-      ? spawnSync('script', ['-qec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8', timeout: 30_000 })
+      ? spawnSync('script', ['-qec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], {
+          encoding: 'utf8',
+          timeout: 30_000,
+        })
       : spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 30_000 })
     return r.stdout
   } finally {

@@ -14,13 +14,15 @@ const log = createLogger({ level: 'silent' })
 let redis: RedisServer
 const conns: ClusterRedis[] = []
 
-before(async () => { redis = await startRedis() })
+before(async () => {
+  redis = await startRedis()
+})
 after(async () => {
   for (const c of conns) await c.close()
   await redis.stop()
 })
 
-async function budget (): Promise<SharedBudget> {
+async function budget(): Promise<SharedBudget> {
   const c = connectRedis(redis.url, { log })
   conns.push(c)
   assert.ok(await c.ready(5000))
@@ -28,7 +30,13 @@ async function budget (): Promise<SharedBudget> {
 }
 
 /** PUBLISHes through both gateways alternately; how many went on without a pause, and in how long. */
-async function flood (a: SharedBudget, b: SharedBudget, tenant: string, n: number, limits: { rate: number }): Promise<{ free: number; ms: number }> {
+async function flood(
+  a: SharedBudget,
+  b: SharedBudget,
+  tenant: string,
+  n: number,
+  limits: { rate: number },
+): Promise<{ free: number; ms: number }> {
   const start = Date.now()
   let free = 0
   for (let i = 0; i < n; i++) {
@@ -43,7 +51,7 @@ test('a burst through two gateways stays within rate × time + burst + overshoot
   const b = await budget()
   const limits = { rate: 100 }
   const { free, ms } = await flood(a, b, 'acme', 600, limits)
-  const bound = limits.rate + limits.rate * ms / 1000 + overshootBound(limits.rate, 2)
+  const bound = limits.rate + (limits.rate * ms) / 1000 + overshootBound(limits.rate, 2)
   assert.ok(free <= bound, `${free} PUBLISH without a pause in ${ms} ms; bound ${bound}`)
   // A batch that takes the bucket into debt waits whole, so each gateway may pause up to a batch early.
   assert.ok(free >= limits.rate - overshootBound(limits.rate, 2), `the burst itself passes (${free})`)

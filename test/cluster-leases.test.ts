@@ -12,14 +12,16 @@ const log = createLogger({ level: 'silent' })
 let redis: RedisServer
 const opened: Array<{ close: () => Promise<void> }> = []
 
-before(async () => { redis = await startRedis() })
+before(async () => {
+  redis = await startRedis()
+})
 after(async () => {
   for (const o of opened.reverse()) await o.close()
   await redis.stop()
 })
 
 /** `db`: a Redis database of its own, so the gateways of other tests are not counted alive */
-async function gateway (name: string, ttlMs = 15_000, db = 0): Promise<{ conn: ClusterRedis; leases: RedisLeases }> {
+async function gateway(name: string, ttlMs = 15_000, db = 0): Promise<{ conn: ClusterRedis; leases: RedisLeases }> {
   const conn = connectRedis(redis.url.replace(/\/0$/, `/${db}`), { log })
   assert.ok(await conn.ready(5000), 'redis reachable')
   const leases = new RedisLeases(conn, { gateway: name, log, ttlMs })
@@ -27,7 +29,7 @@ async function gateway (name: string, ttlMs = 15_000, db = 0): Promise<{ conn: C
   return { conn, leases }
 }
 
-async function until (what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await ok())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
@@ -56,20 +58,29 @@ test('maxConnections holds across two gateways, per tenant: the same limit for g
 test('concurrent CONNECTs through two gateways take exactly maxConnections slots', async () => {
   const a = await gateway('a2')
   const b = await gateway('b2')
-  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? a : b).leases.acquireConnection('burst', { maxConnections: 25 })))
+  const results = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      (i % 2 === 0 ? a : b).leases.acquireConnection('burst', { maxConnections: 25 }),
+    ),
+  )
   assert.equal(results.filter((r) => r.ok).length, 25)
   assert.equal(a.leases.heldBy('conn', 'burst') + b.leases.heldBy('conn', 'burst'), 25)
 })
 
-test('connectRate is one bucket across gateways (burst = one second\'s worth)', async () => {
+test("connectRate is one bucket across gateways (burst = one second's worth)", async () => {
   const a = await gateway('a3')
   const b = await gateway('b3')
   const limits = { connectRate: 3 }
   const results = [
-    await a.leases.acquireConnection('rated', limits), await b.leases.acquireConnection('rated', limits),
-    await a.leases.acquireConnection('rated', limits), await b.leases.acquireConnection('rated', limits),
+    await a.leases.acquireConnection('rated', limits),
+    await b.leases.acquireConnection('rated', limits),
+    await a.leases.acquireConnection('rated', limits),
+    await b.leases.acquireConnection('rated', limits),
   ]
-  assert.deepEqual(results.map((r) => r.ok), [true, true, true, false])
+  assert.deepEqual(
+    results.map((r) => r.ok),
+    [true, true, true, false],
+  )
   assert.deepEqual(results[3], { ok: false, limit: 'connectRate' })
   // The other tenant's bucket is its own.
   assert.deepEqual(await b.leases.acquireConnection('other', limits), { ok: true })
@@ -97,7 +108,11 @@ test('a gateway that dies without a word frees its slots within the lease TTL (m
   dead.conn.subscriber.disconnect()
   const diedAt = Date.now()
   assert.deepEqual(await alive.leases.acquireConnection('acme-ttl', limits), { ok: false, limit: 'maxConnections' })
-  await until('the dead gateway\'s lease to expire', async () => (await alive.leases.acquireConnection('acme-ttl', limits)).ok, 5000)
+  await until(
+    "the dead gateway's lease to expire",
+    async () => (await alive.leases.acquireConnection('acme-ttl', limits)).ok,
+    5000,
+  )
   const freedAfter = Date.now() - diedAt
   assert.ok(freedAfter <= ttlMs + 200, `freed after ${freedAfter} ms, TTL ${ttlMs} ms`)
 })

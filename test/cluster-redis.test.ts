@@ -9,16 +9,28 @@ import { startRedis } from './helpers/redis.js'
 
 test('Redis away and back: one line per change of state, the outage counted, the password never logged', async () => {
   const lines: Array<{ msg: string }> = []
-  const destination = new Writable({ write (chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString()) as { msg: string }); done() } })
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as { msg: string })
+      done()
+    },
+  })
   const log = createLogger({ level: 'info', destination })
   const redis = await startRedis()
   const conn = connectRedis(redis.url, { log })
   try {
     assert.ok(await conn.ready(5000))
     const states: RedisState[] = []
-    const next = (want: RedisState): Promise<void> => new Promise((resolve) => {
-      const off = conn.onState((s) => { states.push(s); if (s === want) { off(); resolve() } })
-    })
+    const next = (want: RedisState): Promise<void> =>
+      new Promise((resolve) => {
+        const off = conn.onState((s) => {
+          states.push(s)
+          if (s === want) {
+            off()
+            resolve()
+          }
+        })
+      })
     const gone = next('unreachable')
     await redis.stop()
     await gone
@@ -26,7 +38,12 @@ test('Redis away and back: one line per change of state, the outage counted, the
     // (events.once would reject on the 'error' each failed attempt emits.)
     await new Promise<void>((resolve) => {
       let attempts = 0
-      const count = (): void => { if (++attempts === 3) { conn.commands.off('reconnecting', count); resolve() } }
+      const count = (): void => {
+        if (++attempts === 3) {
+          conn.commands.off('reconnecting', count)
+          resolve()
+        }
+      }
       conn.commands.on('reconnecting', count)
     })
     const back = next('reachable')
@@ -35,7 +52,13 @@ test('Redis away and back: one line per change of state, the outage counted, the
     assert.deepEqual(states, ['unreachable', 'reachable'])
     assert.equal(conn.outages, 1)
     const cluster = lines.filter((l) => l.msg.startsWith('cluster:'))
-    assert.deepEqual(cluster.map((l) => l.msg), ['cluster: Redis unreachable; admitting against this gateway\'s last known share', 'cluster: Redis reachable again'])
+    assert.deepEqual(
+      cluster.map((l) => l.msg),
+      [
+        "cluster: Redis unreachable; admitting against this gateway's last known share",
+        'cluster: Redis reachable again',
+      ],
+    )
   } finally {
     await conn.close()
     await redis.stop()

@@ -10,10 +10,14 @@ import { startRedis, type RedisServer } from './helpers/redis.js'
 const log = createLogger({ level: 'silent' })
 let redis: RedisServer
 
-before(async () => { redis = await startRedis() })
-after(async () => { await redis.stop() })
+before(async () => {
+  redis = await startRedis()
+})
+after(async () => {
+  await redis.stop()
+})
 
-test('two members share acme\'s maxConnections; one leaving frees its slots at once; readiness follows Redis', async () => {
+test("two members share acme's maxConnections; one leaving frees its slots at once; readiness follows Redis", async () => {
   const a = startCluster({ redis: redis.url, name: 'gw-a' }, { log })
   const b = startCluster({ redis: redis.url, name: 'gw-b' }, { log })
   try {
@@ -26,12 +30,19 @@ test('two members share acme\'s maxConnections; one leaving frees its slots at o
     assert.deepEqual(await b.leases.acquireConnection('acme', limits), { ok: false, limit: 'maxConnections' })
     assert.ok((await b.leases.acquireConnection('globex', limits)).ok, 'globex has its own two')
     await a.close()
-    assert.ok((await b.leases.acquireConnection('acme', limits)).ok, 'gw-a\'s slots free as it leaves')
+    assert.ok((await b.leases.acquireConnection('acme', limits)).ok, "gw-a's slots free as it leaves")
     const store = b.openStore(redis.url)
     await store.setTenantChanges('acme', { disabled: true })
     assert.deepEqual((await store.tenantChanges()).get('acme'), { disabled: true })
     await store.close()
-    const gone = new Promise<void>((resolve) => { const off = b.redis.onState((s) => { if (s === 'unreachable') { off(); resolve() } }) })
+    const gone = new Promise<void>((resolve) => {
+      const off = b.redis.onState((s) => {
+        if (s === 'unreachable') {
+          off()
+          resolve()
+        }
+      })
+    })
     await redis.stop()
     await gone
     assert.equal(b.readiness(), 'unreachable')

@@ -16,14 +16,16 @@ const log = createLogger({ level: 'silent' })
 let redis: RedisServer
 const conns: ClusterRedis[] = []
 
-before(async () => { redis = await startRedis() })
+before(async () => {
+  redis = await startRedis()
+})
 after(async () => {
   for (const c of conns) await c.close()
   await redis.stop()
 })
 
 let db = 0
-async function redisConn (database: number): Promise<ClusterRedis> {
+async function redisConn(database: number): Promise<ClusterRedis> {
   const c = connectRedis(redis.url.replace(/\/0$/, `/${database}`), { log })
   conns.push(c)
   assert.ok(await c.ready(5000))
@@ -36,9 +38,24 @@ const STORES: Array<[string, () => Promise<Store>]> = [
 ]
 
 const HOUR = 3_600_000
-const row = (tenant: string, hour: number, n: number, peak: number): UsageRecord =>
-  ({ tenant, hour, sessionMs: n * 1000, messagesIn: n, messagesOut: 2 * n, bytesIn: 10 * n, bytesOut: 20 * n, peakConnections: peak, limitHits: n })
-const key = (id: string, tenant: string, createdAt: string): ApiKeyRecord => ({ id, tenant, secretHash: `h-${id}`, label: id, createdAt })
+const row = (tenant: string, hour: number, n: number, peak: number): UsageRecord => ({
+  tenant,
+  hour,
+  sessionMs: n * 1000,
+  messagesIn: n,
+  messagesOut: 2 * n,
+  bytesIn: 10 * n,
+  bytesOut: 20 * n,
+  peakConnections: peak,
+  limitHits: n,
+})
+const key = (id: string, tenant: string, createdAt: string): ApiKeyRecord => ({
+  id,
+  tenant,
+  secretHash: `h-${id}`,
+  label: id,
+  createdAt,
+})
 
 for (const [name, open] of STORES) {
   describe(`${name} store`, () => {
@@ -47,7 +64,13 @@ for (const [name, open] of STORES) {
       await s.setTenantChanges('acme', { limits: { maxConnections: 5 }, users: { bob: null } })
       await s.setTenantChanges('globex', { created: true, disabled: true })
       await s.setTenantChanges('acme', { plan: 'pro' })
-      assert.deepEqual(await s.tenantChanges(), new Map<string, unknown>([['acme', { plan: 'pro' }], ['globex', { created: true, disabled: true }]]))
+      assert.deepEqual(
+        await s.tenantChanges(),
+        new Map<string, unknown>([
+          ['acme', { plan: 'pro' }],
+          ['globex', { created: true, disabled: true }],
+        ]),
+      )
       await s.setTenantChanges('acme', undefined)
       assert.deepEqual([...(await s.tenantChanges()).keys()], ['globex'])
       await s.close()
@@ -58,7 +81,13 @@ for (const [name, open] of STORES) {
       await s.setPlanChange('pro', { maxConnections: 10 })
       await s.setPlanChange('free', null)
       await s.setPlanChange('pro', { maxConnections: 20 })
-      assert.deepEqual(await s.planChanges(), new Map<string, unknown>([['pro', { maxConnections: 20 }], ['free', null]]))
+      assert.deepEqual(
+        await s.planChanges(),
+        new Map<string, unknown>([
+          ['pro', { maxConnections: 20 }],
+          ['free', null],
+        ]),
+      )
       await s.close()
     })
 
@@ -68,14 +97,23 @@ for (const [name, open] of STORES) {
       await s.addApiKey(key('k1', 'acme', '2026-01-01T00:00:00.000Z'))
       await s.addApiKey(key('k3', 'globex', '2026-01-01T00:00:00.000Z'))
       await assert.rejects(s.addApiKey(key('k1', 'globex', '2026-01-03T00:00:00.000Z')), 'an id is never reused')
-      assert.deepEqual((await s.apiKeys()).map((k) => k.id), ['k1', 'k3', 'k2'])
-      assert.deepEqual((await s.apiKeys('acme')).map((k) => k.id), ['k1', 'k2'])
+      assert.deepEqual(
+        (await s.apiKeys()).map((k) => k.id),
+        ['k1', 'k3', 'k2'],
+      )
+      assert.deepEqual(
+        (await s.apiKeys('acme')).map((k) => k.id),
+        ['k1', 'k2'],
+      )
       assert.deepEqual(await s.apiKey('k3'), key('k3', 'globex', '2026-01-01T00:00:00.000Z'))
       assert.equal(await s.apiKey('nope'), undefined)
       assert.equal(await s.deleteApiKey('k1'), true)
       assert.equal(await s.deleteApiKey('k1'), false)
       await s.deleteApiKeysOf('acme')
-      assert.deepEqual((await s.apiKeys()).map((k) => k.id), ['k3'])
+      assert.deepEqual(
+        (await s.apiKeys()).map((k) => k.id),
+        ['k3'],
+      )
       await s.close()
     })
 
@@ -86,10 +124,19 @@ for (const [name, open] of STORES) {
       await s.addUsage([row('acme', h0, 2, 2), row('acme', h0 + HOUR, 1, 7)])
       const all = await s.usage({ from: h0, to: h0 + 2 * HOUR })
       assert.deepEqual(all, [{ ...row('acme', h0, 3, 3) }, row('globex', h0, 5, 1), row('acme', h0 + HOUR, 1, 7)])
-      assert.deepEqual(await s.usage({ tenant: 'acme', from: h0 + HOUR, to: h0 + 2 * HOUR }), [row('acme', h0 + HOUR, 1, 7)])
-      assert.deepEqual(await s.usage({ tenant: 'acme', from: h0, to: h0 + HOUR }), [row('acme', h0, 3, 3)], 'to is exclusive')
+      assert.deepEqual(await s.usage({ tenant: 'acme', from: h0 + HOUR, to: h0 + 2 * HOUR }), [
+        row('acme', h0 + HOUR, 1, 7),
+      ])
+      assert.deepEqual(
+        await s.usage({ tenant: 'acme', from: h0, to: h0 + HOUR }),
+        [row('acme', h0, 3, 3)],
+        'to is exclusive',
+      )
       assert.equal(await s.pruneUsage(h0 + HOUR), 2)
-      assert.deepEqual((await s.usage({ from: 0, to: h0 + 2 * HOUR })).map((u) => u.tenant), ['acme'])
+      assert.deepEqual(
+        (await s.usage({ from: 0, to: h0 + 2 * HOUR })).map((u) => u.tenant),
+        ['acme'],
+      )
       await s.close()
     })
   })
@@ -100,7 +147,12 @@ test('redis store: a change made through one gateway reaches the other within a 
   const a = openRedisStore(await redisConn(database), 'gw-a')
   const b = openRedisStore(await redisConn(database), 'gw-b')
   const seen: Array<StoreChange & { gateway: string }> = []
-  const arrived = new Promise<void>((resolve) => b.onChange((c) => { seen.push(c); if (seen.length === 2) resolve() }))
+  const arrived = new Promise<void>((resolve) =>
+    b.onChange((c) => {
+      seen.push(c)
+      if (seen.length === 2) resolve()
+    }),
+  )
   // A published message reaches only current subscribers.
   await b.subscribed
   const start = Date.now()
@@ -108,7 +160,10 @@ test('redis store: a change made through one gateway reaches the other within a 
   await a.addApiKey(key('kx', 'acme', '2026-01-01T00:00:00.000Z'))
   await arrived
   const took = Date.now() - start
-  assert.deepEqual(seen, [{ kind: 'tenant', name: 'acme', gateway: 'gw-a' }, { kind: 'keys', name: 'acme', gateway: 'gw-a' }])
+  assert.deepEqual(seen, [
+    { kind: 'tenant', name: 'acme', gateway: 'gw-a' },
+    { kind: 'keys', name: 'acme', gateway: 'gw-a' },
+  ])
   assert.ok(took < 1000, `applied after ${took} ms`)
   assert.deepEqual((await b.tenantChanges()).get('acme'), { disabled: true })
   assert.equal((await b.apiKey('kx'))?.tenant, 'acme')
@@ -119,7 +174,11 @@ test('redis store: a change made through one gateway reaches the other within a 
 test('redis store: after Redis was away, the feed says to re-read everything (what was published meanwhile is gone)', async () => {
   const s = openRedisStore(await redisConn(++db), 'gw-b')
   await s.subscribed
-  const resync = new Promise<StoreChange>((resolve) => s.onChange((c) => { if (c.kind === 'all') resolve(c) }))
+  const resync = new Promise<StoreChange>((resolve) =>
+    s.onChange((c) => {
+      if (c.kind === 'all') resolve(c)
+    }),
+  )
   await redis.stop()
   await redis.start()
   assert.deepEqual(await resync, { kind: 'all', name: '', gateway: 'gw-b' })

@@ -43,7 +43,12 @@ test('login throttle: failures through two gateways add up to one cooldown for t
 test('ipConnectRate: one count per address across gateways and per listener', async () => {
   const onA = redisAddressRate(a, 3, 'mqtt')
   const onB = redisAddressRate(b, 3, 'mqtt')
-  const got = [await onA('198.51.100.1'), await onB('198.51.100.1'), await onA('198.51.100.1'), await onB('198.51.100.1')]
+  const got = [
+    await onA('198.51.100.1'),
+    await onB('198.51.100.1'),
+    await onA('198.51.100.1'),
+    await onB('198.51.100.1'),
+  ]
   assert.deepEqual(got, [true, true, true, false])
   assert.equal(await onB('198.51.100.2'), true)
   assert.equal(await redisAddressRate(b, 3, 'mqtts')('198.51.100.1'), true, 'another listener counts apart')
@@ -58,8 +63,12 @@ tenants:
   globex: { users: { alice: { password: "plain:a" } } }
 `
   const config = parseConfigText(yaml(4), { baseDir: '/tmp', env: {} }).config
-  const onA = new Authenticator(config, (perMinute, cooldownMs) => redisThrottle(a, perMinute, cooldownMs, 'mtg:login-auth'))
-  const onB = new Authenticator(config, (perMinute, cooldownMs) => redisThrottle(b, perMinute, cooldownMs, 'mtg:login-auth'))
+  const onA = new Authenticator(config, (perMinute, cooldownMs) =>
+    redisThrottle(a, perMinute, cooldownMs, 'mtg:login-auth'),
+  )
+  const onB = new Authenticator(config, (perMinute, cooldownMs) =>
+    redisThrottle(b, perMinute, cooldownMs, 'mtg:login-auth'),
+  )
   const login = (auth: Authenticator, username: string, password: string, remoteAddress = '203.0.113.9') =>
     auth.authenticate({ remoteAddress, username, password: Buffer.from(password) })
   // A reload with new numbers makes a new throttle through the same factory: still the shared one.
@@ -67,7 +76,11 @@ tenants:
   onA.update(parseConfigText(yaml(5), { baseDir: '/tmp', env: {} }).config)
   onA.update(config)
   for (const auth of [onA, onB, onA, onB]) assert.equal((await login(auth, 'alice@acme', 'wrong')).ok, false)
-  assert.equal((await login(onB, 'alice@globex', 'a')).ok, false, 'the right password of another tenant, from that address: refused too')
+  assert.equal(
+    (await login(onB, 'alice@globex', 'a')).ok,
+    false,
+    'the right password of another tenant, from that address: refused too',
+  )
   assert.equal((await login(onA, 'alice@acme', 'a')).ok, false)
   assert.equal((await login(onA, 'alice@acme', 'a', '203.0.113.10')).ok, true, 'another address logs in')
 })

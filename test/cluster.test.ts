@@ -54,15 +54,19 @@ after(async () => {
   await broker?.stop()
 })
 
-const as = (tenant: string, clientId: string, protocolVersion: 4 | 5 = 5) =>
-  ({ protocolVersion, username: `u@${tenant}`, password: 'p', clientId })
+const as = (tenant: string, clientId: string, protocolVersion: 4 | 5 = 5) => ({
+  protocolVersion,
+  username: `u@${tenant}`,
+  password: 'p',
+  clientId,
+})
 
-async function endAll (clients: TestClient[]): Promise<void> {
+async function endAll(clients: TestClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.end()))
 }
 
 /** Waits (bounded) until `done` holds; for states only observable by asking (Redis seen gone or back). */
-async function until (done: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+async function until(done: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await done())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`)
@@ -72,7 +76,7 @@ async function until (done: () => Promise<boolean>, what: string, ms = 10_000): 
 
 const clusterState = async (s: TestService): Promise<unknown> => {
   const r = await s.api('/api/v1/ready', { token: null })
-  assert.equal(r.status, 200, 'the cluster\'s state never makes a gateway unready')
+  assert.equal(r.status, 200, "the cluster's state never makes a gateway unready")
   return (r.body as { cluster?: string }).cluster
 }
 
@@ -85,7 +89,11 @@ test('maxConnections holds across both gateways exactly, per tenant with the sam
       held.push(await connectClient(a.mqttPort, as(tenant, 'c3')))
     }
     for (const tenant of ['acme', 'globex']) {
-      assert.equal(await connectRefusal(b.mqttPort, as(tenant, 'c4')), 0x97, `${tenant}'s fourth, through the other gateway`)
+      assert.equal(
+        await connectRefusal(b.mqttPort, as(tenant, 'c4')),
+        0x97,
+        `${tenant}'s fourth, through the other gateway`,
+      )
       assert.equal(await connectRefusal(a.mqttPort, as(tenant, 'c4', 4)), 0x03)
     }
     await held[1]?.end() // acme c2 on gw-b
@@ -97,7 +105,7 @@ test('maxConnections holds across both gateways exactly, per tenant with the sam
   }
 })
 
-test('the admin API lists a tenant\'s clients on every gateway and kicks one on the other (0x98)', async () => {
+test("the admin API lists a tenant's clients on every gateway and kicks one on the other (0x98)", async () => {
   const onA = await connectClient(a.mqttPort, as('acme', 'here'))
   const onB = await connectClient(b.mqttPort, as('acme', 'there'))
   const globex = await connectClient(b.mqttPort, as('globex', 'there'))
@@ -105,14 +113,20 @@ test('the admin API lists a tenant\'s clients on every gateway and kicks one on 
     const list = await a.api('/api/v1/tenants/acme/clients')
     assert.equal(list.status, 200)
     const clients = (list.body as { clients: Array<{ clientId: string; gateway?: string }> }).clients
-    assert.deepEqual(clients.map((c) => [c.clientId, c.gateway]), [['here', 'gw-a'], ['there', 'gw-b']])
+    assert.deepEqual(
+      clients.map((c) => [c.clientId, c.gateway]),
+      [
+        ['here', 'gw-a'],
+        ['there', 'gw-b'],
+      ],
+    )
     const one = await a.api('/api/v1/tenants/acme/clients/there')
     assert.equal((one.body as { gateway?: string }).gateway, 'gw-b')
 
     const kicked = nextEvent<IDisconnectPacket>(onB.client, 'disconnect')
     assert.equal((await a.api('/api/v1/tenants/acme/clients/there', { method: 'DELETE' })).status, 204)
     assert.equal((await kicked).reasonCode, 0x98)
-    assert.ok(globex.client.connected, 'globex\'s client with the same ID stays')
+    assert.ok(globex.client.connected, "globex's client with the same ID stays")
     assert.equal((await a.api('/api/v1/tenants/acme/clients/there', { method: 'DELETE' })).status, 404)
   } finally {
     await endAll([onA, onB, globex])
@@ -125,11 +139,11 @@ test('a takeover through the other gateway gives the old v5 client 0x8E; the new
   const taken = nextEvent<IDisconnectPacket>(old.client, 'disconnect')
   const fresh = await connectClient(b.mqttPort, as('open', 'dev'))
   try {
-    assert.equal((await taken).reasonCode, 0x8E)
+    assert.equal((await taken).reasonCode, 0x8e)
     await fresh.client.subscribeAsync('t/#', { qos: 1 })
     await fresh.client.publishAsync('t/x', 'hi', { qos: 1 })
     assert.equal((await fresh.next()).payload, 'hi')
-    assert.ok(globex.client.connected, 'another tenant\'s client with the same ID is not taken over')
+    assert.ok(globex.client.connected, "another tenant's client with the same ID is not taken over")
   } finally {
     await endAll([old, globex, fresh])
   }
@@ -157,7 +171,10 @@ test('Redis stopped under traffic: clients keep working, new ones get the share;
     assert.equal(await clusterState(a), 'reachable')
 
     await redis.stop()
-    await until(async () => await clusterState(a) === 'unreachable' && await clusterState(b) === 'unreachable', 'Redis seen gone')
+    await until(
+      async () => (await clusterState(a)) === 'unreachable' && (await clusterState(b)) === 'unreachable',
+      'Redis seen gone',
+    )
     const pub = await connectClient(b.mqttPort, as('open', 'pub'))
     held.push(pub)
     await pub.client.publishAsync('live/1', 'while Redis is away', { qos: 1 })
@@ -169,10 +186,13 @@ test('Redis stopped under traffic: clients keep working, new ones get the share;
     assert.equal(await connectRefusal(b.mqttPort, as('crowd', 'd3')), 0x97)
 
     await redis.start() // empty: the counts are rebuilt from the live connections
-    await until(async () => await clusterState(a) === 'reachable' && await clusterState(b) === 'reachable', 'Redis seen back')
+    await until(
+      async () => (await clusterState(a)) === 'reachable' && (await clusterState(b)) === 'reachable',
+      'Redis seen back',
+    )
     held.push(await connectClient(a.mqttPort, as('crowd', 'd3')))
     held.push(await connectClient(a.mqttPort, as('crowd', 'd4')))
-    assert.equal(await connectRefusal(a.mqttPort, as('crowd', 'd5')), 0x97, 'gw-b\'s two counted again')
+    assert.equal(await connectRefusal(a.mqttPort, as('crowd', 'd5')), 0x97, "gw-b's two counted again")
     assert.ok(sub.client.connected && pub.client.connected, 'nobody was dropped')
     await pub.client.publishAsync('live/2', 'after', { qos: 1 })
     assert.equal((await sub.next()).payload, 'after')

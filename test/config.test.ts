@@ -46,28 +46,44 @@ const BAD: Array<[string, string]> = [
   ['bad-namespace-clientid', 'tenancy.namespace.clientId (line 8): the client ID namespace must end with a separator'],
   ['admin-short-token', 'admin.operatorToken (line 7): the operator token must be at least 16 characters'],
   ['admin-tls-missing-key', 'admin.tls.key (line 8): file not found'],
-  ['listeners-same-port', 'listeners[1].bind (line 5): listener "local" (listeners[1].bind, line 5) binds 127.0.0.1:1883, which collides with listener "mqtt" (listeners[0].bind, line 2) binds 0.0.0.0:1883'],
-  ['listeners-ipv6-any', 'listeners[1].bind (line 3): listener "mqtt6" (listeners[1].bind, line 3) binds [::]:1883, which collides with listener "local" (listeners[0].bind, line 2)'],
-  ['admin-on-listener-port', 'admin.bind (line 6): the admin listener (admin.bind, line 6) binds 127.0.0.1:8080, which collides with listener "mqtt" (listeners[0].bind, line 2)'],
-  ['password-unprefixed', 'tenants.acme.users.alice.password (line 8): user "alice" of tenant "acme": unrecognised password format; expected "plain:SECRET"'],
+  [
+    'listeners-same-port',
+    'listeners[1].bind (line 5): listener "local" (listeners[1].bind, line 5) binds 127.0.0.1:1883, which collides with listener "mqtt" (listeners[0].bind, line 2) binds 0.0.0.0:1883',
+  ],
+  [
+    'listeners-ipv6-any',
+    'listeners[1].bind (line 3): listener "mqtt6" (listeners[1].bind, line 3) binds [::]:1883, which collides with listener "local" (listeners[0].bind, line 2)',
+  ],
+  [
+    'admin-on-listener-port',
+    'admin.bind (line 6): the admin listener (admin.bind, line 6) binds 127.0.0.1:8080, which collides with listener "mqtt" (listeners[0].bind, line 2)',
+  ],
+  [
+    'password-unprefixed',
+    'tenants.acme.users.alice.password (line 8): user "alice" of tenant "acme": unrecognised password format; expected "plain:SECRET"',
+  ],
   ['password-file-bad', 'tenants.acme.passwordFile (line 7): user "dave" in'],
 ]
 
 for (const [name, expected] of BAD) {
   test(`bad config ${name}: ${expected}`, () => {
-    assert.throws(() => loadConfigFile(`test/fixtures/bad-configs/${name}.yaml`, {}), (err: unknown) => {
-      assert.ok(err instanceof ConfigError, String(err))
-      assert.ok(err.message.includes(expected), `got: ${err.message}`)
-      assert.ok(!err.format().includes('    at '), 'no stack trace')
-      return true
-    })
+    assert.throws(
+      () => loadConfigFile(`test/fixtures/bad-configs/${name}.yaml`, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err))
+        assert.ok(err.message.includes(expected), `got: ${err.message}`)
+        assert.ok(!err.format().includes('    at '), 'no stack trace')
+        return true
+      },
+    )
   })
 }
 
 test('good config: env substitution with defaults, durations, sizes, password files, plaintext warning', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-cfg-'))
   execFileSync('/usr/bin/mosquitto_passwd', ['-b', '-c', join(dir, 'acme.passwd'), 'carol', 'pw'])
-  const { config, warnings } = parseConfigText(`
+  const { config, warnings } = parseConfigText(
+    `
 listeners: [{ name: m, type: tcp, bind: "[::1]:1883", connectTimeout: 500ms }]
 upstream: { url: "mqtt://\${BROKER_HOST}:1883", password: "\${UP_PW:-fallback}", connectTimeout: 5m }
 plans: { p: { maxPacketSize: 64KiB, bandwidth: 1MiB } }
@@ -76,7 +92,9 @@ tenants:
     plan: p
     passwordFile: acme.passwd
     users: { alice: { password: "plain:x" }, carol: { password: "plain:override" } }
-`, { baseDir: dir, env: { BROKER_HOST: 'broker.internal' } })
+`,
+    { baseDir: dir, env: { BROKER_HOST: 'broker.internal' } },
+  )
   assert.equal(config.upstream.url, 'mqtt://broker.internal:1883')
   assert.equal(config.upstream.password, 'fallback')
   assert.equal(config.upstream.connectTimeout, 300_000)
@@ -92,11 +110,14 @@ tenants:
 test('a password file user not in the YAML is merged in', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-cfg-'))
   writeFileSync(join(dir, 'p'), '# comment\n\ncarol:$7$101$c2FsdA==$aGFzaA==\n')
-  const { config } = parseConfigText(`
+  const { config } = parseConfigText(
+    `
 listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1" }]
 upstream: { url: embedded }
 tenants: { acme: { passwordFile: p } }
-`, { baseDir: dir })
+`,
+    { baseDir: dir },
+  )
   assert.equal(config.tenants.acme?.users.carol?.password, '$7$101$c2FsdA==$aGFzaA==')
 })
 
@@ -105,7 +126,7 @@ test('gateway.example.yaml loads', () => {
   assert.ok(Object.keys(config.tenants).length >= 2)
 })
 
-function onlyConfigErrors (text: string): void {
+function onlyConfigErrors(text: string): void {
   try {
     parseConfigText(text, { baseDir: tmpdir(), env: {} })
   } catch (err) {
@@ -120,15 +141,18 @@ test('fuzz: arbitrary text never throws anything but ConfigError', () => {
 test('fuzz: mutated versions of the example never throw anything but ConfigError', () => {
   const lines = readFileSync('gateway.example.yaml', 'utf8').split('\n')
   const edit = fc.tuple(fc.nat(), fc.constantFrom('drop', 'dup', 'swap', 'garble'), fc.string({ maxLength: 8 }))
-  fc.assert(fc.property(fc.array(edit, { minLength: 1, maxLength: 5 }), (edits) => {
-    const l = [...lines]
-    for (const [pos, kind, junk] of edits) {
-      const i = pos % l.length
-      if (kind === 'drop') l.splice(i, 1)
-      else if (kind === 'dup') l.splice(i, 0, l[i] ?? '')
-      else if (kind === 'swap') l.splice(i, 2, l[i + 1] ?? '', l[i] ?? '')
-      else l[i] = (l[i] ?? '').slice(0, junk.length) + junk
-    }
-    onlyConfigErrors(l.join('\n'))
-  }), { numRuns: 500 })
+  fc.assert(
+    fc.property(fc.array(edit, { minLength: 1, maxLength: 5 }), (edits) => {
+      const l = [...lines]
+      for (const [pos, kind, junk] of edits) {
+        const i = pos % l.length
+        if (kind === 'drop') l.splice(i, 1)
+        else if (kind === 'dup') l.splice(i, 0, l[i] ?? '')
+        else if (kind === 'swap') l.splice(i, 2, l[i + 1] ?? '', l[i] ?? '')
+        else l[i] = (l[i] ?? '').slice(0, junk.length) + junk
+      }
+      onlyConfigErrors(l.join('\n'))
+    }),
+    { numRuns: 500 },
+  )
 })

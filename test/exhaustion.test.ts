@@ -12,8 +12,12 @@ import { connectClient, connectRefusal } from './helpers/clients.js'
 import { rawConnect, connectPacket } from './helpers/raw.js'
 
 let broker: Mosquitto
-before(async () => { broker = await startMosquitto() })
-after(async () => { await broker?.stop() })
+before(async () => {
+  broker = await startMosquitto()
+})
+after(async () => {
+  await broker?.stop()
+})
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const TENANTS = `
@@ -23,11 +27,13 @@ tenants:
 `
 
 /** Opens a TCP connection and reports whether the gateway still holds it open after `ms`. */
-async function heldOpen (port: number, ms: number): Promise<boolean> {
+async function heldOpen(port: number, ms: number): Promise<boolean> {
   const socket = net.connect({ port, host: '127.0.0.1' })
   socket.on('error', () => {})
   let closed = false
-  socket.on('close', () => { closed = true })
+  socket.on('close', () => {
+    closed = true
+  })
   await sleep(ms)
   socket.destroy()
   return !closed
@@ -54,7 +60,10 @@ ${TENANTS}`)
   }
 })
 
-for (const [v, code] of [[5, 0x89], [4, 0x03]] as const) {
+for (const [v, code] of [
+  [5, 0x89],
+  [4, 0x03],
+] as const) {
   test(`gateway maxConnections: the connection over the cap gets CONNACK 0x${code.toString(16)} (v${v}); a slot freed is usable again`, async () => {
     const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
 upstream: { url: ${broker.url} }
@@ -81,11 +90,16 @@ test('slowloris before CONNECT: a CONNECT dribbled a byte at a time is cut at co
 upstream: { url: ${broker.url} }
 ${TENANTS}`)
   try {
-    const wire = mqttPacket.generate(connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: 'x'.repeat(40) }), { protocolVersion: 4 })
+    const wire = mqttPacket.generate(
+      connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: 'x'.repeat(40) }),
+      { protocolVersion: 4 },
+    )
     const raw = await rawConnect(gw.port())
     const started = Date.now()
     let sent = 0
-    const dribble = setInterval(() => { if (sent < wire.length) raw.write(wire.subarray(sent, ++sent)) }, 50)
+    const dribble = setInterval(() => {
+      if (sent < wire.length) raw.write(wire.subarray(sent, ++sent))
+    }, 50)
     try {
       await raw.closed(3000)
     } finally {
@@ -102,7 +116,7 @@ ${TENANTS}`)
   }
 })
 
-test('keep alive: the broker is asked for twice the client\'s, so the gateway cuts first (0x8D); a shorter Server Keep Alive reaches the client, a longer one does not', async () => {
+test("keep alive: the broker is asked for twice the client's, so the gateway cuts first (0x8D); a shorter Server Keep Alive reaches the client, a longer one does not", async () => {
   // A broker played by a socket, so what the gateway asks for and what the broker answers can be seen.
   let answer: mqttPacket.IConnackPacket['properties'] = {}
   const asked: number[] = []
@@ -112,7 +126,12 @@ test('keep alive: the broker is asked for twice the client\'s, so the gateway cu
     parser.on('packet', (p: mqttPacket.Packet) => {
       if (p.cmd !== 'connect') return
       asked.push(p.keepalive ?? -1)
-      s.write(mqttPacket.generate({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: answer }, { protocolVersion: 5 }))
+      s.write(
+        mqttPacket.generate(
+          { cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: answer },
+          { protocolVersion: 5 },
+        ),
+      )
     })
     s.on('data', (d: Buffer) => parser.parse(d))
   })
@@ -135,7 +154,7 @@ ${TENANTS}`)
     answer = { serverKeepAlive: 15 }
     assert.equal((await connackOf(10)).properties?.serverKeepAlive, undefined, 'the client keeps its own 10 s')
     answer = { serverKeepAlive: 30 }
-    assert.equal((await connackOf(0)).properties?.serverKeepAlive, 30, 'no keep alive asked: the broker\'s applies')
+    assert.equal((await connackOf(0)).properties?.serverKeepAlive, 30, "no keep alive asked: the broker's applies")
     assert.deepEqual(asked, [20, 20, 20, 0])
   } finally {
     await gw.close()
@@ -151,10 +170,15 @@ ${TENANTS}`)
     const raw = await rawConnect(gw.port(), 5)
     raw.send(connectPacket({ protocolVersion: 5, username: 'u@acme', password: Buffer.from('p'), keepalive: 1 }))
     assert.equal((await raw.next()).cmd, 'connack')
-    const wire = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(200), qos: 0, retain: false, dup: false }, { protocolVersion: 5 })
+    const wire = mqttPacket.generate(
+      { cmd: 'publish', topic: 't', payload: Buffer.alloc(200), qos: 0, retain: false, dup: false },
+      { protocolVersion: 5 },
+    )
     const started = Date.now()
     let sent = 0
-    const dribble = setInterval(() => { if (sent < wire.length) raw.write(wire.subarray(sent, ++sent)) }, 50)
+    const dribble = setInterval(() => {
+      if (sent < wire.length) raw.write(wire.subarray(sent, ++sent))
+    }, 50)
     try {
       const disconnect = await raw.next(5000)
       assert.equal(disconnect.cmd, 'disconnect')
@@ -171,8 +195,12 @@ ${TENANTS}`)
 })
 
 /** The gateway's side of a client connection as `ss -o` shows it, with its timer: "timer:(keepalive,59sec,0)". */
-function gatewaySide (gatewayPort: number, clientPort: number): string {
-  return execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${gatewayPort} and dport = :${clientPort} )`], { encoding: 'utf8' }).trim()
+function gatewaySide(gatewayPort: number, clientPort: number): string {
+  return execFileSync(
+    'ss',
+    ['-tnoH', 'state', 'established', `( sport = :${gatewayPort} and dport = :${clientPort} )`],
+    { encoding: 'utf8' },
+  ).trim()
 }
 
 test('dead peers: a client without a keep alive gets TCP keep-alive probes after a minute idle; a client with one is left to its keep alive', async () => {
@@ -182,7 +210,9 @@ ${TENANTS}`)
   try {
     for (const keepalive of [0, 30]) {
       const raw = await rawConnect(gw.port())
-      raw.send(connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: `ka-${keepalive}`, keepalive }))
+      raw.send(
+        connectPacket({ username: 'u@acme', password: Buffer.from('p'), clientId: `ka-${keepalive}`, keepalive }),
+      )
       assert.equal((await raw.next()).cmd, 'connack')
       await sleep(1200) // switched on by the gateway's clock, within a tick of CONNACK
       const side = gatewaySide(gw.port(), raw.socket.localPort ?? 0)
@@ -196,7 +226,7 @@ ${TENANTS}`)
   }
 })
 
-test('a refused client that never closes its side does not hold the gateway\'s socket: released within the linger (2 s)', async () => {
+test("a refused client that never closes its side does not hold the gateway's socket: released within the linger (2 s)", async () => {
   const gw = await startTestGateway(`listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
 upstream: { url: ${broker.url} }
 ${TENANTS}`)
@@ -207,13 +237,19 @@ ${TENANTS}`)
     socket.resume() // read (and drop) the CONNACK, so 'end' is seen
     await new Promise((resolve) => socket.once('connect', resolve))
     const ended = new Promise((resolve) => socket.once('end', resolve))
-    socket.write(mqttPacket.generate(connectPacket({ username: 'u@acme', password: Buffer.from('wrong') }), { protocolVersion: 4 }))
+    socket.write(
+      mqttPacket.generate(connectPacket({ username: 'u@acme', password: Buffer.from('wrong') }), {
+        protocolVersion: 4,
+      }),
+    )
     await ended // CONNACK 0x04, then the gateway's FIN
     const held = (): boolean => {
-      const out = execFileSync('ss', ['-tnpH', `( sport = :${gw.port()} and dport = :${socket.localPort ?? 0} )`], { encoding: 'utf8' })
+      const out = execFileSync('ss', ['-tnpH', `( sport = :${gw.port()} and dport = :${socket.localPort ?? 0} )`], {
+        encoding: 'utf8',
+      })
       return out.includes(`pid=${process.pid},`)
     }
-    assert.ok(held(), 'the gateway still owns its socket, waiting for the client\'s FIN')
+    assert.ok(held(), "the gateway still owns its socket, waiting for the client's FIN")
     await sleep(3000)
     assert.ok(!held(), 'after the linger the gateway has let its socket go')
   } finally {

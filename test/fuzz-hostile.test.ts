@@ -35,12 +35,22 @@ tenants:
   watch.on('message', (topic) => seenByBroker.push(topic))
   await watch.subscribeAsync('#')
 })
-after(async () => { watch?.end(true); await victim?.end(); await gw?.close(); await broker?.stop() })
+after(async () => {
+  watch?.end(true)
+  await victim?.end()
+  await gw?.close()
+  await broker?.stop()
+})
 
 /** A fuzzed string and how fast-check prints it. */
 class Text {
-  constructor (readonly value: string, private readonly label: string) {}
-  [fc.toStringMethod] (): string { return this.label }
+  constructor(
+    readonly value: string,
+    private readonly label: string,
+  ) {}
+  [fc.toStringMethod](): string {
+    return this.label
+  }
 }
 
 /**
@@ -56,7 +66,14 @@ const str = fc.oneof(edgeString, shortString)
 const text = (t: Text): string => t.value
 
 const publish = (topic: string, properties?: mqttPacket.IPublishPacket['properties']): mqttPacket.IPublishPacket => ({
-  cmd: 'publish', topic, payload: Buffer.from('p'), qos: 1, messageId: 7, retain: false, dup: false, ...(properties !== undefined ? { properties } : {}),
+  cmd: 'publish',
+  topic,
+  payload: Buffer.from('p'),
+  qos: 1,
+  messageId: 7,
+  retain: false,
+  dup: false,
+  ...(properties !== undefined ? { properties } : {}),
 })
 
 /** A recipe of one packet after CONNECT (small to print), built by `afterConnectPacket`. */
@@ -68,16 +85,34 @@ type Recipe =
 const afterConnect: fc.Arbitrary<Recipe> = fc.oneof(
   fc.record({ kind: fc.constant('publish' as const), v: fc.constantFrom<4 | 5>(4, 5), topic: str }),
   fc.record({ kind: fc.constant('responseTopic' as const), topic: shortString, responseTopic: str }),
-  fc.record({ kind: fc.constantFrom('subscribe' as const, 'unsubscribe' as const), v: fc.constantFrom<4 | 5>(4, 5), filters: fc.array(str, { minLength: 1, maxLength: 2 }) }),
+  fc.record({
+    kind: fc.constantFrom('subscribe' as const, 'unsubscribe' as const),
+    v: fc.constantFrom<4 | 5>(4, 5),
+    filters: fc.array(str, { minLength: 1, maxLength: 2 }),
+  }),
   fc.record({ kind: fc.constant('userProperties' as const), count: fc.integer({ min: 1, max: 5000 }) }),
 )
 
-function afterConnectPacket (r: Recipe): [4 | 5, mqttPacket.Packet] {
+function afterConnectPacket(r: Recipe): [4 | 5, mqttPacket.Packet] {
   switch (r.kind) {
-    case 'publish': return [r.v, publish(text(r.topic))]
-    case 'responseTopic': return [5, publish(text(r.topic), { responseTopic: text(r.responseTopic) })]
-    case 'unsubscribe': return [r.v, { cmd: 'unsubscribe', messageId: 8, unsubscriptions: r.filters.map(text) }]
-    case 'subscribe': return [r.v, { cmd: 'subscribe', messageId: 8, subscriptions: r.filters.map((f, i) => ({ topic: i === 0 ? text(f) : `$share/g/${text(f).slice(9)}`, qos: 0 as const })) }]
+    case 'publish':
+      return [r.v, publish(text(r.topic))]
+    case 'responseTopic':
+      return [5, publish(text(r.topic), { responseTopic: text(r.responseTopic) })]
+    case 'unsubscribe':
+      return [r.v, { cmd: 'unsubscribe', messageId: 8, unsubscriptions: r.filters.map(text) }]
+    case 'subscribe':
+      return [
+        r.v,
+        {
+          cmd: 'subscribe',
+          messageId: 8,
+          subscriptions: r.filters.map((f, i) => ({
+            topic: i === 0 ? text(f) : `$share/g/${text(f).slice(9)}`,
+            qos: 0 as const,
+          })),
+        },
+      ]
     case 'userProperties': {
       const userProperties: Record<string, string> = {}
       for (let i = 0; i < r.count; i++) userProperties[`k${i}`] = 'v'
@@ -87,13 +122,22 @@ function afterConnectPacket (r: Recipe): [4 | 5, mqttPacket.Packet] {
 }
 
 /** A CONNECT with one field at the edge. */
-const connect = fc.record({ v: fc.constantFrom<4 | 5>(4, 5), field: fc.constantFrom('clientId', 'will', 'willResponse'), value: edgeString })
-function connectOf ({ v, field, value }: { v: 4 | 5; field: string; value: Text }): mqttPacket.IConnectPacket {
+const connect = fc.record({
+  v: fc.constantFrom<4 | 5>(4, 5),
+  field: fc.constantFrom('clientId', 'will', 'willResponse'),
+  value: edgeString,
+})
+function connectOf({ v, field, value }: { v: 4 | 5; field: string; value: Text }): mqttPacket.IConnectPacket {
   const s = text(value)
   return connectPacket({
-    protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: field === 'clientId' ? s : 'c',
+    protocolVersion: v,
+    username: 'alice@evil',
+    password: Buffer.from('e'),
+    clientId: field === 'clientId' ? s : 'c',
     ...(field === 'will' ? { will: { topic: s, payload: Buffer.from('w'), qos: 0, retain: false } } : {}),
-    ...(field === 'willResponse' && v === 5 ? { will: { topic: 'w', payload: Buffer.from('w'), qos: 0, retain: false, properties: { responseTopic: s } } } : {}),
+    ...(field === 'willResponse' && v === 5
+      ? { will: { topic: 'w', payload: Buffer.from('w'), qos: 0, retain: false, properties: { responseTopic: s } } }
+      : {}),
   })
 }
 
@@ -101,7 +145,7 @@ function connectOf ({ v, field, value }: { v: 4 | 5; field: string; value: Text 
  * Waits until the gateway answered `raw`'s last packet (a PINGRESP after it) or closed it. A connection
  * that hears nothing is the sign of a corrupt packet upstream: the broker is still reading its "rest".
  */
-async function settled (raw: RawClient): Promise<void> {
+async function settled(raw: RawClient): Promise<void> {
   raw.send({ cmd: 'pingreq' })
   for (;;) {
     const p = await raw.next(3000).catch((err: Error) => {
@@ -112,57 +156,86 @@ async function settled (raw: RawClient): Promise<void> {
   }
 }
 
-async function brokerSync (round: string): Promise<void> {
+async function brokerSync(round: string): Promise<void> {
   const got = new Promise<void>((resolve) => {
-    const on = (topic: string, payload: Buffer): void => { if (topic === 'sync' && payload.toString() === round) { watch.off('message', on); resolve() } }
+    const on = (topic: string, payload: Buffer): void => {
+      if (topic === 'sync' && payload.toString() === round) {
+        watch.off('message', on)
+        resolve()
+      }
+    }
     watch.on('message', on)
   })
   watch.publish('sync', round)
   await got
 }
 
-async function assertContained (logsBefore: number, round: string): Promise<void> {
+async function assertContained(logsBefore: number, round: string): Promise<void> {
   await brokerSync(round)
   const foreign = seenByBroker.filter((t) => t !== 'sync' && !t.startsWith('evil/'))
   assert.deepEqual(foreign, [], 'the broker saw topics outside evil/')
-  assert.deepEqual(victim.received.map((m) => m.topic), [], 'victim heard something')
+  assert.deepEqual(
+    victim.received.map((m) => m.topic),
+    [],
+    'victim heard something',
+  )
   await drained(gw, 'evil')
   // Every over-long mounted field gets its own refusal from the session: the codec's last wall (an
   // EncodeError, logged at warn with its field) firing means a field the session missed.
-  const internal = gw.logs.slice(logsBefore).filter((l) => Number(l.level) >= 50 ||
-    l.msg === 'packet could not be encoded' || l.msg === 'mounted CONNECT cannot be encoded' || l.msg === 'CONNECT could not be encoded')
+  const internal = gw.logs
+    .slice(logsBefore)
+    .filter(
+      (l) =>
+        Number(l.level) >= 50 ||
+        l.msg === 'packet could not be encoded' ||
+        l.msg === 'mounted CONNECT cannot be encoded' ||
+        l.msg === 'CONNECT could not be encoded',
+    )
   assert.deepEqual(internal, [])
 }
 
 test('fuzz: over-long mounted strings and huge property counts after CONNECT', async () => {
   const logsBefore = gw.logs.length
   let round = 0
-  await fc.assert(fc.asyncProperty(afterConnect, async (recipe) => {
-    const [v, packet] = afterConnectPacket(recipe)
-    const raw = await rawConnect(gw.port(), v)
-    raw.send(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: `f${round}` }))
-    assert.equal((await raw.next()).cmd, 'connack')
-    raw.send(packet)
-    await settled(raw)
-    raw.end()
-    await assertContained(logsBefore, `a${round++}`)
-  }), { numRuns: 30 })
+  await fc.assert(
+    fc.asyncProperty(afterConnect, async (recipe) => {
+      const [v, packet] = afterConnectPacket(recipe)
+      const raw = await rawConnect(gw.port(), v)
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          username: 'alice@evil',
+          password: Buffer.from('e'),
+          clientId: `f${round}`,
+        }),
+      )
+      assert.equal((await raw.next()).cmd, 'connack')
+      raw.send(packet)
+      await settled(raw)
+      raw.end()
+      await assertContained(logsBefore, `a${round++}`)
+    }),
+    { numRuns: 30 },
+  )
 })
 
 test('fuzz: over-long mounted CONNECT fields', async () => {
   const logsBefore = gw.logs.length
   let round = 0
-  await fc.assert(fc.asyncProperty(connect, async (recipe) => {
-    const raw = await rawConnect(gw.port(), recipe.v)
-    raw.send(connectOf(recipe))
-    const answer = await raw.next(3000).catch((err: Error) => {
-      if (/closed/.test(err.message)) return undefined
-      throw new Error('no CONNACK: the broker is waiting for the rest of a CONNECT')
-    })
-    if (answer?.cmd === 'connack' && (answer.reasonCode ?? answer.returnCode) === 0) await settled(raw)
-    raw.end()
-    await assertContained(logsBefore, `c${round++}`)
-  }), { numRuns: 12 })
+  await fc.assert(
+    fc.asyncProperty(connect, async (recipe) => {
+      const raw = await rawConnect(gw.port(), recipe.v)
+      raw.send(connectOf(recipe))
+      const answer = await raw.next(3000).catch((err: Error) => {
+        if (/closed/.test(err.message)) return undefined
+        throw new Error('no CONNACK: the broker is waiting for the rest of a CONNECT')
+      })
+      if (answer?.cmd === 'connack' && (answer.reasonCode ?? answer.returnCode) === 0) await settled(raw)
+      raw.end()
+      await assertContained(logsBefore, `c${round++}`)
+    }),
+    { numRuns: 12 },
+  )
   // and evil is still served
   const ok = await connectClient(gw.port(), { username: 'alice@evil', password: 'e', clientId: 'after' })
   await ok.end()

@@ -9,20 +9,38 @@ let gw: TestGateway
 
 before(async () => {
   broker = await startMosquitto()
-  gw = await startTestGateway(yamlConfig(broker.url, `
+  gw = await startTestGateway(
+    yamlConfig(
+      broker.url,
+      `
 tenants:
   acme:
     users: { alice: { password: "plain:a" } }
   globex:
     users: { alice: { password: "plain:g" } }
-`))
+`,
+    ),
+  )
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 for (const protocolVersion of [4, 5] as const) {
   test(`v${protocolVersion}: same client ID and topic in two tenants do not cross`, async () => {
-    const a = await connectClient(gw.port(), { protocolVersion, clientId: 'dev-1', username: 'alice@acme', password: 'a' })
-    const g = await connectClient(gw.port(), { protocolVersion, clientId: 'dev-1', username: 'alice@globex', password: 'g' })
+    const a = await connectClient(gw.port(), {
+      protocolVersion,
+      clientId: 'dev-1',
+      username: 'alice@acme',
+      password: 'a',
+    })
+    const g = await connectClient(gw.port(), {
+      protocolVersion,
+      clientId: 'dev-1',
+      username: 'alice@globex',
+      password: 'g',
+    })
     await a.client.subscribeAsync('sensors/#', { qos: 1 })
     await g.client.subscribeAsync('sensors/#', { qos: 1 })
     await a.client.publishAsync('sensors/t1', 'from-acme', { qos: 1 })
@@ -33,6 +51,7 @@ for (const protocolVersion of [4, 5] as const) {
     await g.client.publishAsync('sensors/t1', 'from-globex', { qos: 0 })
     assert.equal((await g.next()).payload, 'from-globex')
     await quiet(a)
-    await a.end(); await g.end()
+    await a.end()
+    await g.end()
   })
 }

@@ -22,11 +22,14 @@ tenants:
   victim: { users: { alice: { password: "plain:v" } } }
 `)
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 const LONG = 'x'.repeat(65_535)
 
-async function evilRaw (v: 4 | 5, clientId = 'dev'): Promise<RawClient> {
+async function evilRaw(v: 4 | 5, clientId = 'dev'): Promise<RawClient> {
   const raw = await rawConnect(gw.port(), v)
   raw.send(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId }))
   const connack = await raw.next()
@@ -35,17 +38,26 @@ async function evilRaw (v: 4 | 5, clientId = 'dev'): Promise<RawClient> {
 }
 
 /** A client straight on the broker, subscribed to every tenant's topics: it sees whatever the gateway let through. */
-async function brokerWatch (): Promise<{ seen: string[]; sync: () => Promise<void>; end: () => void }> {
+async function brokerWatch(): Promise<{ seen: string[]; sync: () => Promise<void>; end: () => void }> {
   const c = await mqtt.connectAsync({ host: '127.0.0.1', port: broker.port, reconnectPeriod: 0 })
   const seen: string[] = []
   let synced: (() => void) | undefined
-  c.on('message', (topic) => { if (topic === 'watch/sync') synced?.(); else seen.push(topic) })
+  c.on('message', (topic) => {
+    if (topic === 'watch/sync') synced?.()
+    else seen.push(topic)
+  })
   await c.subscribeAsync(['#', 'watch/sync'])
   return {
     seen,
     // Ordered after anything the gateway sent before: one broker, one subscriber, a round trip.
-    sync: () => new Promise<void>((resolve) => { synced = resolve; c.publish('watch/sync', '') }),
-    end: () => { c.end(true) },
+    sync: () =>
+      new Promise<void>((resolve) => {
+        synced = resolve
+        c.publish('watch/sync', '')
+      }),
+    end: () => {
+      c.end(true)
+    },
   }
 }
 
@@ -53,7 +65,12 @@ async function brokerWatch (): Promise<{ seen: string[]; sync: () => Promise<voi
 
 const varint = (n: number): Buffer => {
   const out: number[] = []
-  do { let b = n % 128; n = Math.floor(n / 128); if (n > 0) b |= 0x80; out.push(b) } while (n > 0)
+  do {
+    let b = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    out.push(b)
+  } while (n > 0)
   return Buffer.from(out)
 }
 const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff])
@@ -67,7 +84,7 @@ const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff])
  * length (`!!`), the topic and payload its text. The fifth ends the list exactly and carries, in its
  * payload, a raw retained PUBLISH to `victim/pwned`, which the broker then read as evil's next packet.
  */
-function smugglingPublishes (): Buffer[] {
+function smugglingPublishes(): Buffer[] {
   const PREFIX = 5 // 'evil/'
   const MISSING = 65_542 // the 2-byte length and 65,540 bytes of the mounted filter
   const TOPIC = 0x2121 // mounted topic length: both bytes printable ('!!')
@@ -96,7 +113,12 @@ function smugglingPublishes (): Buffer[] {
   const raw = (len: number): Buffer => {
     const topic = Buffer.from('victim/pwned')
     const bodyLen = len - 3 // 0x31 and a two-byte varint
-    const body = Buffer.concat([u16(topic.length), topic, Buffer.from('pwned'), Buffer.alloc(bodyLen - 2 - topic.length - 5, ' ')])
+    const body = Buffer.concat([
+      u16(topic.length),
+      topic,
+      Buffer.from('pwned'),
+      Buffer.alloc(bodyLen - 2 - topic.length - 5, ' '),
+    ])
     return Buffer.concat([Buffer.from([0x31]), varint(bodyLen), body])
   }
   let rawLen = 137
@@ -116,7 +138,12 @@ test('an UNSUBSCRIBE filter that is too long once mounted cannot smuggle a PUBLI
   for (const p of smugglingPublishes()) raw.write(p)
   // Fixed: the gateway refuses the mounted filter and closes evil (v3 has no UNSUBACK code).
   // Broken: victim's `#` gets `pwned`.
-  const crossed = victim.next(() => true, 5000).then((m) => m.topic, () => undefined)
+  const crossed = victim
+    .next(() => true, 5000)
+    .then(
+      (m) => m.topic,
+      () => undefined,
+    )
   const outcome = await Promise.race([closed.then(() => 'closed'), crossed])
   assert.equal(outcome, 'closed', `victim received ${String(outcome)}`)
   await watch.sync()
@@ -126,8 +153,13 @@ test('an UNSUBSCRIBE filter that is too long once mounted cannot smuggle a PUBLI
   await later.client.subscribeAsync('#')
   await later.client.publishAsync('canary', 'c', { qos: 1 })
   assert.equal((await later.next()).topic, 'canary')
-  assert.deepEqual(victim.received.map((m) => m.topic).filter((t) => t !== 'canary'), [])
-  await later.end(); await victim.end(); watch.end()
+  assert.deepEqual(
+    victim.received.map((m) => m.topic).filter((t) => t !== 'canary'),
+    [],
+  )
+  await later.end()
+  await victim.end()
+  watch.end()
 })
 
 test('a client ID, will topic or will Response Topic too long once mounted is refused before the broker, at once', async () => {
@@ -135,17 +167,32 @@ test('a client ID, will topic or will Response Topic too long once mounted is re
   const cases: Array<[string, Partial<mqttPacket.IConnectPacket>]> = [
     ['client ID', { clientId: LONG }],
     ['will topic', { will: { topic: LONG, payload: Buffer.from('w'), qos: 0, retain: true } }],
-    ['will Response Topic', { will: { topic: 'w', payload: Buffer.from('w'), qos: 0, retain: true, properties: { responseTopic: LONG } } }],
+    [
+      'will Response Topic',
+      { will: { topic: 'w', payload: Buffer.from('w'), qos: 0, retain: true, properties: { responseTopic: LONG } } },
+    ],
   ]
   for (const v of [4, 5] as const) {
     for (const [what, fields] of cases) {
       if (v === 4 && what === 'will Response Topic') continue
       const raw = await rawConnect(gw.port(), v)
-      raw.send(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: 'c', ...fields }))
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          username: 'alice@evil',
+          password: Buffer.from('e'),
+          clientId: 'c',
+          ...fields,
+        }),
+      )
       // CONNACK 0x85 (client ID) / 0x90 (will topics) in v5; 0x02 (client ID) or a close in v3.
-      const expected = what === 'client ID' ? (v === 5 ? 0x85 : 0x02) : (v === 5 ? 0x90 : undefined)
-      const answer = await raw.next(3000).catch(() => undefined) as mqttPacket.IConnackPacket | undefined
-      assert.equal(answer === undefined ? undefined : answer.reasonCode ?? answer.returnCode, expected, `v${v} ${what}`)
+      const expected = what === 'client ID' ? (v === 5 ? 0x85 : 0x02) : v === 5 ? 0x90 : undefined
+      const answer = (await raw.next(3000).catch(() => undefined)) as mqttPacket.IConnackPacket | undefined
+      assert.equal(
+        answer === undefined ? undefined : (answer.reasonCode ?? answer.returnCode),
+        expected,
+        `v${v} ${what}`,
+      )
       await raw.closed(1000) // not the 5 s stall of a broker waiting for the rest of a truncated CONNECT
     }
   }
@@ -161,20 +208,30 @@ test('a client ID, will topic or will Response Topic too long once mounted is re
 test('a v5 PUBLISH whose Response Topic is too long once mounted is refused, and the connection is not left hanging', async () => {
   const watch = await brokerWatch()
   const raw = await evilRaw(5)
-  raw.send({ cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 9, retain: false, dup: false, properties: { responseTopic: LONG } })
+  raw.send({
+    cmd: 'publish',
+    topic: 't',
+    payload: Buffer.from('p'),
+    qos: 1,
+    messageId: 9,
+    retain: false,
+    dup: false,
+    properties: { responseTopic: LONG },
+  })
   const answer = await raw.next()
   assert.deepEqual([answer.cmd, (answer as mqttPacket.IPubackPacket).reasonCode], ['puback', 0x90])
   raw.send({ cmd: 'pingreq' })
   assert.equal((await raw.next()).cmd, 'pingresp')
   await watch.sync()
   assert.deepEqual(watch.seen, [])
-  raw.end(); watch.end()
+  raw.end()
+  watch.end()
 })
 
 // ---- ill-formed UTF-8 (item 10) ----------------------------------------------------------------
 
 /** `packet` encoded with the byte `marker` (once in it) replaced by `bad`. */
-function patched (packet: mqttPacket.Packet, v: 4 | 5, marker: string, bad: number): Buffer {
+function patched(packet: mqttPacket.Packet, v: 4 | 5, marker: string, bad: number): Buffer {
   const bytes = mqttPacket.generate(packet, { protocolVersion: v })
   const at = bytes.lastIndexOf(marker.charCodeAt(0))
   assert.ok(at >= 0)
@@ -182,19 +239,45 @@ function patched (packet: mqttPacket.Packet, v: 4 | 5, marker: string, bad: numb
   return bytes
 }
 
-test('client IDs \\xff and \\xfe are malformed, not both U+FFFD: neither gets in, nor takes the other\'s session', async () => {
+test("client IDs \\xff and \\xfe are malformed, not both U+FFFD: neither gets in, nor takes the other's session", async () => {
   const watch = await brokerWatch()
   for (const v of [4, 5] as const) {
     for (const bad of [0xff, 0xfe]) {
       const raw = await rawConnect(gw.port(), v)
-      raw.write(patched(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: 'Q', clean: false }), v, 'Q', bad))
+      raw.write(
+        patched(
+          connectPacket({
+            protocolVersion: v,
+            username: 'alice@evil',
+            password: Buffer.from('e'),
+            clientId: 'Q',
+            clean: false,
+          }),
+          v,
+          'Q',
+          bad,
+        ),
+      )
       await raw.closed()
       await assert.rejects(raw.next(100), /connection closed/, 'no CONNACK')
     }
   }
   // ill-formed usernames and will topics the same
   const raw = await rawConnect(gw.port(), 5)
-  raw.write(patched(connectPacket({ protocolVersion: 5, username: 'alice@evil', password: Buffer.from('e'), clientId: 'c', will: { topic: 'wQ', payload: Buffer.from('w'), qos: 0, retain: false } }), 5, 'Q', 0xc3))
+  raw.write(
+    patched(
+      connectPacket({
+        protocolVersion: 5,
+        username: 'alice@evil',
+        password: Buffer.from('e'),
+        clientId: 'c',
+        will: { topic: 'wQ', payload: Buffer.from('w'), qos: 0, retain: false },
+      }),
+      5,
+      'Q',
+      0xc3,
+    ),
+  )
   await raw.closed()
   await watch.sync()
   assert.deepEqual(watch.seen, [])
@@ -207,8 +290,32 @@ test('ill-formed UTF-8 in a filter, a Response Topic or a user property after CO
     [4, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/Q', qos: 0 }] }],
     [5, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/Q', qos: 0 }] }],
     [5, { cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['a/Q'] }],
-    [5, { cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 3, retain: false, dup: false, properties: { responseTopic: 'r/Q' } }],
-    [5, { cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 4, retain: false, dup: false, properties: { userProperties: { k: 'Q' } } }],
+    [
+      5,
+      {
+        cmd: 'publish',
+        topic: 't',
+        payload: Buffer.from('p'),
+        qos: 1,
+        messageId: 3,
+        retain: false,
+        dup: false,
+        properties: { responseTopic: 'r/Q' },
+      },
+    ],
+    [
+      5,
+      {
+        cmd: 'publish',
+        topic: 't',
+        payload: Buffer.from('p'),
+        qos: 1,
+        messageId: 4,
+        retain: false,
+        dup: false,
+        properties: { userProperties: { k: 'Q' } },
+      },
+    ],
   ]
   for (const [v, packet] of packets) {
     const raw = await evilRaw(v)
@@ -236,9 +343,15 @@ test('without a plan maxPacketSize, four 50 MiB unfinished PUBLISHes are cut at 
     raw.write(Buffer.concat([Buffer.from([0x30]), varint(2 + topic.length + 50 * MiB), u16(topic.length), topic]))
     let sent = 0
     let closed = false
-    raw.socket.once('close', () => { closed = true })
+    raw.socket.once('close', () => {
+      closed = true
+    })
     while (!closed && sent < 50 * MiB) {
-      if (!raw.socket.write(chunk)) await new Promise((resolve) => { raw.socket.once('drain', resolve); raw.socket.once('close', resolve) })
+      if (!raw.socket.write(chunk))
+        await new Promise((resolve) => {
+          raw.socket.once('drain', resolve)
+          raw.socket.once('close', resolve)
+        })
       sent += chunk.length
     }
     return { v, raw, sent }
@@ -259,8 +372,7 @@ test('without a plan maxPacketSize, four 50 MiB unfinished PUBLISHes are cut at 
 test('the v5 CONNACK advertises the gateway-wide Maximum Packet Size', async () => {
   const raw = await rawConnect(gw.port(), 5)
   raw.send(connectPacket({ protocolVersion: 5, username: 'alice@evil', password: Buffer.from('e'), clientId: 'adv' }))
-  const connack = await raw.next() as mqttPacket.IConnackPacket
+  const connack = (await raw.next()) as mqttPacket.IConnackPacket
   assert.equal(connack.properties?.maximumPacketSize, 1024 * 1024)
   raw.end()
 })
-

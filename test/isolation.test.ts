@@ -14,7 +14,10 @@ let gw: TestGateway
 
 before(async () => {
   broker = await startMosquitto()
-  gw = await startTestGateway(yamlConfig(broker.url, `
+  gw = await startTestGateway(
+    yamlConfig(
+      broker.url,
+      `
 tenants:
   acme:
     users: { alice: { password: "plain:a" } }
@@ -24,26 +27,37 @@ tenants:
     users: { alice: { password: "plain:x" } }
   ab-c:
     users: { alice: { password: "plain:y" } }
-`))
+`,
+    ),
+  )
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 const PASSWORDS: Record<string, string> = { acme: 'a', globex: 'g', ab: 'x', 'ab-c': 'y' }
 let ids = 0
 
-function join (tenant: string, protocolVersion: 4 | 5, opts: mqtt.IClientOptions = {}): Promise<TestClient> {
-  return connectClient(gw.port(), { protocolVersion, clientId: `c${ids++}`, username: `alice@${tenant}`, password: PASSWORDS[tenant], ...opts })
+function join(tenant: string, protocolVersion: 4 | 5, opts: mqtt.IClientOptions = {}): Promise<TestClient> {
+  return connectClient(gw.port(), {
+    protocolVersion,
+    clientId: `c${ids++}`,
+    username: `alice@${tenant}`,
+    password: PASSWORDS[tenant],
+    ...opts,
+  })
 }
 
 /** A subscriber straight on the broker: sees what the gateway really sends upstream. */
-async function direct (filter: string | string[], opts: mqtt.IClientOptions = {}): Promise<TestClient> {
+async function direct(filter: string | string[], opts: mqtt.IClientOptions = {}): Promise<TestClient> {
   const c = await connectClient(broker.port, { clientId: `direct-${ids++}`, protocolVersion: 5, ...opts })
   await c.client.subscribeAsync(filter, { qos: 1 })
   return c
 }
 
 /** Resolves with the reason code of the DISCONNECT the client gets (bounded). */
-async function disconnectReason (c: TestClient, ms = 3000): Promise<number | undefined> {
+async function disconnectReason(c: TestClient, ms = 3000): Promise<number | undefined> {
   const packet = await nextEvent<mqtt.IDisconnectPacket>(c.client, 'disconnect', ms)
   return packet.reasonCode
 }
@@ -56,7 +70,7 @@ const TAKEN_OVER = [0x8e, 0x80]
 const closed = (c: TestClient, ms = 3000): Promise<unknown> => nextEvent(c.client, 'close', ms)
 
 /** A full round trip through the gateway and the broker: the client is still connected and served. */
-async function alive (c: TestClient, tag: string): Promise<void> {
+async function alive(c: TestClient, tag: string): Promise<void> {
   await c.client.subscribeAsync(`alive/${tag}`, { qos: 1 })
   await c.client.publishAsync(`alive/${tag}`, tag, { qos: 1 })
   await c.next((m) => m.topic === `alive/${tag}`)
@@ -115,11 +129,17 @@ for (const v of [4, 5] as const) {
     for (let i = 0; i < 5; i++) await pa.client.publishAsync(`sensors/${i}`, `a${i}`, { qos: 1 })
     for (let i = 0; i < 5; i++) await a.next()
     // The broker may reorder a shared group's deliveries; what matters is which messages arrived.
-    assert.deepEqual(a.received.map((m) => `${m.topic} ${m.payload}`).sort(), [0, 1, 2, 3, 4].map((i) => `sensors/${i} a${i}`))
+    assert.deepEqual(
+      a.received.map((m) => `${m.topic} ${m.payload}`).sort(),
+      [0, 1, 2, 3, 4].map((i) => `sensors/${i} a${i}`),
+    )
     await quiet(g)
     for (let i = 0; i < 5; i++) await pg.client.publishAsync(`sensors/${i}`, `g${i}`, { qos: 1 })
     for (let i = 0; i < 5; i++) await g.next()
-    assert.deepEqual(g.received.map((m) => `${m.topic} ${m.payload}`).sort(), [0, 1, 2, 3, 4].map((i) => `sensors/${i} g${i}`))
+    assert.deepEqual(
+      g.received.map((m) => `${m.topic} ${m.payload}`).sort(),
+      [0, 1, 2, 3, 4].map((i) => `sensors/${i} g${i}`),
+    )
     await quiet(a, 100)
     await Promise.all([a.end(), g.end(), pa.end(), pg.end()])
   })
@@ -144,11 +164,15 @@ for (const v of [4, 5] as const) {
     const wg = await join('globex', v)
     await wa.client.subscribeAsync('wills/#', { qos: 1 })
     await wg.client.subscribeAsync('#', { qos: 1 })
-    const dying = await join('acme', v, { will: { topic: 'wills/dev', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    const dying = await join('acme', v, {
+      will: { topic: 'wills/dev', payload: Buffer.from('gone'), qos: 1, retain: false },
+    })
     dying.client.stream.destroy() // abrupt: no DISCONNECT
     const m = await wa.next(() => true, 5000)
     assert.deepEqual([m.topic, m.payload], ['wills/dev', 'gone'])
-    const polite = await join('acme', v, { will: { topic: 'wills/polite', payload: Buffer.from('x'), qos: 1, retain: false } })
+    const polite = await join('acme', v, {
+      will: { topic: 'wills/polite', payload: Buffer.from('x'), qos: 1, retain: false },
+    })
     await polite.end()
     await quiet(wa)
     await quiet(wg, 100)
@@ -157,14 +181,24 @@ for (const v of [4, 5] as const) {
 
   test(`v${v}: $SYS subscriptions refused, other filters in the same SUBSCRIBE granted`, async () => {
     const raw = await rawConnect(gw.port(), v)
-    raw.send(connectPacket({ protocolVersion: v, clientId: `raw-${ids++}`, username: 'alice@acme', password: Buffer.from('a') }))
+    raw.send(
+      connectPacket({
+        protocolVersion: v,
+        clientId: `raw-${ids++}`,
+        username: 'alice@acme',
+        password: Buffer.from('a'),
+      }),
+    )
     assert.equal((await raw.next()).cmd, 'connack')
     raw.send({
       cmd: 'subscribe',
       messageId: 7,
       subscriptions: [
-        { topic: '$SYS/#', qos: 0 }, { topic: 'ok/#', qos: 1 }, { topic: '$share/g/$SYS/x', qos: 0 },
-        { topic: '$other/x', qos: 1 }, { topic: '+/t1', qos: 0 },
+        { topic: '$SYS/#', qos: 0 },
+        { topic: 'ok/#', qos: 1 },
+        { topic: '$share/g/$SYS/x', qos: 0 },
+        { topic: '$other/x', qos: 1 },
+        { topic: '+/t1', qos: 0 },
       ],
     })
     const suback = await raw.next()
@@ -178,12 +212,14 @@ for (const v of [4, 5] as const) {
     const a1 = await join('acme', v, { clientId: 'same' })
     const g = await join('globex', v, { clientId: 'same' })
     let gClosed = false
-    g.client.once('close', () => { gClosed = true })
+    g.client.once('close', () => {
+      gClosed = true
+    })
     // v5: the broker's DISCONNECT 0x8E Session taken over is relayed; v3.1.1 has no DISCONNECT, only a close.
     const reason = v === 5 ? disconnectReason(a1) : undefined
     const a1Closed = closed(a1)
     const a2 = await join('acme', v, { clientId: 'same' })
-    if (reason !== undefined) assert.ok(TAKEN_OVER.includes(await reason ?? -1))
+    if (reason !== undefined) assert.ok(TAKEN_OVER.includes((await reason) ?? -1))
     await a1Closed
     await alive(g, `takeover-${v}`)
     await alive(a2, `takeover-a-${v}`)
@@ -213,7 +249,10 @@ test('v5: PUBLISH to $SYS/x is refused with PUBACK 0x87 and never reaches the br
   await alive(c, 'sys5') // the refusal is per message, the connection stays
   await watch.next((m) => m.topic === 'acme/alive/sys5')
   await quiet(watch, 200)
-  assert.ok(watch.received.every((m) => m.topic === 'acme/alive/sys5'), JSON.stringify(watch.received.map((m) => m.topic)))
+  assert.ok(
+    watch.received.every((m) => m.topic === 'acme/alive/sys5'),
+    JSON.stringify(watch.received.map((m) => m.topic)),
+  )
   await Promise.all([c.end(), watch.end()])
 })
 
@@ -224,7 +263,10 @@ test('v3.1.1: PUBLISH to $SYS/x is acknowledged and dropped', async () => {
   await alive(c, 'sys4')
   await watch.next((m) => m.topic === 'acme/alive/sys4')
   await quiet(watch, 200)
-  assert.ok(watch.received.every((m) => m.topic === 'acme/alive/sys4'), JSON.stringify(watch.received.map((m) => m.topic)))
+  assert.ok(
+    watch.received.every((m) => m.topic === 'acme/alive/sys4'),
+    JSON.stringify(watch.received.map((m) => m.topic)),
+  )
   await Promise.all([c.end(), watch.end()])
 })
 
@@ -232,7 +274,10 @@ test('v5: response topic is mounted upstream and unmounted for the receiver', as
   const watch = await direct('acme/#')
   const a = await join('acme', 5)
   await a.client.subscribeAsync('req/#', { qos: 1 })
-  await a.client.publishAsync('req/1', 'q', { qos: 1, properties: { responseTopic: 'replies/x', correlationData: Buffer.from('42') } })
+  await a.client.publishAsync('req/1', 'q', {
+    qos: 1,
+    properties: { responseTopic: 'replies/x', correlationData: Buffer.from('42') },
+  })
   const m = await a.next()
   assert.equal(m.packet.properties?.responseTopic, 'replies/x')
   assert.equal(m.packet.properties?.correlationData?.toString(), '42')
@@ -241,11 +286,17 @@ test('v5: response topic is mounted upstream and unmounted for the receiver', as
   await Promise.all([a.end(), watch.end()])
 })
 
-test('v5: a will\'s response topic is mounted and comes back local', async () => {
+test("v5: a will's response topic is mounted and comes back local", async () => {
   const wa = await join('acme', 5)
   await wa.client.subscribeAsync('wills/#', { qos: 1 })
   const dying = await join('acme', 5, {
-    will: { topic: 'wills/rt', payload: Buffer.from('bye'), qos: 1, retain: false, properties: { responseTopic: 'replies/will' } },
+    will: {
+      topic: 'wills/rt',
+      payload: Buffer.from('bye'),
+      qos: 1,
+      retain: false,
+      properties: { responseTopic: 'replies/will' },
+    },
   })
   dying.client.stream.destroy()
   const m = await wa.next(() => true, 5000)
@@ -275,12 +326,12 @@ test('a subscriber straight on the broker sees acme/… and globex/…: topics a
   await Promise.all([a.end(), g.end(), watch.end()])
 })
 
-test('client IDs are mounted: a broker client with ID acme/dev-7 takes over acme\'s dev-7, not globex\'s', async () => {
+test("client IDs are mounted: a broker client with ID acme/dev-7 takes over acme's dev-7, not globex's", async () => {
   const a = await join('acme', 5, { clientId: 'dev-7' })
   const g = await join('globex', 5, { clientId: 'dev-7' })
   const reason = disconnectReason(a)
   const intruder = await connectClient(broker.port, { protocolVersion: 5, clientId: 'acme/dev-7' })
-  assert.ok(TAKEN_OVER.includes(await reason ?? -1))
+  assert.ok(TAKEN_OVER.includes((await reason) ?? -1))
   await alive(g, 'mounted-id')
   await Promise.all([intruder.end(), g.end()])
 })
@@ -302,8 +353,14 @@ test('a message published on the broker outside every tenant reaches no gateway 
   assert.equal((await g.next()).topic, 'control')
   await quiet(a)
   await quiet(g, 100)
-  assert.deepEqual(a.received.map((m) => m.payload), ['for acme'])
-  assert.deepEqual(g.received.map((m) => m.payload), ['for globex'])
+  assert.deepEqual(
+    a.received.map((m) => m.payload),
+    ['for acme'],
+  )
+  assert.deepEqual(
+    g.received.map((m) => m.payload),
+    ['for globex'],
+  )
   await Promise.all([a.end(), g.end(), intruder.end()])
 })
 
@@ -334,7 +391,15 @@ test('empty client ID, v5: Assigned Client Identifier in CONNACK, without the te
 
 test('empty client ID, v3.1.1: clean session connects, clean=false gets CONNACK 0x02', async () => {
   const clean = await rawConnect(gw.port(), 4)
-  clean.send(connectPacket({ protocolVersion: 4, clientId: '', clean: true, username: 'alice@acme', password: Buffer.from('a') }))
+  clean.send(
+    connectPacket({
+      protocolVersion: 4,
+      clientId: '',
+      clean: true,
+      username: 'alice@acme',
+      password: Buffer.from('a'),
+    }),
+  )
   const ok = await clean.next()
   assert.ok(ok.cmd === 'connack' && ok.returnCode === 0, JSON.stringify(ok))
   clean.send({ cmd: 'pingreq' })
@@ -351,7 +416,13 @@ test('empty client ID, v3.1.1: clean session connects, clean=false gets CONNACK 
 })
 
 test('MQTT 3.1 (MQIsdp) clients are carried upstream and answered as 3.1', async () => {
-  const c = await connectClient(gw.port(), { protocolVersion: 3, protocolId: 'MQIsdp', clientId: 'old-device', username: 'alice@acme', password: 'a' })
+  const c = await connectClient(gw.port(), {
+    protocolVersion: 3,
+    protocolId: 'MQIsdp',
+    clientId: 'old-device',
+    username: 'alice@acme',
+    password: 'a',
+  })
   await c.client.subscribeAsync('legacy', { qos: 1 })
   await c.client.publishAsync('legacy', 'hi', { qos: 1 })
   assert.equal((await c.next()).payload, 'hi')
@@ -359,11 +430,16 @@ test('MQTT 3.1 (MQIsdp) clients are carried upstream and answered as 3.1', async
 })
 
 test('embedded broker: v3.1.1 isolation works and MQTT 5 gets CONNACK 0x84', async () => {
-  const emb = await startTestGateway(yamlConfig('embedded', `
+  const emb = await startTestGateway(
+    yamlConfig(
+      'embedded',
+      `
 tenants:
   acme: { users: { alice: { password: "plain:a" } } }
   globex: { users: { alice: { password: "plain:g" } } }
-`))
+`,
+    ),
+  )
   try {
     const a = await connectClient(emb.port(), { clientId: 'd', username: 'alice@acme', password: 'a' })
     const g = await connectClient(emb.port(), { clientId: 'd', username: 'alice@globex', password: 'g' })
@@ -380,6 +456,10 @@ tenants:
     assert.equal((await g2.next()).topic, 'sensors/t1') // retained, local topic
     await Promise.all([a.end(), g.end(), g2.end()])
     assert.equal(await connectRefusal(emb.port(), { protocolVersion: 5, username: 'alice@acme', password: 'a' }), 0x84)
-    assert.ok(emb.logs.some((l) => String(l.msg).includes('the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')))
-  } finally { await emb.close() }
+    assert.ok(
+      emb.logs.some((l) => String(l.msg).includes('the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')),
+    )
+  } finally {
+    await emb.close()
+  }
 })

@@ -37,10 +37,17 @@ before(async () => {
   broker = await startMosquitto()
   gw = await startTestGateway(yamlConfig(broker.url, TENANTS))
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
-const as = (tenant: string, protocolVersion: 4 | 5 = 5, extra: object = {}) =>
-  ({ protocolVersion, username: `u@${tenant}`, password: 'p', ...extra })
+const as = (tenant: string, protocolVersion: 4 | 5 = 5, extra: object = {}) => ({
+  protocolVersion,
+  username: `u@${tenant}`,
+  password: 'p',
+  ...extra,
+})
 
 for (const v of [4, 5] as const) {
   test(`v${v}: maxConnections refuses the extra connection (${v === 5 ? '0x97' : '0x03'}) and frees slots on close`, async () => {
@@ -51,7 +58,9 @@ for (const v of [4, 5] as const) {
     await a.end()
     await waitFor(() => gw.connections('tight') === 1)
     const c = await connectClient(gw.port(), as('tight', v))
-    await b.end(); await c.end(); await other.end()
+    await b.end()
+    await c.end()
+    await other.end()
   })
 
   test(`v${v}: maxSubscriptionsPerClient refuses the excess filters only`, async () => {
@@ -59,20 +68,34 @@ for (const v of [4, 5] as const) {
     try {
       assert.deepEqual(await rawSubscribe(raw, ['a/1', 'a/2', 'a/3'], 1), [0, 0, v === 5 ? 0x97 : 0x80])
       assert.deepEqual(await rawSubscribe(raw, ['a/1'], 2), [0]) // a resubscription takes no new slot
-    } finally { raw.end() }
+    } finally {
+      raw.end()
+    }
   })
 
   test(`v${v}: maxTopicLevels/maxTopicLength refuse SUBSCRIBE (${v === 5 ? '0x8F' : '0x80'})`, async () => {
     const raw = await rawSession('tight', v)
     try {
-      assert.deepEqual(await rawSubscribe(raw, ['a/b/c/d', 'x'.repeat(41), 'ok'], 1), v === 5 ? [0x8f, 0x8f, 0] : [0x80, 0x80, 0])
-    } finally { raw.end() }
+      assert.deepEqual(
+        await rawSubscribe(raw, ['a/b/c/d', 'x'.repeat(41), 'ok'], 1),
+        v === 5 ? [0x8f, 0x8f, 0] : [0x80, 0x80, 0],
+      )
+    } finally {
+      raw.end()
+    }
   })
 }
 
 test('v5: CONNACK advertises the plan: Maximum QoS, Retain Available, Maximum Packet Size, Receive Maximum, Session Expiry', async () => {
   const raw = await rawConnect(gw.port(), 5)
-  raw.send(connectPacket({ protocolVersion: 5, username: 'u@tight', password: Buffer.from('p'), properties: { sessionExpiryInterval: 100 } }))
+  raw.send(
+    connectPacket({
+      protocolVersion: 5,
+      username: 'u@tight',
+      password: Buffer.from('p'),
+      properties: { sessionExpiryInterval: 100 },
+    }),
+  )
   const connack = await raw.next()
   assert.equal(connack.cmd, 'connack')
   if (connack.cmd !== 'connack') return
@@ -91,49 +114,98 @@ test('v5: SUBACK grants at most maxQos', async () => {
   try {
     const granted = await c.client.subscribeAsync('q/2', { qos: 2 })
     assert.equal(granted[0]?.qos, 1)
-  } finally { await c.end() }
+  } finally {
+    await c.end()
+  }
 })
 
 let rawIds = 0
-async function rawSession (tenant: string, version: 4 | 5): Promise<RawClient> {
+async function rawSession(tenant: string, version: 4 | 5): Promise<RawClient> {
   const raw = await rawConnect(gw.port(), version)
-  raw.send(connectPacket({ protocolVersion: version, username: `u@${tenant}`, password: Buffer.from('p'), clientId: `raw-${rawIds++}` }))
+  raw.send(
+    connectPacket({
+      protocolVersion: version,
+      username: `u@${tenant}`,
+      password: Buffer.from('p'),
+      clientId: `raw-${rawIds++}`,
+    }),
+  )
   const connack = await raw.next()
   assert.ok(connack.cmd === 'connack' && (connack.reasonCode ?? connack.returnCode) === 0, 'connected')
   return raw
 }
 
-async function rawSubscribe (raw: RawClient, filters: string[], messageId: number): Promise<number[]> {
+async function rawSubscribe(raw: RawClient, filters: string[], messageId: number): Promise<number[]> {
   raw.send({ cmd: 'subscribe', messageId, subscriptions: filters.map((topic) => ({ topic, qos: 0 as const })) })
   const suback = await raw.next()
   assert.equal(suback.cmd, 'suback')
-  return suback.cmd === 'suback' ? suback.granted as number[] : []
+  return suback.cmd === 'suback' ? (suback.granted as number[]) : []
 }
 
 /** Connects raw, sends `packet`, returns what the gateway answered: a DISCONNECT reason, or 'closed'. */
-async function answerTo (tenant: string, version: 4 | 5, packet: Parameters<Awaited<ReturnType<typeof rawConnect>>['send']>[0]): Promise<number | 'closed'> {
+async function answerTo(
+  tenant: string,
+  version: 4 | 5,
+  packet: Parameters<Awaited<ReturnType<typeof rawConnect>>['send']>[0],
+): Promise<number | 'closed'> {
   const raw = await rawSession(tenant, version)
   raw.send(packet)
   try {
     const p = await raw.next()
-    if (p.cmd === 'disconnect') { await raw.closed(); return p.reasonCode ?? 0 }
+    if (p.cmd === 'disconnect') {
+      await raw.closed()
+      return p.reasonCode ?? 0
+    }
     throw new Error(`unexpected ${p.cmd}`)
   } catch (err) {
     if ((err as Error).message === 'connection closed') return 'closed'
     throw err
-  } finally { raw.end() }
+  } finally {
+    raw.end()
+  }
 }
 
 for (const v of [4, 5] as const) {
-  const close = (code: number) => v === 5 ? code : 'closed'
+  const close = (code: number) => (v === 5 ? code : 'closed')
   test(`v${v}: PUBLISH above maxQos → ${v === 5 ? 'DISCONNECT 0x9B' : 'close'}`, async () => {
-    assert.equal(await answerTo('tight', v, { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 2, messageId: 1, retain: false, dup: false }), close(0x9b))
+    assert.equal(
+      await answerTo('tight', v, {
+        cmd: 'publish',
+        topic: 't',
+        payload: Buffer.from('x'),
+        qos: 2,
+        messageId: 1,
+        retain: false,
+        dup: false,
+      }),
+      close(0x9b),
+    )
   })
   test(`v${v}: retained PUBLISH when retain is off → ${v === 5 ? 'DISCONNECT 0x9A' : 'close'}`, async () => {
-    assert.equal(await answerTo('tight', v, { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0, retain: true, dup: false }), close(0x9a))
+    assert.equal(
+      await answerTo('tight', v, {
+        cmd: 'publish',
+        topic: 't',
+        payload: Buffer.from('x'),
+        qos: 0,
+        retain: true,
+        dup: false,
+      }),
+      close(0x9a),
+    )
   })
   test(`v${v}: packet above maxPacketSize → ${v === 5 ? 'DISCONNECT 0x95' : 'close'}`, async () => {
-    assert.equal(await answerTo('tight', v, { cmd: 'publish', topic: 't', payload: Buffer.alloc(2048), qos: 0, retain: false, dup: false }), close(0x95))
+    assert.equal(
+      await answerTo('tight', v, {
+        cmd: 'publish',
+        topic: 't',
+        payload: Buffer.alloc(2048),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+      close(0x95),
+    )
   })
 }
 
@@ -143,14 +215,19 @@ test('v5: PUBLISH with too many topic levels → PUBACK 0x90, not delivered; v3.
   try {
     await watcher.client.subscribeAsync('#', { qos: 1 })
     const v5 = await connectClient(gw.port(), as('tight', 5))
-    await assert.rejects(v5.client.publishAsync('a/b/c/d', 'x', { qos: 1 }), (err: { code?: number }) => err.code === 0x90)
+    await assert.rejects(
+      v5.client.publishAsync('a/b/c/d', 'x', { qos: 1 }),
+      (err: { code?: number }) => err.code === 0x90,
+    )
     await v5.end()
     await waitFor(() => gw.connections('tight') === 1)
     const v3 = await connectClient(gw.port(), as('tight', 4))
     await v3.client.publishAsync('a/b/c/d', 'x', { qos: 1 }) // acknowledged
     await quiet(watcher)
     await v3.end()
-  } finally { await watcher.end() }
+  } finally {
+    await watcher.end()
+  }
 })
 
 test('connectRate refuses a burst with 0x9F (v5) / 0x03 (v3)', async () => {
@@ -180,7 +257,10 @@ test('maxSubscriptions counts the whole tenant and gives slots back on unsubscri
     a.end()
     await waitFor(() => gw.connections('shared') === 1)
     assert.deepEqual(await rawSubscribe(b, ['y/3', 'y/4'], 3), [0, 0x97])
-  } finally { a.end(); b.end() }
+  } finally {
+    a.end()
+    b.end()
+  }
 })
 
 test('publishRate throttles without losing a QoS 1 message, and another tenant flows meanwhile', async () => {
@@ -191,7 +271,9 @@ test('publishRate throttles without losing a QoS 1 message, and another tenant f
   await otherSub.client.subscribeAsync('calm', { qos: 1 })
   const otherPub = await connectClient(gw.port(), as('other'))
   const n = 200
-  const flood = Promise.all(Array.from({ length: n }, (_x, i) => pub.client.publishAsync('flood', String(i), { qos: 1 })))
+  const flood = Promise.all(
+    Array.from({ length: n }, (_x, i) => pub.client.publishAsync('flood', String(i), { qos: 1 })),
+  )
   // While the flooding tenant is held back, the other tenant's messages arrive.
   for (let i = 0; i < 5; i++) {
     await otherPub.client.publishAsync('calm', `c${i}`, { qos: 1 })
@@ -200,7 +282,10 @@ test('publishRate throttles without losing a QoS 1 message, and another tenant f
   await flood
   const got = []
   for (let i = 0; i < n; i++) got.push((await sub.next(() => true, 10_000)).payload)
-  assert.deepEqual(got, Array.from({ length: n }, (_x, i) => String(i)))
+  assert.deepEqual(
+    got,
+    Array.from({ length: n }, (_x, i) => String(i)),
+  )
   assert.ok((gw.counters('rated')?.refusals.messageRateTooHigh ?? 0) > 0, 'the tenant was throttled')
   await Promise.all([sub.end(), pub.end(), otherSub.end(), otherPub.end()])
 })
@@ -216,7 +301,13 @@ test('rateAction: disconnect → DISCONNECT 0x96 when the client rate is exceede
 test('no connection slot leaks after many abrupt closes and refusals', async () => {
   for (let i = 0; i < 200; i++) {
     const raw = await rawConnect(gw.port(), 4)
-    raw.send(connectPacket({ username: i % 3 === 0 ? 'u@other' : 'u@tight', password: Buffer.from(i % 5 === 0 ? 'bad' : 'p'), clientId: `c${i}` }))
+    raw.send(
+      connectPacket({
+        username: i % 3 === 0 ? 'u@other' : 'u@tight',
+        password: Buffer.from(i % 5 === 0 ? 'bad' : 'p'),
+        clientId: `c${i}`,
+      }),
+    )
     if (i % 2 === 0) await raw.next().catch(() => undefined)
     raw.end()
   }
@@ -225,7 +316,7 @@ test('no connection slot leaks after many abrupt closes and refusals', async () 
   assert.equal(gw.connections('other'), 0)
 })
 
-async function waitFor (cond: () => boolean, ms = 5000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not reached')

@@ -32,12 +32,15 @@ before(async () => {
   broker = await startMosquitto()
   gw = await startTestGateway(yamlConfig(broker.url, `auth: { maxFailuresPerMinute: 100000 }\n${TENANTS}`))
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
-const bad = (v: 4 | 5): number => v === 5 ? 0x86 : 0x04
+const bad = (v: 4 | 5): number => (v === 5 ? 0x86 : 0x04)
 
 /** Lines written from index `from` on with message `msg`: waits (bounded) until `count` of them are there. */
-async function linesSince (t: TestGateway, from: number, msg: string, count = 1, ms = 3000): Promise<Line[]> {
+async function linesSince(t: TestGateway, from: number, msg: string, count = 1, ms = 3000): Promise<Line[]> {
   const deadline = Date.now() + ms
   const matching = (): Line[] => t.logs.slice(from).filter((l) => l.msg === msg)
   while (matching().length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
@@ -45,7 +48,14 @@ async function linesSince (t: TestGateway, from: number, msg: string, count = 1,
 }
 
 /** The one "connection refused" line a refused CONNECT wrote, after checking the client got `code`. */
-async function refusalLine (t: TestGateway, v: 4 | 5, username: string, password: string, code = bad(v), clientId = 'dev-1'): Promise<Line> {
+async function refusalLine(
+  t: TestGateway,
+  v: 4 | 5,
+  username: string,
+  password: string,
+  code = bad(v),
+  clientId = 'dev-1',
+): Promise<Line> {
   const from = t.logs.length
   assert.equal(await connectRefusal(t.port(), { protocolVersion: v, username, password, clientId }), code)
   const lines = await linesSince(t, from, 'connection refused')
@@ -53,7 +63,7 @@ async function refusalLine (t: TestGateway, v: 4 | 5, username: string, password
   return lines[0] as Line
 }
 
-function assertConnectionFields (line: Line, clientId: string): void {
+function assertConnectionFields(line: Line, clientId: string): void {
   assert.equal(line.level, INFO)
   assert.equal(line.clientId, clientId)
   assert.equal(line.listener, 'mqtt')
@@ -89,7 +99,9 @@ for (const v of [4, 5] as const) {
 }
 
 test('throttled: the log says throttled and whose user it was; the client hears bad credentials like any failure', async () => {
-  const t = await startTestGateway(yamlConfig(broker.url, `auth: { maxFailuresPerMinute: 2, cooldown: 60s }\n${TENANTS}`))
+  const t = await startTestGateway(
+    yamlConfig(broker.url, `auth: { maxFailuresPerMinute: 2, cooldown: 60s }\n${TENANTS}`),
+  )
   try {
     const first = await refusalLine(t, 4, 'alice@acme', 'wrong-1')
     assert.equal(first.cause, 'badPassword')
@@ -109,14 +121,26 @@ test('throttled: the log says throttled and whose user it was; the client hears 
       assert.equal(nobody.cause, 'throttled')
       assert.ok(!('tenant' in nobody), `tenant named: ${JSON.stringify(nobody)}`)
     }
-    assert.ok(!JSON.stringify(t.logs).includes('hunter2'), 'a password reached the throttled gateway\'s log')
-  } finally { await t.close() }
+    assert.ok(!JSON.stringify(t.logs).includes('hunter2'), "a password reached the throttled gateway's log")
+  } finally {
+    await t.close()
+  }
 })
 
 for (const v of [4, 5] as const) {
   test(`v${v}: a maxConnections refusal names the limit, the tenant and the client ID; the other tenant is unaffected`, async () => {
-    const held = await connectClient(gw.port(), { protocolVersion: v, username: 'alice@acme', password: SECRET, clientId: 'dev-1' })
-    const other = await connectClient(gw.port(), { protocolVersion: v, username: 'alice@globex', password: `${SECRET}-globex`, clientId: 'dev-1' })
+    const held = await connectClient(gw.port(), {
+      protocolVersion: v,
+      username: 'alice@acme',
+      password: SECRET,
+      clientId: 'dev-1',
+    })
+    const other = await connectClient(gw.port(), {
+      protocolVersion: v,
+      username: 'alice@globex',
+      password: `${SECRET}-globex`,
+      clientId: 'dev-1',
+    })
     try {
       const line = await refusalLine(gw, v, 'alice@acme', SECRET, v === 5 ? 0x97 : 0x03, 'dev-2')
       assertConnectionFields(line, 'dev-2')
@@ -132,8 +156,17 @@ for (const v of [4, 5] as const) {
 
 test('connect and disconnect are info lines with tenant, client ID, why and duration, per tenant', async () => {
   const from = gw.logs.length
-  const acme = await connectClient(gw.port(), { protocolVersion: 5, username: 'alice@acme', password: SECRET, clientId: 'dev-1' })
-  const globex = await connectClient(gw.port(), { username: 'alice@globex', password: `${SECRET}-globex`, clientId: 'dev-1' })
+  const acme = await connectClient(gw.port(), {
+    protocolVersion: 5,
+    username: 'alice@acme',
+    password: SECRET,
+    clientId: 'dev-1',
+  })
+  const globex = await connectClient(gw.port(), {
+    username: 'alice@globex',
+    password: `${SECRET}-globex`,
+    clientId: 'dev-1',
+  })
   const connected = await linesSince(gw, from, 'connected', 2)
   await acme.end()
   await globex.end()
@@ -156,15 +189,21 @@ test('connect and disconnect are info lines with tenant, client ID, why and dura
 })
 
 test('no password, right or wrong, in any log line', () => {
-  assert.ok(gw.logs.some((l) => l.msg === 'connected'), 'the successful logins were logged')
-  for (const line of gw.logs) assert.ok(!JSON.stringify(line).includes('hunter2'), `password in ${JSON.stringify(line)}`)
+  assert.ok(
+    gw.logs.some((l) => l.msg === 'connected'),
+    'the successful logins were logged',
+  )
+  for (const line of gw.logs)
+    assert.ok(!JSON.stringify(line).includes('hunter2'), `password in ${JSON.stringify(line)}`)
 })
 
 test('at level warn, connects and disconnects are not logged', async () => {
   const saved = process.env.TEST_LOG_LEVEL
   process.env.TEST_LOG_LEVEL = 'warn'
   let t: TestGateway
-  try { t = await startTestGateway(yamlConfig(broker.url, TENANTS)) } finally {
+  try {
+    t = await startTestGateway(yamlConfig(broker.url, TENANTS))
+  } finally {
     if (saved === undefined) delete process.env.TEST_LOG_LEVEL
     else process.env.TEST_LOG_LEVEL = saved
   }
@@ -174,5 +213,7 @@ test('at level warn, connects and disconnects are not logged', async () => {
     await drained(t)
     const chatty = t.logs.filter((l) => l.msg === 'connected' || l.msg === 'disconnected' || (l.level as number) < 40)
     assert.deepEqual(chatty, [])
-  } finally { await t.close() }
+  } finally {
+    await t.close()
+  }
 })

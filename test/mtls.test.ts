@@ -29,14 +29,19 @@ tenants:
   globex: { users: { sensor-1: {} } }
 `)
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 /** MQTT.js over TLS to the mTLS listener, presenting the client certificate `name` from fixtures/tls/clients. */
-function withCertificate (name: string | undefined, opts: mqtt.IClientOptions = {}): mqtt.IClientOptions {
+function withCertificate(name: string | undefined, opts: mqtt.IClientOptions = {}): mqtt.IClientOptions {
   return {
     protocol: 'mqtts',
     ca: TEST_CA,
-    ...(name !== undefined ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) } : {}),
+    ...(name !== undefined
+      ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) }
+      : {}),
     ...opts,
   }
 }
@@ -44,8 +49,19 @@ function withCertificate (name: string | undefined, opts: mqtt.IClientOptions = 
 for (const v of [4, 5] as const) {
   test(`v${v}: the certificate's CN names tenant and user; two tenants' "sensor-1" with the same client ID and topics stay apart`, async () => {
     // The CONNECT's own username and password are not used: the certificate speaks for the device.
-    const a = await connectClient(gw.port('mtls'), withCertificate('sensor-acme', { protocolVersion: v, clientId: 'dev-1', username: 'whoever@globex', password: 'nothing' }))
-    const g = await connectClient(gw.port('mtls'), withCertificate('sensor-globex', { protocolVersion: v, clientId: 'dev-1' }))
+    const a = await connectClient(
+      gw.port('mtls'),
+      withCertificate('sensor-acme', {
+        protocolVersion: v,
+        clientId: 'dev-1',
+        username: 'whoever@globex',
+        password: 'nothing',
+      }),
+    )
+    const g = await connectClient(
+      gw.port('mtls'),
+      withCertificate('sensor-globex', { protocolVersion: v, clientId: 'dev-1' }),
+    )
     for (const c of [a, g]) await c.client.subscribeAsync(['#', 'sensors/+'], { qos: 1 })
     await a.client.publishAsync('sensors/t1', 'A', { qos: 1 })
     await g.client.publishAsync('sensors/t1', 'G', { qos: 1 })
@@ -54,7 +70,9 @@ for (const v of [4, 5] as const) {
     await quiet(g, 200)
     for (const m of a.received) assert.equal(m.payload, 'A')
     for (const m of g.received) assert.equal(m.payload, 'G')
-    const line = [...gw.logs].reverse().find((l) => l.msg === 'connected' && l.tenant === 'acme' && l.clientId === 'dev-1')
+    const line = [...gw.logs]
+      .reverse()
+      .find((l) => l.msg === 'connected' && l.tenant === 'acme' && l.clientId === 'dev-1')
     assert.equal(line?.user, 'sensor-1')
     await Promise.all([a.end(), g.end()])
   })
@@ -65,23 +83,35 @@ test('over wss too: the CN names the tenant', async () => {
     protocol: 'wss',
     path: '/mqtt',
     clientId: 'browserless',
-    wsOptions: { ca: TEST_CA, cert: readFileSync(tlsFixture('clients/sensor-globex.pem')), key: readFileSync(tlsFixture('clients/sensor-globex.key')) },
+    wsOptions: {
+      ca: TEST_CA,
+      cert: readFileSync(tlsFixture('clients/sensor-globex.pem')),
+      key: readFileSync(tlsFixture('clients/sensor-globex.key')),
+    },
   })
   assert.equal(gw.clients('globex').find((x) => x.clientId === 'browserless')?.username, 'sensor-1')
   await c.end()
 })
 
 /** How a raw TLS handshake with `name`'s certificate (none: no certificate) ends: 'ok' or the error. */
-async function handshake (name: string | undefined): Promise<string> {
+async function handshake(name: string | undefined): Promise<string> {
   const socket = tls.connect({
     port: gw.port('mtls'),
     host: '127.0.0.1',
     ca: TEST_CA,
-    ...(name !== undefined ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) } : {}),
+    ...(name !== undefined
+      ? { cert: readFileSync(tlsFixture(`clients/${name}.pem`)), key: readFileSync(tlsFixture(`clients/${name}.key`)) }
+      : {}),
   })
   // TLS 1.3: the server's verdict on the client certificate arrives after the client's handshake is done.
   return await new Promise((resolve) => {
-    socket.once('secureConnect', () => { socket.once('data', () => {}); setTimeout(() => { resolve(socket.destroyed ? 'closed' : 'ok'); socket.destroy() }, 300) })
+    socket.once('secureConnect', () => {
+      socket.once('data', () => {})
+      setTimeout(() => {
+        resolve(socket.destroyed ? 'closed' : 'ok')
+        socket.destroy()
+      }, 300)
+    })
     socket.once('error', (err) => resolve(err.message))
   })
 }
@@ -96,12 +126,18 @@ test('a trusted certificate for an unknown user, or without a CN, is refused lik
   assert.equal(await connectRefusal(gw.port('mtls'), withCertificate('mallory', { protocolVersion: 5 })), 0x86)
   assert.equal(await connectRefusal(gw.port('mtls'), withCertificate('no-cn')), 0x04)
   // mallory@acme's username and alice's real password in the CONNECT change nothing.
-  assert.equal(await connectRefusal(gw.port('mtls'), withCertificate('mallory', { username: 'alice@acme', password: 'a' })), 0x04)
+  assert.equal(
+    await connectRefusal(gw.port('mtls'), withCertificate('mallory', { username: 'alice@acme', password: 'a' })),
+    0x04,
+  )
 })
 
 test('a certificate-only user (no password) cannot log in with a password on a plain listener', async () => {
   for (const password of ['', 'x']) {
-    assert.equal(await connectRefusal(gw.port('mqtt'), { username: 'sensor-1@acme', password, protocolVersion: 5 }), 0x86)
+    assert.equal(
+      await connectRefusal(gw.port('mqtt'), { username: 'sensor-1@acme', password, protocolVersion: 5 }),
+      0x86,
+    )
   }
   const alice = await connectClient(gw.port('mqtt'), { username: 'alice@acme', password: 'a' })
   await alice.end()
@@ -122,5 +158,7 @@ tenants:
     const device = await connectClient(svc.mqttPort, withCertificate('mallory', { clientId: 'm-1' }))
     assert.equal(svc.gateway.clients('acme')[0]?.username, 'mallory')
     await device.end()
-  } finally { await svc.close() }
+  } finally {
+    await svc.close()
+  }
 })

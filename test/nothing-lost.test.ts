@@ -26,33 +26,58 @@ before(async () => {
   broker = await startMosquitto('max_queued_messages 1000')
   gw = await startTestGateway(yamlConfig(broker.url, TENANTS))
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 type Version = 4 | 5
 /** Where a case runs: through the gateway as a tenant's user, or straight to mosquitto (anonymous). */
-interface Target { name: string; port: () => number; creds: (tenant: string) => { username?: string; password?: Buffer } }
-const viaGateway: Target = { name: 'gateway', port: () => gw.port(), creds: (t) => ({ username: `u@${t}`, password: Buffer.from('p') }) }
+interface Target {
+  name: string
+  port: () => number
+  creds: (tenant: string) => { username?: string; password?: Buffer }
+}
+const viaGateway: Target = {
+  name: 'gateway',
+  port: () => gw.port(),
+  creds: (t) => ({ username: `u@${t}`, password: Buffer.from('p') }),
+}
 const direct: Target = { name: 'mosquitto directly', port: () => broker.port, creds: () => ({}) }
 
 const gen = (p: mqttPacket.Packet, v: Version): Buffer => mqttPacket.generate(p, { protocolVersion: v })
-const publish = (topic: string, payload: string, qos: 0 | 1, messageId?: number): mqttPacket.IPublishPacket =>
-  ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, ...(qos > 0 ? { messageId } : {}) })
+const publish = (topic: string, payload: string, qos: 0 | 1, messageId?: number): mqttPacket.IPublishPacket => ({
+  cmd: 'publish',
+  topic,
+  payload: Buffer.from(payload),
+  qos,
+  retain: false,
+  dup: false,
+  ...(qos > 0 ? { messageId } : {}),
+})
 
 let ids = 0
 const uniqueId = (what: string): string => `${what}-${process.pid}-${ids++}`
 
-async function subscriber (target: Target, tenant: string, filter: string, v: Version = 5): Promise<TestClient> {
+async function subscriber(target: Target, tenant: string, filter: string, v: Version = 5): Promise<TestClient> {
   const { username, password } = target.creds(tenant)
-  const c = await connectClient(target.port(), { protocolVersion: v, ...(username !== undefined ? { username, password: password?.toString() } : {}) })
+  const c = await connectClient(target.port(), {
+    protocolVersion: v,
+    ...(username !== undefined ? { username, password: password?.toString() } : {}),
+  })
   await c.client.subscribeAsync(filter, { qos: 1 })
   return c
 }
 
 /** Payloads received (in order) until `n` came or `ms` passed without the next one. */
-async function collect (c: TestClient, n: number, ms = 3000): Promise<string[]> {
+async function collect(c: TestClient, n: number, ms = 3000): Promise<string[]> {
   const got: string[] = []
   while (got.length < n) {
-    try { got.push((await c.next(() => true, ms)).payload) } catch { break }
+    try {
+      got.push((await c.next(() => true, ms)).payload)
+    } catch {
+      break
+    }
   }
   return got
 }
@@ -67,11 +92,13 @@ for (const v of [4, 5] as const) {
       const topic = uniqueId('sleepy')
       const sub = await subscriber(target, 'acme', `${topic}/#`)
       const raw = await rawConnect(target.port(), v)
-      raw.write(Buffer.concat([
-        gen(connectPacket({ protocolVersion: v, clientId: uniqueId('sleeper'), ...target.creds('acme') }), v),
-        ...range(30, (i) => String(i)).map((p, i) => gen(publish(`${topic}/x`, p, i % 2 === 0 ? 0 : 1, i + 1), v)),
-        gen({ cmd: 'disconnect' }, v),
-      ]))
+      raw.write(
+        Buffer.concat([
+          gen(connectPacket({ protocolVersion: v, clientId: uniqueId('sleeper'), ...target.creds('acme') }), v),
+          ...range(30, (i) => String(i)).map((p, i) => gen(publish(`${topic}/x`, p, i % 2 === 0 ? 0 : 1, i + 1), v)),
+          gen({ cmd: 'disconnect' }, v),
+        ]),
+      )
       raw.socket.end() // FIN: the device goes to sleep
       assert.deepEqual(await collect(sub, 30), range(30, String))
       raw.end()
@@ -81,51 +108,78 @@ for (const v of [4, 5] as const) {
 }
 
 test('two tenants, same client ID and topics, both send and sleep at once: each gets its own 30 and nothing crosses', async () => {
-  const subs = { acme: await subscriber(viaGateway, 'acme', 'sleep/#'), globex: await subscriber(viaGateway, 'globex', 'sleep/#') }
+  const subs = {
+    acme: await subscriber(viaGateway, 'acme', 'sleep/#'),
+    globex: await subscriber(viaGateway, 'globex', 'sleep/#'),
+  }
   const raws: RawClient[] = []
   for (const tenant of ['acme', 'globex'] as const) {
     const raw = await rawConnect(gw.port(), 5)
-    raw.write(Buffer.concat([
-      gen(connectPacket({ protocolVersion: 5, clientId: 'same-device', ...viaGateway.creds(tenant) }), 5),
-      ...range(30, (i) => `${tenant}-${i}`).map((p, i) => gen(publish('sleep/x', p, 1, i + 1), 5)),
-      gen({ cmd: 'disconnect' }, 5),
-    ]))
+    raw.write(
+      Buffer.concat([
+        gen(connectPacket({ protocolVersion: 5, clientId: 'same-device', ...viaGateway.creds(tenant) }), 5),
+        ...range(30, (i) => `${tenant}-${i}`).map((p, i) => gen(publish('sleep/x', p, 1, i + 1), 5)),
+        gen({ cmd: 'disconnect' }, 5),
+      ]),
+    )
     raw.socket.end()
     raws.push(raw)
   }
-  for (const tenant of ['acme', 'globex'] as const) assert.deepEqual(await collect(subs[tenant], 30), range(30, (i) => `${tenant}-${i}`))
+  for (const tenant of ['acme', 'globex'] as const)
+    assert.deepEqual(
+      await collect(subs[tenant], 30),
+      range(30, (i) => `${tenant}-${i}`),
+    )
   await quiet(subs.acme)
   await quiet(subs.globex)
   for (const r of raws) r.end()
-  await subs.acme.end(); await subs.globex.end()
+  await subs.acme.end()
+  await subs.globex.end()
 })
 
 // ---- 1. persistent sessions: queued messages and redelivery --------------------------------------
 
-async function persistentConnect (target: Target, v: Version, clientId: string, tenant = 'acme'): Promise<{ raw: RawClient; sessionPresent: boolean }> {
+async function persistentConnect(
+  target: Target,
+  v: Version,
+  clientId: string,
+  tenant = 'acme',
+): Promise<{ raw: RawClient; sessionPresent: boolean }> {
   const raw = await rawConnect(target.port(), v)
-  raw.send(connectPacket({
-    protocolVersion: v, clientId, clean: false, ...target.creds(tenant),
-    ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
-  }))
+  raw.send(
+    connectPacket({
+      protocolVersion: v,
+      clientId,
+      clean: false,
+      ...target.creds(tenant),
+      ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+    }),
+  )
   const connack = await raw.next()
   assert.ok(connack.cmd === 'connack' && (connack.reasonCode ?? connack.returnCode) === 0, JSON.stringify(connack))
   return { raw, sessionPresent: connack.cmd === 'connack' && connack.sessionPresent }
 }
 
-async function publishFrom (target: Target, tenant: string, topic: string, payloads: string[]): Promise<void> {
+async function publishFrom(target: Target, tenant: string, topic: string, payloads: string[]): Promise<void> {
   const { username, password } = target.creds(tenant)
-  const pub = await connectClient(target.port(), { protocolVersion: 5, ...(username !== undefined ? { username, password: password?.toString() } : {}) })
+  const pub = await connectClient(target.port(), {
+    protocolVersion: 5,
+    ...(username !== undefined ? { username, password: password?.toString() } : {}),
+  })
   for (const p of payloads) await pub.client.publishAsync(topic, p, { qos: 1 })
   await pub.end()
 }
 
 /** PUBLISH packets read from `raw` (each acknowledged) until `n` or a quiet `ms`. */
-async function readPublishes (raw: RawClient, n: number, ms = 2000): Promise<mqttPacket.IPublishPacket[]> {
+async function readPublishes(raw: RawClient, n: number, ms = 2000): Promise<mqttPacket.IPublishPacket[]> {
   const got: mqttPacket.IPublishPacket[] = []
   while (got.length < n) {
     let p: mqttPacket.Packet
-    try { p = await raw.next(ms) } catch { break }
+    try {
+      p = await raw.next(ms)
+    } catch {
+      break
+    }
     if (p.cmd !== 'publish') continue
     got.push(p)
     if (p.qos === 1) raw.send({ cmd: 'puback', messageId: p.messageId ?? 0 })
@@ -146,7 +200,10 @@ for (const v of [4, 5] as const) {
       await publishFrom(target, 'acme', `${topic}/m`, range(10, String))
       const again = await persistentConnect(target, v, clientId)
       assert.equal(again.sessionPresent, true)
-      assert.deepEqual((await readPublishes(again.raw, 10)).map((p) => p.payload.toString()), range(10, String))
+      assert.deepEqual(
+        (await readPublishes(again.raw, 10)).map((p) => p.payload.toString()),
+        range(10, String),
+      )
       again.raw.end()
     })
 
@@ -173,9 +230,11 @@ for (const v of [4, 5] as const) {
 
 // ---- 3. a throttled client that disconnects ------------------------------------------------------
 
-function mosquittoPub (port: number, args: string[], stdin: string): Promise<number> {
+function mosquittoPub(port: number, args: string[], stdin: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...args], { stdio: ['pipe', 'ignore', 'pipe'] })
+    const child = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...args], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    })
     child.on('error', reject)
     child.on('exit', (code) => resolve(code ?? -1))
     child.stdin.end(stdin)
@@ -184,8 +243,18 @@ function mosquittoPub (port: number, args: string[], stdin: string): Promise<num
 
 test('publishRate 5: `seq 1 30 | mosquitto_pub -l` (QoS 0, then DISCONNECT) gets all 30 through, at the rate', async () => {
   const sub = await subscriber(viaGateway, 'rated', 'thr/q0')
-  assert.equal(await mosquittoPub(gw.port(), ['-V', 'mqttv311', '-u', 'u@rated', '-P', 'p', '-t', 'thr/q0', '-l'], range(30, (i) => String(i + 1)).join('\n') + '\n'), 0)
-  assert.deepEqual(await collect(sub, 30, 5000), range(30, (i) => String(i + 1)))
+  assert.equal(
+    await mosquittoPub(
+      gw.port(),
+      ['-V', 'mqttv311', '-u', 'u@rated', '-P', 'p', '-t', 'thr/q0', '-l'],
+      range(30, (i) => String(i + 1)).join('\n') + '\n',
+    ),
+    0,
+  )
+  assert.deepEqual(
+    await collect(sub, 30, 5000),
+    range(30, (i) => String(i + 1)),
+  )
   await sub.end()
 })
 
@@ -194,7 +263,12 @@ test('publishRate 5: 30 QoS 1 PUBLISH sent without waiting for acks, then DISCON
   const raw = await rawConnect(gw.port(), 5)
   raw.send(connectPacket({ protocolVersion: 5, clientId: uniqueId('thr'), ...viaGateway.creds('rated') }))
   assert.equal((await raw.next()).cmd, 'connack')
-  raw.write(Buffer.concat([...range(30, String).map((p, i) => gen(publish('thr/q1', p, 1, i + 1), 5)), gen({ cmd: 'disconnect' }, 5)]))
+  raw.write(
+    Buffer.concat([
+      ...range(30, String).map((p, i) => gen(publish('thr/q1', p, 1, i + 1), 5)),
+      gen({ cmd: 'disconnect' }, 5),
+    ]),
+  )
   raw.socket.end()
   assert.deepEqual(await collect(sub, 30, 5000), range(30, String))
   raw.end()
@@ -203,7 +277,7 @@ test('publishRate 5: 30 QoS 1 PUBLISH sent without waiting for acks, then DISCON
 
 // ---- 4. rateAction: disconnect acts at the first PUBLISH beyond rate + burst ---------------------
 
-test('publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96; an unlimited tenant\'s client with the same ID and topic gets all of its own through', async () => {
+test("publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96; an unlimited tenant's client with the same ID and topic gets all of its own through", async () => {
   const sub = await subscriber(viaGateway, 'strict', 'flood')
   const acmeSub = await subscriber(viaGateway, 'acme', 'flood')
   const raw = await rawConnect(gw.port(), 5)
@@ -216,7 +290,8 @@ test('publishRate 5, rateAction disconnect: a 3,000-message flood in one write g
   raw.write(flood)
   acme.write(Buffer.concat(range(500, String).map((p) => gen(publish('flood', p, 0), 5))))
   let answer: mqttPacket.Packet
-  do answer = await raw.next(5000); while (answer.cmd !== 'disconnect')
+  do answer = await raw.next(5000)
+  while (answer.cmd !== 'disconnect')
   assert.equal(answer.reasonCode, 0x96)
   await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
   assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
@@ -229,7 +304,7 @@ test('publishRate 5, rateAction disconnect: a 3,000-message flood in one write g
 
 // ---- 5. bandwidth paces by bytes -----------------------------------------------------------------
 
-test('bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one second\'s burst) / rate', async () => {
+test("bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one second's burst) / rate", async () => {
   const sub = await subscriber(viaGateway, 'narrow', 'bw/#')
   const pub = await connectClient(gw.port(), { protocolVersion: 5, username: 'u@narrow', password: 'p' })
   const payload = 'x'.repeat(100)
@@ -237,7 +312,7 @@ test('bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one se
   await Promise.all(range(100, String).map(() => pub.client.publishAsync('bw/x', payload, { qos: 1 })))
   const took = performance.now() - t0
   const bytes = 100 * (2 + 2 + 4 + 2 + 1 + payload.length) // fixed header, topic, packet ID, properties
-  const expected = (bytes - 4000) / 4000 * 1000
+  const expected = ((bytes - 4000) / 4000) * 1000
   assert.ok(took >= expected * 0.9, `took ${took.toFixed(0)} ms for ${bytes} bytes, expected ≥ ${expected.toFixed(0)}`)
   assert.equal((await collect(sub, 100)).length, 100)
   await Promise.all([pub.end(), sub.end()])
@@ -246,23 +321,37 @@ test('bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one se
 // ---- the linger: what a throttled client that left still gets forwarded, and what is dropped ------
 
 test('throttleLinger 1s: a throttled client that left gets its packets forwarded for 1 s, the rest dropped, counted and logged', async () => {
-  const t = await startTestGateway(yamlConfig(broker.url, `
+  const t = await startTestGateway(
+    yamlConfig(
+      broker.url,
+      `
 throttleLinger: 1s
 tenants:
   rated: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
   other: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
-`))
+`,
+    ),
+  )
   try {
     const port = { name: 'short linger', port: () => t.port(), creds: viaGateway.creds }
     const sub = await subscriber(port, 'rated', 'linger/#')
     const otherSub = await subscriber(port, 'other', 'linger/#')
     const raw = await rawConnect(t.port(), 5)
-    raw.send(connectPacket({
-      protocolVersion: 5, clientId: 'lingerer', ...viaGateway.creds('rated'),
-      will: { topic: 'linger/will', payload: Buffer.from('will'), qos: 1, retain: false },
-    }))
+    raw.send(
+      connectPacket({
+        protocolVersion: 5,
+        clientId: 'lingerer',
+        ...viaGateway.creds('rated'),
+        will: { topic: 'linger/will', payload: Buffer.from('will'), qos: 1, retain: false },
+      }),
+    )
     assert.equal((await raw.next()).cmd, 'connack')
-    raw.write(Buffer.concat([...range(30, String).map((p) => gen(publish('linger/x', p, 0), 5)), gen({ cmd: 'disconnect' }, 5)]))
+    raw.write(
+      Buffer.concat([
+        ...range(30, String).map((p) => gen(publish('linger/x', p, 0), 5)),
+        gen({ cmd: 'disconnect' }, 5),
+      ]),
+    )
     raw.socket.end()
     const got = await collect(sub, 30, 2500)
     assert.deepEqual(got, range(got.length, String), 'what arrives arrives in order')
@@ -270,22 +359,34 @@ tenants:
     await waitUntil(() => t.counters('rated')?.dropped.lingerExpired !== undefined)
     assert.equal(t.counters('rated')?.dropped.lingerExpired, 30 - got.length, 'every PUBLISH not forwarded is counted')
     const line = t.logs.find((l) => l.dropped !== undefined)
-    assert.ok(line !== undefined && line.tenant === 'rated' && line.clientId === 'lingerer' && line.dropped === 30 - got.length && line.reason === 'lingerExpired', JSON.stringify(line))
+    assert.ok(
+      line !== undefined &&
+        line.tenant === 'rated' &&
+        line.clientId === 'lingerer' &&
+        line.dropped === 30 - got.length &&
+        line.reason === 'lingerExpired',
+      JSON.stringify(line),
+    )
     assert.equal(t.counters('other')?.dropped.lingerExpired, undefined, 'another tenant counts nothing')
     const { createMetrics } = await import('../src/admin/metrics.js')
     const metrics = createMetrics()
     metrics.attach(t)
-    assert.match(await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'), new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`))
+    assert.match(
+      await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'),
+      new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`),
+    )
     // Its DISCONNECT was still forwarded: the broker discarded the will.
     await quiet(sub)
     assert.ok(!sub.received.some((m) => m.topic === 'linger/will'), 'no will')
     assert.equal(otherSub.received.length, 0)
     raw.end()
     await Promise.all([sub.end(), otherSub.end()])
-  } finally { await t.close() }
+  } finally {
+    await t.close()
+  }
 })
 
-async function waitUntil (cond: () => boolean, ms = 5000): Promise<void> {
+async function waitUntil(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not reached')

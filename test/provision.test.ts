@@ -21,16 +21,27 @@ before(async () => {
   const state = join(dir, 'dynamic-security.json')
   execFileSync('/usr/bin/mosquitto_ctrl', ['dynsec', 'init', state, 'gw-admin', 'admin-secret'], { stdio: 'ignore' })
   broker = await startMosquitto(`allow_anonymous false\nplugin ${PLUGIN}\nplugin_opt_config_file ${state}`)
-  svc = await startTestService(adminYaml(broker.url, `
+  svc = await startTestService(
+    adminYaml(
+      broker.url,
+      `
 tenants:
   acme: { users: { alice: { password: "plain:a" } } }
-`).replace(`url: ${broker.url}\n`, `url: ${broker.url}
+`,
+    ).replace(
+      `url: ${broker.url}\n`,
+      `url: ${broker.url}
   username: "{tenant}"
   password: tenant-secret
   provision: { type: mosquitto-dynsec, username: gw-admin, password: admin-secret }
-`))
+`,
+    ),
+  )
 })
-after(async () => { await svc?.close(); await broker?.stop() })
+after(async () => {
+  await svc?.close()
+  await broker?.stop()
+})
 
 test('the dynsec plugin is where the test expects it', () => {
   assert.ok(existsSync(PLUGIN), `${PLUGIN} (dpkg -L mosquitto)`)
@@ -44,14 +55,20 @@ test('a YAML tenant is provisioned at start: its devices reach the broker, whose
   await a.end()
   // Straight to the broker as the tenant's client: its prefix is allowed, another tenant's is not.
   const direct = await connectClient(broker.port, { username: 'acme', password: 'tenant-secret', clientId: 'direct' })
-  assert.deepEqual((await direct.client.subscribeAsync('acme/#', { qos: 1 })).map((g) => g.qos), [1])
+  assert.deepEqual(
+    (await direct.client.subscribeAsync('acme/#', { qos: 1 })).map((g) => g.qos),
+    [1],
+  )
   await assert.rejects(direct.client.subscribeAsync('globex/#', { qos: 1 }), /Subscribe error/) // SUBACK 0x80
   await direct.end()
 })
 
 test('a tenant created through the admin API connects at once; deleting it removes its broker client', async () => {
   assert.equal((await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'globex' } })).status, 201)
-  assert.equal((await svc.api('/api/v1/tenants/globex/users/alice', { method: 'PUT', body: { password: 'pw-g' } })).status, 201)
+  assert.equal(
+    (await svc.api('/api/v1/tenants/globex/users/alice', { method: 'PUT', body: { password: 'pw-g' } })).status,
+    201,
+  )
   // Both tenants use the same client ID and topics; each sees only its own.
   const a = await connectClient(svc.mqttPort, { clientId: 'dev-1', username: 'alice@acme', password: 'a' })
   const g = await connectClient(svc.mqttPort, { clientId: 'dev-1', username: 'alice@globex', password: 'pw-g' })
@@ -60,14 +77,25 @@ test('a tenant created through the admin API connects at once; deleting it remov
   assert.equal((await g.next()).payload, 'from-globex')
   await quiet(a, 200)
   await Promise.all([a.end(), g.end()])
-  const direct = await connectClient(broker.port, { username: 'globex', password: 'tenant-secret', clientId: 'direct-g' })
+  const direct = await connectClient(broker.port, {
+    username: 'globex',
+    password: 'tenant-secret',
+    clientId: 'direct-g',
+  })
   await direct.end()
 
   assert.equal((await svc.api('/api/v1/tenants/globex', { method: 'DELETE' })).status, 204)
-  assert.equal(await connectRefusal(broker.port, { username: 'globex', password: 'tenant-secret', clientId: 'direct-g' }), 5)
+  assert.equal(
+    await connectRefusal(broker.port, { username: 'globex', password: 'tenant-secret', clientId: 'direct-g' }),
+    5,
+  )
   const still = await connectClient(broker.port, { username: 'acme', password: 'tenant-secret', clientId: 'direct-a' })
   await still.end()
-  assert.ok(svc.logs.some((l) => l.msg === 'broker clients provisioned' && JSON.stringify(l.changes).includes('tenant globex removed')))
+  assert.ok(
+    svc.logs.some(
+      (l) => l.msg === 'broker clients provisioned' && JSON.stringify(l.changes).includes('tenant globex removed'),
+    ),
+  )
   // Setting a dynsec password disconnects that client's connections: an unchanged one is never set again.
   assert.ok(!svc.logs.some((l) => JSON.stringify(l.changes ?? '').includes('password set')))
 })

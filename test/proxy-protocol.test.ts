@@ -39,15 +39,25 @@ tenants:
     { name: 'tls', to: gw.port('lb-tls'), send: 'send-proxy-v2' },
   ])
 })
-after(async () => { await lb?.stop(); await gw?.close(); await broker?.stop() })
+after(async () => {
+  await lb?.stop()
+  await gw?.close()
+  await broker?.stop()
+})
 
 const port = (route: string): number => lb.ports[route] as number
 
 /** The CONNACK's code for a raw CONNECT through haproxy's `route`, sent from `from`; the client, still open. */
-async function connectFrom (route: string, from: string, username: string, password: string, clientId = 'dev-1'): Promise<{ code: number; localPort: number; end: () => void }> {
+async function connectFrom(
+  route: string,
+  from: string,
+  username: string,
+  password: string,
+  clientId = 'dev-1',
+): Promise<{ code: number; localPort: number; end: () => void }> {
   const c = await rawConnect(port(route), 4, from)
   c.send(connectPacket({ clientId, username, password: Buffer.from(password) }))
-  const connack = await c.next() as Packet & { returnCode: number }
+  const connack = (await c.next()) as Packet & { returnCode: number }
   assert.equal(connack.cmd, 'connack')
   return { code: connack.returnCode, localPort: c.socket.localPort ?? 0, end: () => c.end() }
 }
@@ -79,11 +89,17 @@ test('ipConnectRate counts each client behind the balancer: the third connection
   const answered = async (from: string): Promise<boolean> => {
     const c = await rawConnect(port('rate'), 4, from)
     c.send(connectPacket({ clientId: `rate-${from}`, username: 'alice@acme', password: Buffer.from('a') }))
-    const ok = await c.next().then((p) => p.cmd === 'connack', () => false)
+    const ok = await c.next().then(
+      (p) => p.cmd === 'connack',
+      () => false,
+    )
     c.end()
     return ok
   }
-  assert.deepEqual([await answered('127.0.0.9'), await answered('127.0.0.9'), await answered('127.0.0.9')], [true, true, false])
+  assert.deepEqual(
+    [await answered('127.0.0.9'), await answered('127.0.0.9'), await answered('127.0.0.9')],
+    [true, true, false],
+  )
   assert.equal(await answered('127.0.0.10'), true)
 })
 
@@ -96,7 +112,12 @@ test('through the balancer two tenants with the same user, client ID and topics 
   assert.equal((await a.next()).payload, 'A')
   assert.equal((await g.next()).payload, 'G')
   // A device of acme dies with a will; only acme hears it.
-  const doomed = await connectClient(port('v2'), { clientId: 'doomed', username: 'alice@acme', password: 'a', will: { topic: 'status/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } })
+  const doomed = await connectClient(port('v2'), {
+    clientId: 'doomed',
+    username: 'alice@acme',
+    password: 'a',
+    will: { topic: 'status/doomed', payload: Buffer.from('gone'), qos: 1, retain: false },
+  })
   doomed.client.stream.destroy()
   assert.equal((await a.next()).topic, 'status/doomed')
   // Late subscribers get their own tenant's retained message only.
@@ -109,16 +130,24 @@ test('through the balancer two tenants with the same user, client ID and topics 
   await Promise.all([a.end(), g.end(), lateG.end()])
 })
 
-test('TLS passed through haproxy with a v2 header: the SNI host still names the tenant, and the address is the client\'s', async () => {
+test("TLS passed through haproxy with a v2 header: the SNI host still names the tenant, and the address is the client's", async () => {
   const clientIds: string[] = []
-  for (const [tenant, password, from] of [['acme', 'a', '127.0.0.6'], ['globex', 'g', '127.0.0.7']] as const) {
+  for (const [tenant, password, from] of [
+    ['acme', 'a', '127.0.0.6'],
+    ['globex', 'g', '127.0.0.7'],
+  ] as const) {
     const tcp = net.connect({ port: port('tls'), host: '127.0.0.1', localAddress: from })
     const socket = tls.connect({ socket: tcp, servername: `${tenant}.mqtt.test`, ca: TEST_CA })
-    await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve)
+      socket.once('error', reject)
+    })
     const parser = mqttPacket.parser()
     const connack = new Promise<Packet & { returnCode?: number }>((resolve) => parser.once('packet', resolve))
     socket.on('data', (d: Buffer) => parser.parse(d))
-    socket.write(mqttPacket.generate(connectPacket({ clientId: 'tls-dev', username: 'alice', password: Buffer.from(password) })))
+    socket.write(
+      mqttPacket.generate(connectPacket({ clientId: 'tls-dev', username: 'alice', password: Buffer.from(password) })),
+    )
     const answer = await connack
     assert.deepEqual([answer.cmd, answer.returnCode], ['connack', 0])
     const listed = gw.clients(tenant).find((x) => x.clientId === 'tls-dev')
@@ -134,15 +163,28 @@ test('a connection that skips the balancer (no PROXY header) is closed unanswere
   c.send(connectPacket({ clientId: 'sneaky', username: 'alice@acme', password: Buffer.from('a') }))
   await c.closed()
   await assert.rejects(c.next(100), /connection closed/) // not a single byte came back
-  assert.ok(gw.logs.some((l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY protocol header'))
-  assert.equal(gw.clients('acme').some((x) => x.clientId === 'sneaky'), false)
+  assert.ok(
+    gw.logs.some(
+      (l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY protocol header',
+    ),
+  )
+  assert.equal(
+    gw.clients('acme').some((x) => x.clientId === 'sneaky'),
+    false,
+  )
 })
 
-test('a PROXY header that never completes is cut after the listener\'s connectTimeout', async () => {
+test("a PROXY header that never completes is cut after the listener's connectTimeout", async () => {
   const c = await rawConnect(gw.port('lb'))
   c.write(Buffer.from('PROXY TCP4 192.0.2.1 '))
   await c.closed(4000)
-  assert.ok(gw.logs.some((l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY header within connectTimeout'))
+  assert.ok(
+    gw.logs.some(
+      (l) =>
+        l.msg === 'connection without a valid PROXY header closed' &&
+        l.reason === 'no PROXY header within connectTimeout',
+    ),
+  )
 })
 
 test('the PROXY header deadline runs from accept: a header dribbled a byte at a time is cut all the same', async () => {
@@ -150,32 +192,47 @@ test('the PROXY header deadline runs from accept: a header dribbled a byte at a 
   const header = Buffer.from('PROXY TCP4 192.0.2.1 192.0.2.2 40000 1883\r\n')
   let sent = 0
   // every 300 ms, well inside the 1 s connectTimeout: an idle timeout would never fire
-  const dribble = setInterval(() => { if (sent < header.length) c.write(header.subarray(sent, ++sent)) }, 300)
+  const dribble = setInterval(() => {
+    if (sent < header.length) c.write(header.subarray(sent, ++sent))
+  }, 300)
   try {
     await c.closed(5000)
   } finally {
     clearInterval(dribble)
   }
   assert.ok(sent < header.length, `the whole header (${sent} bytes) was taken`)
-  assert.ok(gw.logs.some((l) => l.msg === 'connection without a valid PROXY header closed' && l.reason === 'no PROXY header within connectTimeout'))
+  assert.ok(
+    gw.logs.some(
+      (l) =>
+        l.msg === 'connection without a valid PROXY header closed' &&
+        l.reason === 'no PROXY header within connectTimeout',
+    ),
+  )
 })
 
-test('the header and the first packets in one write: a v2 LOCAL header (a balancer\'s own check) keeps the socket\'s address; v1 pipelined with CONNECT and SUBSCRIBE', async () => {
-  const local = new V2ProxyProtocol(Command.LOCAL, TransportProtocol.UNSPEC,
-    new IPv4ProxyAddress(IPv4Address.createFrom([0, 0, 0, 0]), 0, IPv4Address.createFrom([0, 0, 0, 0]), 0)).build()
-  const connect = mqttPacket.generate(connectPacket({ clientId: 'check', username: 'alice@acme', password: Buffer.from('a') }))
+test("the header and the first packets in one write: a v2 LOCAL header (a balancer's own check) keeps the socket's address; v1 pipelined with CONNECT and SUBSCRIBE", async () => {
+  const local = new V2ProxyProtocol(
+    Command.LOCAL,
+    TransportProtocol.UNSPEC,
+    new IPv4ProxyAddress(IPv4Address.createFrom([0, 0, 0, 0]), 0, IPv4Address.createFrom([0, 0, 0, 0]), 0),
+  ).build()
+  const connect = mqttPacket.generate(
+    connectPacket({ clientId: 'check', username: 'alice@acme', password: Buffer.from('a') }),
+  )
   const checker = await rawConnect(gw.port('lb'), 4, '127.0.0.8')
   checker.write(Buffer.concat([Buffer.from(local), connect]))
-  assert.equal((await checker.next() as Packet & { returnCode: number }).returnCode, 0)
+  assert.equal(((await checker.next()) as Packet & { returnCode: number }).returnCode, 0)
   assert.equal(gw.clients('acme').find((x) => x.clientId === 'check')?.remoteAddress, '127.0.0.8')
   checker.end()
 
   const piped = await rawConnect(gw.port('lb'))
-  piped.write(Buffer.concat([
-    Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 40000 1883\r\n'),
-    mqttPacket.generate(connectPacket({ clientId: 'piped', username: 'alice@globex', password: Buffer.from('g') })),
-    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'x/#', qos: 0 }] }),
-  ]))
+  piped.write(
+    Buffer.concat([
+      Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 40000 1883\r\n'),
+      mqttPacket.generate(connectPacket({ clientId: 'piped', username: 'alice@globex', password: Buffer.from('g') })),
+      mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'x/#', qos: 0 }] }),
+    ]),
+  )
   assert.equal((await piped.next()).cmd, 'connack')
   assert.equal((await piped.next()).cmd, 'suback')
   const listed = gw.clients('globex').find((x) => x.clientId === 'piped')

@@ -28,7 +28,12 @@ tenants:
   victim: { users: { alice: { password: "plain:v" } } }
 `)
   // The other tenant: same user name, same client ID, every topic.
-  victim = await connectClient(gw.port(), { username: 'alice@victim', password: 'v', clientId: 'dev', protocolVersion: 5 })
+  victim = await connectClient(gw.port(), {
+    username: 'alice@victim',
+    password: 'v',
+    clientId: 'dev',
+    protocolVersion: 5,
+  })
   await victim.client.subscribeAsync('#', { qos: 1 })
   watch = await brokerWatch()
 })
@@ -43,42 +48,67 @@ after(async () => {
 })
 
 /** A client straight on the broker, subscribed to every tenant's topics: it sees whatever the gateway let through. */
-async function brokerWatch (): Promise<typeof watch> {
+async function brokerWatch(): Promise<typeof watch> {
   const c = await mqtt.connectAsync({ host: '127.0.0.1', port: broker.port, reconnectPeriod: 0 })
   const seen: string[] = []
   let synced: (() => void) | undefined
-  c.on('message', (topic) => { if (topic === 'watch/sync') synced?.(); else seen.push(topic) })
+  c.on('message', (topic) => {
+    if (topic === 'watch/sync') synced?.()
+    else seen.push(topic)
+  })
   await c.subscribeAsync(['#', 'watch/sync'])
   return {
     seen,
-    sync: () => new Promise<void>((resolve) => { synced = resolve; c.publish('watch/sync', '') }),
-    end: () => { c.end(true) },
+    sync: () =>
+      new Promise<void>((resolve) => {
+        synced = resolve
+        c.publish('watch/sync', '')
+      }),
+    end: () => {
+      c.end(true)
+    },
   }
 }
 
 /** After a refusal: the broker saw nothing and the other tenant got nothing; it is still served. */
-async function nothingCrossed (what: string): Promise<void> {
+async function nothingCrossed(what: string): Promise<void> {
   await watch.sync()
   // the canaries are the victim's own, published below
-  assert.deepEqual(watch.seen.filter((t) => t !== 'victim/canary'), [], `${what}: nothing reached the broker`)
+  assert.deepEqual(
+    watch.seen.filter((t) => t !== 'victim/canary'),
+    [],
+    `${what}: nothing reached the broker`,
+  )
   await victim.client.publishAsync('canary', what, { qos: 1 })
   const m = await victim.next((r) => r.topic === 'canary' && r.payload === what)
   assert.equal(m.topic, 'canary')
-  assert.deepEqual(victim.received.filter((r) => r.topic !== 'canary'), [], `${what}: the other tenant received nothing else`)
+  assert.deepEqual(
+    victim.received.filter((r) => r.topic !== 'canary'),
+    [],
+    `${what}: the other tenant received nothing else`,
+  )
 }
 
-async function evil (v: 4 | 5, clientId = 'dev'): Promise<RawClient> {
+async function evil(v: 4 | 5, clientId = 'dev'): Promise<RawClient> {
   const raw = await rawConnect(gw.port(), v)
   raw.send(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId }))
-  const connack = await raw.next() as mqttPacket.IConnackPacket
+  const connack = (await raw.next()) as mqttPacket.IConnackPacket
   assert.equal(connack.reasonCode ?? connack.returnCode, 0)
   return raw
 }
 
 /** The CONNACK code a CONNECT with `fields` gets, or 'closed' when the connection is closed without one. */
-async function connectAnswer (v: 4 | 5, fields: Partial<mqttPacket.IConnectPacket>): Promise<number | 'closed'> {
+async function connectAnswer(v: 4 | 5, fields: Partial<mqttPacket.IConnectPacket>): Promise<number | 'closed'> {
   const raw = await rawConnect(gw.port(), v)
-  raw.send(connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId: 'dev', ...fields }))
+  raw.send(
+    connectPacket({
+      protocolVersion: v,
+      username: 'alice@evil',
+      password: Buffer.from('e'),
+      clientId: 'dev',
+      ...fields,
+    }),
+  )
   const answer = await raw.next().catch(() => undefined)
   await raw.closed()
   if (answer === undefined) return 'closed'
@@ -132,9 +162,16 @@ test('PUBLISH v3: a topic too long once mounted closes the connection (v3 has no
 test('SUBSCRIBE: a filter too long once mounted gets 0x8F (v5) / 0x80 (v3), the others are granted', async () => {
   for (const v of [5, 4] as const) {
     const raw = await evil(v)
-    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: LONG, qos: 1 }, { topic: 'ok/#', qos: 1 }] })
-    const suback = await raw.next() as mqttPacket.ISubackPacket
-    assert.deepEqual(suback.granted, [v === 5 ? 0x8F : 0x80, 1], `v${v}`)
+    raw.send({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [
+        { topic: LONG, qos: 1 },
+        { topic: 'ok/#', qos: 1 },
+      ],
+    })
+    const suback = (await raw.next()) as mqttPacket.ISubackPacket
+    assert.deepEqual(suback.granted, [v === 5 ? 0x8f : 0x80, 1], `v${v}`)
     raw.end()
   }
   await nothingCrossed('SUBSCRIBE')
@@ -143,8 +180,8 @@ test('SUBSCRIBE: a filter too long once mounted gets 0x8F (v5) / 0x80 (v3), the 
 test('UNSUBSCRIBE: a filter too long once mounted gets 0x8F (v5) / a close (v3)', async () => {
   const v5 = await evil(5)
   v5.send({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [LONG, 'ok/#'] })
-  const unsuback = await v5.next() as mqttPacket.IUnsubackPacket
-  assert.deepEqual([unsuback.cmd, unsuback.granted], ['unsuback', [0x8F, 0x11]])
+  const unsuback = (await v5.next()) as mqttPacket.IUnsubackPacket
+  assert.deepEqual([unsuback.cmd, unsuback.granted], ['unsuback', [0x8f, 0x11]])
   v5.send({ cmd: 'pingreq' })
   assert.equal((await v5.next()).cmd, 'pingresp')
   v5.end()
@@ -155,11 +192,16 @@ test('UNSUBSCRIBE: a filter too long once mounted gets 0x8F (v5) / a close (v3)'
 })
 
 test('no refusal above was logged as an error or as a packet the codec refused', () => {
-  const walls = gw.logs.filter((l) => (l.level as number) >= 50 || l.msg === 'packet could not be encoded' || l.msg === 'mounted CONNECT cannot be encoded')
+  const walls = gw.logs.filter(
+    (l) =>
+      (l.level as number) >= 50 ||
+      l.msg === 'packet could not be encoded' ||
+      l.msg === 'mounted CONNECT cannot be encoded',
+  )
   assert.deepEqual(walls, [])
 })
 
-function pick (p: mqttPacket.Packet): Record<string, unknown> {
+function pick(p: mqttPacket.Packet): Record<string, unknown> {
   const { cmd, messageId, reasonCode } = p as mqttPacket.IPubackPacket
   return { cmd, messageId, reasonCode }
 }

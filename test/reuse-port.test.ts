@@ -18,7 +18,11 @@ test('reusePort: two gateways share one port', { skip: !supported && 'needs Node
   try {
     assert.equal(one.port(), port)
     assert.equal(two.port(), port)
-    const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => connectClient(port, { clientId: `dev-${i}`, username: 'alice@acme', password: 'a' })))
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        connectClient(port, { clientId: `dev-${i}`, username: 'alice@acme', password: 'a' }),
+      ),
+    )
     assert.equal(one.connections('acme') + two.connections('acme'), 8)
     await Promise.all(clients.map((c) => c.end()))
   } finally {
@@ -28,6 +32,12 @@ test('reusePort: two gateways share one port', { skip: !supported && 'needs Node
 })
 
 test('reusePort on an older Node.js is a config error', { skip: supported && 'this Node.js supports it' }, () => {
-  assert.throws(() => parseConfigText('listeners: [{ name: m, type: tcp, bind: "127.0.0.1:0", reusePort: true }]\nupstream: { url: embedded }\n', { baseDir: '.' }),
-    /listeners\[0\]\.reusePort \(line 1\): reusePort needs Node\.js 22\.12 or later/)
+  assert.throws(
+    () =>
+      parseConfigText(
+        'listeners: [{ name: m, type: tcp, bind: "127.0.0.1:0", reusePort: true }]\nupstream: { url: embedded }\n',
+        { baseDir: '.' },
+      ),
+    /listeners\[0\]\.reusePort \(line 1\): reusePort needs Node\.js 22\.12 or later/,
+  )
 })

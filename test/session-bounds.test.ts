@@ -32,11 +32,15 @@ before(async () => {
     const parser = mqttPacket.parser({ protocolVersion: 5 })
     parser.on('packet', (p: mqttPacket.Packet) => toBroker.push(p))
     parser.on('error', () => {})
-    down.on('data', (d) => { parser.parse(d); up.write(d) })
+    down.on('data', (d) => {
+      parser.parse(d)
+      up.write(d)
+    })
     up.pipe(down)
     down.on('close', () => up.destroy())
     up.on('close', () => down.destroy())
-    down.on('error', () => {}); up.on('error', () => {})
+    down.on('error', () => {})
+    up.on('error', () => {})
   })
   await new Promise<void>((resolve) => tap.listen(0, '127.0.0.1', resolve))
   gw = await startTestGateway(yamlConfig(`mqtt://127.0.0.1:${(tap.address() as net.AddressInfo).port}`, TENANTS))
@@ -47,23 +51,34 @@ after(async () => {
   await broker?.stop()
 })
 
-async function session (tenant: string, v: 4 | 5, clientId: string, opts: Partial<mqttPacket.IConnectPacket> = {}): Promise<{ raw: RawClient; sessionPresent: boolean }> {
+async function session(
+  tenant: string,
+  v: 4 | 5,
+  clientId: string,
+  opts: Partial<mqttPacket.IConnectPacket> = {},
+): Promise<{ raw: RawClient; sessionPresent: boolean }> {
   const raw = await rawConnect(gw.port(), v)
-  raw.send(connectPacket({ protocolVersion: v, username: `u@${tenant}`, password: Buffer.from('p'), clientId, ...opts }))
+  raw.send(
+    connectPacket({ protocolVersion: v, username: `u@${tenant}`, password: Buffer.from('p'), clientId, ...opts }),
+  )
   const connack = await raw.next()
   assert.ok(connack.cmd === 'connack' && (connack.reasonCode ?? connack.returnCode) === 0, JSON.stringify(connack))
   return { raw, sessionPresent: connack.cmd === 'connack' && connack.sessionPresent }
 }
 
 let messageIds = 1
-async function subscribe (raw: RawClient, filters: string[]): Promise<number[]> {
-  raw.send({ cmd: 'subscribe', messageId: messageIds++, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) })
+async function subscribe(raw: RawClient, filters: string[]): Promise<number[]> {
+  raw.send({
+    cmd: 'subscribe',
+    messageId: messageIds++,
+    subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })),
+  })
   const suback = await raw.next()
   assert.equal(suback.cmd, 'suback')
-  return suback.cmd === 'suback' ? suback.granted as number[] : []
+  return suback.cmd === 'suback' ? (suback.granted as number[]) : []
 }
 
-async function waitFor (cond: () => boolean, ms = 5000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not reached')
@@ -98,9 +113,19 @@ sys.stdin.read()
 `
 
 test('a client that never reads stops being read once what the gateway wrote to it passes its bound, replies included', async () => {
-  const connect = mqttPacket.generate(connectPacket({ username: 'u@open', password: Buffer.from('p'), clientId: 'never-reads' }), { protocolVersion: 4 })
-  const publish = mqttPacket.generate({ cmd: 'publish', topic: '$x', payload: Buffer.alloc(0), qos: 1, messageId: 7, retain: false, dup: false }, { protocolVersion: 4 })
-  const child = spawn('/usr/bin/python3', ['-c', NEVER_READS, String(gw.port()), connect.toString('hex'), publish.toString('hex')], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const connect = mqttPacket.generate(
+    connectPacket({ username: 'u@open', password: Buffer.from('p'), clientId: 'never-reads' }),
+    { protocolVersion: 4 },
+  )
+  const publish = mqttPacket.generate(
+    { cmd: 'publish', topic: '$x', payload: Buffer.alloc(0), qos: 1, messageId: 7, retain: false, dup: false },
+    { protocolVersion: 4 },
+  )
+  const child = spawn(
+    '/usr/bin/python3',
+    ['-c', NEVER_READS, String(gw.port()), connect.toString('hex'), publish.toString('hex')],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  )
   try {
     const sent = await new Promise<number>((resolve, reject) => {
       child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
@@ -122,11 +147,17 @@ test('a client that never reads stops being read once what the gateway wrote to 
 
 test('v5: DISCONNECT with Session Expiry 0xFFFFFFFF reaches the broker clamped to maxSessionExpiry', async () => {
   const { raw } = await session('acme', 5, 'expiry', { clean: false, properties: { sessionExpiryInterval: 30 } })
-  raw.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0xFFFFFFFF } })
+  raw.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0xffffffff } })
   await raw.closed()
   await waitFor(() => toBroker.some((p) => p.cmd === 'disconnect' && p.properties?.sessionExpiryInterval !== undefined))
-  const sent = toBroker.filter((p): p is mqttPacket.IDisconnectPacket => p.cmd === 'disconnect' && p.properties?.sessionExpiryInterval !== undefined)
-  assert.deepEqual(sent.map((p) => p.properties?.sessionExpiryInterval), [60])
+  const sent = toBroker.filter(
+    (p): p is mqttPacket.IDisconnectPacket =>
+      p.cmd === 'disconnect' && p.properties?.sessionExpiryInterval !== undefined,
+  )
+  assert.deepEqual(
+    sent.map((p) => p.properties?.sessionExpiryInterval),
+    [60],
+  )
   // Cleaned up, so the quota tests below start from nothing.
   const again = await session('acme', 5, 'expiry', { clean: true })
   again.raw.send({ cmd: 'disconnect' })
@@ -177,7 +208,7 @@ for (const v of [4, 5] as const) {
 
 // ---- SPEC §8: a client displaced by its own client ID ------------------------------------------
 
-test('v5: a client displaced by a newer connection with the same client ID gets DISCONNECT 0x8E; another tenant\'s is untouched', async () => {
+test("v5: a client displaced by a newer connection with the same client ID gets DISCONNECT 0x8E; another tenant's is untouched", async () => {
   const old = await session('open', 5, 'twin')
   const acmeTwin = await session('acme', 5, 'twin')
   const newer = await session('open', 5, 'twin')

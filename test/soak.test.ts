@@ -1,5 +1,6 @@
 // The soak scenarios of `npm run soak` (bench/soak.ts), at a twentieth of their size: connect/drop
-// cycles with abrupt closes, a stalled subscriber over TCP and one over WebSocket under a flood (RSS sampled), SIGHUP during a flood,
+// cycles with abrupt closes, a stalled subscriber over TCP and one over WebSocket under a flood (RSS sampled), SIGHUP
+// during a flood,
 // the broker restarted mid-traffic, the broker stalled (SIGSTOP) under a flood, SIGTERM with clients
 // connected — against the real gateway process.
 import { test } from 'node:test'

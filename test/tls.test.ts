@@ -35,7 +35,9 @@ let gw: TestGateway
 before(async () => {
   tlsPort = await freePort()
   // A second, TLS listener on the same mosquitto, for the mqtts:// upstream test.
-  broker = await startMosquitto(`listener ${tlsPort} 127.0.0.1\ncertfile ${tlsFixture('server.pem')}\nkeyfile ${tlsFixture('server.key')}`)
+  broker = await startMosquitto(
+    `listener ${tlsPort} 127.0.0.1\ncertfile ${tlsFixture('server.pem')}\nkeyfile ${tlsFixture('server.key')}`,
+  )
   gw = await startTestGateway(`listeners:
   - { name: mqtts, type: tls, bind: "127.0.0.1:0", tls: { ${SERVER_TLS_YAML} } }
   - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }
@@ -43,22 +45,38 @@ upstream: { url: ${broker.url} }
 tenancy: { resolve: [sni, username], sni: "{tenant}.mqtt.test" }
 ${TENANTS}`)
 })
-after(async () => { await gw?.close(); await broker?.stop() })
+after(async () => {
+  await gw?.close()
+  await broker?.stop()
+})
 
 let ids = 0
 /** MQTT.js options for TLS trusting the test TEST_CA, sending `servername` as SNI (none when undefined). */
-const tlsOptions = (servername: string | undefined): mqtt.IClientOptions =>
-  ({ protocol: 'mqtts', ca: TEST_CA, ...(servername !== undefined ? { servername } : {}) })
+const tlsOptions = (servername: string | undefined): mqtt.IClientOptions => ({
+  protocol: 'mqtts',
+  ca: TEST_CA,
+  ...(servername !== undefined ? { servername } : {}),
+})
 
 /** MQTT.js over TLS to the gateway. */
-function overTls (servername: string | undefined, opts: mqtt.IClientOptions): Promise<TestClient> {
+function overTls(servername: string | undefined, opts: mqtt.IClientOptions): Promise<TestClient> {
   return connectClient(gw.port('mqtts'), { ...tlsOptions(servername), ...opts })
 }
 
 for (const v of [4, 5] as const) {
   test(`v${v}: the SNI host names the tenant: the same user "alice", client ID and topics in two tenants, nothing crosses`, async () => {
-    const a = await overTls('acme.mqtt.test', { protocolVersion: v, clientId: 'dev-1', username: 'alice', password: 'a' })
-    const g = await overTls('globex.mqtt.test', { protocolVersion: v, clientId: 'dev-1', username: 'alice', password: 'g' })
+    const a = await overTls('acme.mqtt.test', {
+      protocolVersion: v,
+      clientId: 'dev-1',
+      username: 'alice',
+      password: 'a',
+    })
+    const g = await overTls('globex.mqtt.test', {
+      protocolVersion: v,
+      clientId: 'dev-1',
+      username: 'alice',
+      password: 'g',
+    })
     for (const c of [a, g]) await c.client.subscribeAsync(['#', 'sensors/+'], { qos: 1 })
     await a.client.publishAsync('sensors/t1', 'A', { qos: 1 })
     assert.equal((await a.next()).payload, 'A')
@@ -73,19 +91,37 @@ for (const v of [4, 5] as const) {
   })
 
   test(`v${v}: a tenant's extra host name resolves too; a retained message and a will stay in their tenant`, async () => {
-    const watcherG = await overTls('globex.mqtt.test', { protocolVersion: v, clientId: `w${ids++}`, username: 'alice', password: 'g' })
+    const watcherG = await overTls('globex.mqtt.test', {
+      protocolVersion: v,
+      clientId: `w${ids++}`,
+      username: 'alice',
+      password: 'g',
+    })
     await watcherG.client.subscribeAsync('#', { qos: 1 })
-    const watcherA = await overTls('acme.mqtt.test', { protocolVersion: v, clientId: `w${ids++}`, username: 'alice', password: 'a' })
+    const watcherA = await overTls('acme.mqtt.test', {
+      protocolVersion: v,
+      clientId: `w${ids++}`,
+      username: 'alice',
+      password: 'a',
+    })
     await watcherA.client.subscribeAsync('will/#', { qos: 1 })
     const dying = await overTls('mqtt.acme.test', {
-      protocolVersion: v, clientId: `dying-${v}`, username: 'alice', password: 'a',
+      protocolVersion: v,
+      clientId: `dying-${v}`,
+      username: 'alice',
+      password: 'a',
       will: { topic: `will/${v}`, payload: Buffer.from('gone'), qos: 1, retain: false },
     })
     await dying.client.publishAsync(`state/${v}`, 'acme-state', { qos: 1, retain: true })
     dying.client.stream.destroy() // no DISCONNECT: the broker publishes the will
     const will = await watcherA.next((m) => m.topic === `will/${v}`)
     assert.equal(will.payload, 'gone')
-    const late = await overTls('acme.mqtt.test', { protocolVersion: v, clientId: `late-${ids++}`, username: 'alice', password: 'a' })
+    const late = await overTls('acme.mqtt.test', {
+      protocolVersion: v,
+      clientId: `late-${ids++}`,
+      username: 'alice',
+      password: 'a',
+    })
     await late.client.subscribeAsync(`state/${v}`, { qos: 1 })
     assert.equal((await late.next()).payload, 'acme-state')
     await quiet(watcherG, 200)
@@ -96,10 +132,34 @@ for (const v of [4, 5] as const) {
 
   test(`v${v}: acme's password under globex's SNI host, an unknown host, and a username naming another tenant are all "bad username or password"`, async () => {
     const bad = v === 5 ? 0x86 : 0x04
-    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('globex.mqtt.test'), protocolVersion: v, username: 'alice', password: 'a' }), bad)
-    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('initech.mqtt.test'), protocolVersion: v, username: 'alice', password: 'a' }), bad)
+    assert.equal(
+      await connectRefusal(gw.port('mqtts'), {
+        ...tlsOptions('globex.mqtt.test'),
+        protocolVersion: v,
+        username: 'alice',
+        password: 'a',
+      }),
+      bad,
+    )
+    assert.equal(
+      await connectRefusal(gw.port('mqtts'), {
+        ...tlsOptions('initech.mqtt.test'),
+        protocolVersion: v,
+        username: 'alice',
+        password: 'a',
+      }),
+      bad,
+    )
     // Two sources naming different tenants: refused, never guessed (SPEC §4).
-    assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions('globex.mqtt.test'), protocolVersion: v, username: 'alice@acme', password: 'a' }), bad)
+    assert.equal(
+      await connectRefusal(gw.port('mqtts'), {
+        ...tlsOptions('globex.mqtt.test'),
+        protocolVersion: v,
+        username: 'alice@acme',
+        password: 'a',
+      }),
+      bad,
+    )
   })
 }
 
@@ -110,11 +170,17 @@ test('without SNI the username names the tenant; without either there is no tena
   await a.client.publishAsync('x', 'via username', { qos: 1 })
   assert.equal((await a.next()).payload, 'via username')
   await a.end()
-  assert.equal(await connectRefusal(gw.port('mqtts'), { ...tlsOptions(undefined), username: 'alice', password: 'a' }), 0x04)
+  assert.equal(
+    await connectRefusal(gw.port('mqtts'), { ...tlsOptions(undefined), username: 'alice', password: 'a' }),
+    0x04,
+  )
 })
 
 test('a client that speaks plain MQTT, or sends garbage, to the TLS port is closed; the gateway keeps serving TLS clients', async () => {
-  for (const bytes of [Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00]), Buffer.alloc(64, 0xff)]) {
+  for (const bytes of [
+    Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00]),
+    Buffer.alloc(64, 0xff),
+  ]) {
     const socket = net.connect({ host: '127.0.0.1', port: gw.port('mqtts') })
     socket.on('error', () => {})
     socket.write(bytes)
@@ -133,7 +199,12 @@ test('mqtts:// upstream: the broker is reached over TLS with the private TEST_CA
 upstream: { url: "mqtts://127.0.0.1:${tlsPort}", ca: "${tlsFixture('ca.pem')}" }
 ${TENANTS}`)
   try {
-    const a = await connectClient(upstream.port(), { clientId: 'up-tls', username: 'alice@acme', password: 'a', protocolVersion: 5 })
+    const a = await connectClient(upstream.port(), {
+      clientId: 'up-tls',
+      username: 'alice@acme',
+      password: 'a',
+      protocolVersion: 5,
+    })
     // The gateway's upstream is the TLS listener: a subscriber on the broker's plain port sees the message mounted.
     const direct = await connectClient(broker.port, { clientId: 'direct-tls', protocolVersion: 5 })
     await direct.client.subscribeAsync('acme/#', { qos: 1 })
@@ -147,8 +218,24 @@ ${TENANTS}`)
 upstream: { url: "mqtts://127.0.0.1:${tlsPort}" }
 ${TENANTS}`)
   try {
-    assert.equal(await connectRefusal(untrusted.port(), { clientId: 'up-untrusted', username: 'alice@acme', password: 'a', protocolVersion: 5 }), 0x88)
-    assert.equal(await connectRefusal(untrusted.port(), { clientId: 'up-untrusted', username: 'alice@acme', password: 'a', protocolVersion: 4 }), 0x03)
+    assert.equal(
+      await connectRefusal(untrusted.port(), {
+        clientId: 'up-untrusted',
+        username: 'alice@acme',
+        password: 'a',
+        protocolVersion: 5,
+      }),
+      0x88,
+    )
+    assert.equal(
+      await connectRefusal(untrusted.port(), {
+        clientId: 'up-untrusted',
+        username: 'alice@acme',
+        password: 'a',
+        protocolVersion: 4,
+      }),
+      0x03,
+    )
     const line = untrusted.logs.find((l) => l.msg === 'upstream unavailable')
     assert.match(String(line?.err), /certificate/i, 'the log says why')
   } finally {
@@ -157,10 +244,13 @@ ${TENANTS}`)
 })
 
 /** The subject CN of the certificate a TLS server presents on a new handshake. */
-async function presentedCn (port: number): Promise<string> {
+async function presentedCn(port: number): Promise<string> {
   const socket = tls.connect({ host: '127.0.0.1', port, servername: 'acme.mqtt.test', ca: TEST_CA })
   try {
-    await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+    await new Promise((resolve, reject) => {
+      socket.once('secureConnect', resolve)
+      socket.once('error', reject)
+    })
     return String(socket.getPeerCertificate().subject.CN)
   } finally {
     socket.destroy()
@@ -187,12 +277,24 @@ test('reload (SIGHUP) hands TLS and wss listeners their renewed certificate for 
     await device.client.publishAsync('still', 'here', { qos: 1 })
     // A key that does not belong to the certificate: refused with a log line, the listener keeps serving.
     await renewing.reload(parseConfigText(listenerYaml('server.pem', 'renewed.key'), { baseDir: tmpdir() }).config)
-    assert.ok(renewing.logs.some((l) => l.msg === 'the new certificate or key cannot be used; the listener keeps the old ones' && l.listener === 'mqtts'))
+    assert.ok(
+      renewing.logs.some(
+        (l) =>
+          l.msg === 'the new certificate or key cannot be used; the listener keeps the old ones' &&
+          l.listener === 'mqtts',
+      ),
+    )
     assert.equal(await presentedCn(port), 'mqtt.test renewed')
     // Renewed files are taken live; asking for client certificates needs a restart, and the log says so.
-    const restartNeeded = (l: Record<string, unknown>): boolean => l.msg === 'listener changes other than renewed certificate files take effect at the next start'
+    const restartNeeded = (l: Record<string, unknown>): boolean =>
+      l.msg === 'listener changes other than renewed certificate files take effect at the next start'
     assert.equal(renewing.logs.some(restartNeeded), false)
-    await renewing.reload(parseConfigText(listenerYaml('renewed.pem', 'renewed.key', `, clientCa: "${tlsFixture('clients/devices-ca.pem')}"`), { baseDir: tmpdir() }).config)
+    await renewing.reload(
+      parseConfigText(
+        listenerYaml('renewed.pem', 'renewed.key', `, clientCa: "${tlsFixture('clients/devices-ca.pem')}"`),
+        { baseDir: tmpdir() },
+      ).config,
+    )
     assert.equal(renewing.logs.some(restartNeeded), true)
     await device.end()
   } finally {
@@ -201,12 +303,14 @@ test('reload (SIGHUP) hands TLS and wss listeners their renewed certificate for 
 })
 
 /** GET over HTTPS, trusting the test TEST_CA; the status, the body and the certificate's CN. */
-function httpsGet (url: string, token: string): Promise<{ status: number; body: string; cn: string }> {
+function httpsGet(url: string, token: string): Promise<{ status: number; body: string; cn: string }> {
   return new Promise((resolve, reject) => {
     const req = https.get(url, { ca: TEST_CA, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
       const cn = String((res.socket as tls.TLSSocket).getPeerCertificate().subject.CN)
       let body = ''
-      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('data', (d: Buffer) => {
+        body += d.toString()
+      })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, cn }))
     })
     req.on('error', reject)
@@ -214,8 +318,10 @@ function httpsGet (url: string, token: string): Promise<{ status: number; body: 
 }
 
 test('admin.tls: the admin API and UI are served over HTTPS only, and a reload takes a renewed certificate', async () => {
-  const tlsLine = (cert: string, key: string): string => `  tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" }`
-  const yaml = (cert: string, key: string): string => adminYaml(broker.url, TENANTS).replace('admin:\n', `admin:\n${tlsLine(cert, key)}\n`)
+  const tlsLine = (cert: string, key: string): string =>
+    `  tls: { cert: "${tlsFixture(cert)}", key: "${tlsFixture(key)}" }`
+  const yaml = (cert: string, key: string): string =>
+    adminYaml(broker.url, TENANTS).replace('admin:\n', `admin:\n${tlsLine(cert, key)}\n`)
   const svc = await startTestService(yaml('server.pem', 'server.key'))
   try {
     assert.match(svc.adminUrl, /^https:/)
@@ -224,9 +330,11 @@ test('admin.tls: the admin API and UI are served over HTTPS only, and a reload t
     assert.deepEqual((JSON.parse(tenants.body) as Array<{ id: string }>).map((t) => t.id).sort(), ['acme', 'globex'])
     assert.equal(tenants.cn, 'mqtt.test')
     // Plain HTTP to the HTTPS port gets no answer from the API.
-    await assert.rejects(new Promise((resolve, reject) => {
-      http.get(svc.adminUrl.replace('https:', 'http:') + '/api/v1/health', resolve).on('error', reject)
-    }))
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        http.get(svc.adminUrl.replace('https:', 'http:') + '/api/v1/health', resolve).on('error', reject)
+      }),
+    )
     await svc.reload(parseConfigText(yaml('renewed.pem', 'renewed.key'), { baseDir: svc.dir }).config)
     const after = await httpsGet(`${svc.adminUrl}/api/v1/health`, OPERATOR_TOKEN)
     assert.deepEqual([after.status, after.cn], [200, 'mqtt.test renewed'])

@@ -3,14 +3,22 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import type { AclRule, TenantConfig } from '../src/config/schema.js'
-import { aclRulesFor, isAllowed, compileAcl, filterCovers, filtersIntersect, type AclAction, type AclContext } from '../src/policy/acl.js'
+import {
+  aclRulesFor,
+  isAllowed,
+  compileAcl,
+  filterCovers,
+  filtersIntersect,
+  type AclAction,
+  type AclContext,
+} from '../src/policy/acl.js'
 import { topicMatches } from '../src/tenancy/namespace.js'
 
 const allow = (action: AclRule['action'], topic: string): AclRule => ({ effect: 'allow', action, topic })
 const deny = (action: AclRule['action'], topic: string): AclRule => ({ effect: 'deny', action, topic })
 const ctx: AclContext = { username: 'alice', clientId: 'dev-1' }
 
-function tenant (acl?: AclRule[], users: TenantConfig['users'] = {}): TenantConfig {
+function tenant(acl?: AclRule[], users: TenantConfig['users'] = {}): TenantConfig {
   return { limits: {}, hosts: [], anonymous: false, disabled: false, users, ...(acl !== undefined ? { acl } : {}) }
 }
 
@@ -36,7 +44,10 @@ test('§6: some acl but no match → denied', () => {
 })
 
 test('§6: "no acl anywhere" is per user — another user\'s rules do not lock this one out', () => {
-  const t = tenant(undefined, { alice: { password: 'x' }, bob: { password: 'x', acl: [allow('publish', 'devices/bob/#')] } })
+  const t = tenant(undefined, {
+    alice: { password: 'x' },
+    bob: { password: 'x', acl: [allow('publish', 'devices/bob/#')] },
+  })
   assert.equal(aclRulesFor(t, 'alice'), null)
   assert.equal(aclRulesFor(t, 'carol'), null) // e.g. a user from passwordFile
   assert.equal(aclRulesFor(t, undefined), null) // anonymous
@@ -47,7 +58,9 @@ test('§6: "no acl anywhere" is per user — another user\'s rules do not lock t
 })
 
 test('§6: user rules first, then tenant rules; first match wins', () => {
-  const t = tenant([deny('all', 'secret/#'), allow('all', '#')], { alice: { password: 'x', acl: [allow('publish', 'secret/alice')] } })
+  const t = tenant([deny('all', 'secret/#'), allow('all', '#')], {
+    alice: { password: 'x', acl: [allow('publish', 'secret/alice')] },
+  })
   const alice = aclRulesFor(t, 'alice')
   const bob = aclRulesFor(t, 'bob')
   const bobCtx = { username: 'bob', clientId: 'x' }
@@ -103,7 +116,8 @@ test('a name carrying wildcards or levels never widens a rule (injection through
     for (const t of [`devices/${username}/t`, 'devices/x/t', 'devices/x', 'devices/a/b/t']) {
       assert.ok(!isAllowed(rules, 'publish', t, c), `${username}: ${t}`)
     }
-    for (const f of ['devices/#', 'devices/+/t', `devices/${username}/#`]) assert.ok(!isAllowed(rules, 'subscribe', f, c), `${username}: ${f}`)
+    for (const f of ['devices/#', 'devices/+/t', `devices/${username}/#`])
+      assert.ok(!isAllowed(rules, 'subscribe', f, c), `${username}: ${f}`)
   }
   for (const clientId of ['+', '#', 'a/b']) {
     assert.ok(!isAllowed(rules, 'subscribe', 'in/+', { username: 'alice', clientId }))
@@ -118,7 +132,12 @@ test('a name carrying wildcards or levels never widens a rule (injection through
     assert.ok(isAllowed(withFallback, 'publish', 'public/x', { username, clientId: 'c' }))
   }
   // a deny rule whose placeholder cannot be bound is skipped too: it denies nothing it was not written for
-  assert.ok(isAllowed([deny('publish', 'devices/%u/#'), allow('publish', '#')], 'publish', 'devices/x/t', { username: '+', clientId: 'c' }))
+  assert.ok(
+    isAllowed([deny('publish', 'devices/%u/#'), allow('publish', '#')], 'publish', 'devices/x/t', {
+      username: '+',
+      clientId: 'c',
+    }),
+  )
 })
 
 // ---- subscriptions: every topic the filter can match must be allowed -----------------------------------
@@ -141,7 +160,12 @@ test('a SUBSCRIBE filter is allowed only if everything it can match is', () => {
   assert.ok(isAllowed(withHole, 'subscribe', 'devices/+/x', ctx))
 
   // partial allows add up until a later rule covers the rest
-  const pieces = [allow('subscribe', 'a/b/#'), allow('subscribe', 'a/+/c'), deny('subscribe', 'a/x/#'), allow('subscribe', 'a/#')]
+  const pieces = [
+    allow('subscribe', 'a/b/#'),
+    allow('subscribe', 'a/+/c'),
+    deny('subscribe', 'a/x/#'),
+    allow('subscribe', 'a/#'),
+  ]
   assert.ok(!isAllowed(pieces, 'subscribe', 'a/#', ctx)) // the deny takes a/x/… away
   assert.ok(isAllowed(pieces, 'subscribe', 'a/+/c', ctx))
   assert.ok(isAllowed(pieces, 'subscribe', 'a/y/#', ctx))
@@ -209,13 +233,25 @@ test('filterCovers and filtersIntersect on + and #', () => {
 })
 
 test('compileAcl binds the placeholders once and decides like isAllowed, cache or not', () => {
-  const rules = [deny('all', 'admin/#'), allow('publish', 'devices/%u/#'), allow('subscribe', 'devices/#'), allow('all', 'public/%c/+')]
+  const rules = [
+    deny('all', 'admin/#'),
+    allow('publish', 'devices/%u/#'),
+    allow('subscribe', 'devices/#'),
+    allow('all', 'public/%c/+'),
+  ]
   const check = compileAcl(rules, ctx)
   const cases: Array<[AclAction, string]> = [
-    ['publish', 'devices/alice/t'], ['publish', 'devices/bob/t'], ['publish', 'admin/x'], ['publish', 'public/dev-1/x'],
-    ['subscribe', 'devices/+/t'], ['subscribe', '#'], ['subscribe', 'public/dev-1/+'], ['subscribe', '$share/g/devices/#'],
+    ['publish', 'devices/alice/t'],
+    ['publish', 'devices/bob/t'],
+    ['publish', 'admin/x'],
+    ['publish', 'public/dev-1/x'],
+    ['subscribe', 'devices/+/t'],
+    ['subscribe', '#'],
+    ['subscribe', 'public/dev-1/+'],
+    ['subscribe', '$share/g/devices/#'],
   ]
-  for (let round = 0; round < 3; round++) { // the second and third rounds hit the cache
+  for (let round = 0; round < 3; round++) {
+    // the second and third rounds hit the cache
     for (const [action, t] of cases) assert.equal(check(action, t), isAllowed(rules, action, t, ctx), `${action} ${t}`)
   }
   // many distinct topics, some long: the cache stays bounded and answers stay right
@@ -233,13 +269,24 @@ test('compileAcl binds the placeholders once and decides like isAllowed, cache o
 
 const lvl = fc.constantFrom('a', 'b', '')
 const firstLvl = fc.constantFrom('a', 'b', '', '$s')
-const topicArb = fc.tuple(firstLvl, fc.array(lvl, { maxLength: 4 })).map(([h, l]) => [h, ...l].join('/')).filter((t) => t !== '')
-const filterArb = fc.tuple(fc.oneof(firstLvl, fc.constant('+')), fc.array(fc.oneof(lvl, fc.constant('+')), { maxLength: 3 }), fc.boolean())
+const topicArb = fc
+  .tuple(firstLvl, fc.array(lvl, { maxLength: 4 }))
+  .map(([h, l]) => [h, ...l].join('/'))
+  .filter((t) => t !== '')
+const filterArb = fc
+  .tuple(
+    fc.oneof(firstLvl, fc.constant('+')),
+    fc.array(fc.oneof(lvl, fc.constant('+')), { maxLength: 3 }),
+    fc.boolean(),
+  )
   .map(([h, l, hash]) => [h, ...l, ...(hash ? ['#'] : [])].join('/'))
   .filter((f) => f !== '') // the empty filter is invalid [MQTT-4.7.3-1]
   .chain((f) => fc.constantFrom(f, '#', '+/#'))
 const actionArb = fc.constantFrom<AclRule['action']>('all', 'all', 'publish', 'subscribe')
-const rulesArb = fc.array(fc.tuple(fc.boolean(), actionArb, filterArb).map(([a, action, f]) => (a ? allow : deny)(action, f)), { maxLength: 6 })
+const rulesArb = fc.array(
+  fc.tuple(fc.boolean(), actionArb, filterArb).map(([a, action, f]) => (a ? allow : deny)(action, f)),
+  { maxLength: 6 },
+)
 
 /** Every topic over the alphabet up to 6 levels: enough to witness any difference between filters of ≤ 5 levels. */
 const ALL_TOPICS: string[] = (() => {
@@ -247,17 +294,21 @@ const ALL_TOPICS: string[] = (() => {
   const grow = (prefix: string[], depth: number): void => {
     if (prefix.length > 0) out.push(prefix.join('/'))
     if (depth === 0) return
-    for (const l of prefix.length === 0 ? ['a', 'b', 'z', '', '$s'] : ['a', 'b', 'z', '']) grow([...prefix, l], depth - 1)
+    for (const l of prefix.length === 0 ? ['a', 'b', 'z', '', '$s'] : ['a', 'b', 'z', ''])
+      grow([...prefix, l], depth - 1)
   }
   grow([], 6)
   return out.filter((t) => t !== '')
 })()
 
 test('property: filterCovers(a, b) and b matches t ⇒ a matches t (and it is exact)', () => {
-  fc.assert(fc.property(filterArb, filterArb, (a, b) => {
-    const truth = ALL_TOPICS.every((t) => !topicMatches(b, t) || topicMatches(a, t))
-    assert.equal(filterCovers(a, b), truth, `${a} covers ${b}`)
-  }), { numRuns: 1500 })
+  fc.assert(
+    fc.property(filterArb, filterArb, (a, b) => {
+      const truth = ALL_TOPICS.every((t) => !topicMatches(b, t) || topicMatches(a, t))
+      assert.equal(filterCovers(a, b), truth, `${a} covers ${b}`)
+    }),
+    { numRuns: 1500 },
+  )
 })
 
 test('filterCovers and filtersIntersect are exact over every pair of filters of up to 3 levels (a, empty, +, $s, then #)', () => {
@@ -273,51 +324,92 @@ test('filterCovers and filtersIntersect are exact over every pair of filters of 
   for (const a of valid) {
     for (const b of valid) {
       const ofB = matched.get(b) ?? []
-      assert.equal(filterCovers(a, b), ofB.every((t) => topicMatches(a, t)), `${a} covers ${b}`)
-      assert.equal(filtersIntersect(a, b), ofB.some((t) => topicMatches(a, t)), `${a} intersects ${b}`)
+      assert.equal(
+        filterCovers(a, b),
+        ofB.every((t) => topicMatches(a, t)),
+        `${a} covers ${b}`,
+      )
+      assert.equal(
+        filtersIntersect(a, b),
+        ofB.some((t) => topicMatches(a, t)),
+        `${a} intersects ${b}`,
+      )
     }
   }
 })
 
 test('property: filters that do not intersect share no topic (and it is exact)', () => {
-  fc.assert(fc.property(filterArb, filterArb, (a, b) => {
-    const truth = ALL_TOPICS.some((t) => topicMatches(a, t) && topicMatches(b, t))
-    assert.equal(filtersIntersect(a, b), truth, `${a} ∩ ${b}`)
-  }), { numRuns: 1500 })
+  fc.assert(
+    fc.property(filterArb, filterArb, (a, b) => {
+      const truth = ALL_TOPICS.some((t) => topicMatches(a, t) && topicMatches(b, t))
+      assert.equal(filtersIntersect(a, b), truth, `${a} ∩ ${b}`)
+    }),
+    { numRuns: 1500 },
+  )
 })
 
 test('property: every topic a granted subscription can deliver is allowed by the first matching rule', () => {
-  fc.assert(fc.property(rulesArb, filterArb, fc.option(fc.constant('$share/g/')), (rules, f, share) => {
-    if (!isAllowed(rules, 'subscribe', (share ?? '') + f, ctx)) return
-    for (const t of ALL_TOPICS) {
-      if (!topicMatches(f, t)) continue
-      const first = rules.find((r) => r.action !== 'publish' && topicMatches(r.topic, t))
-      assert.equal(first?.effect, 'allow', `${f} granted but ${t} is not allowed`)
-    }
-  }), { numRuns: 1500 })
+  fc.assert(
+    fc.property(rulesArb, filterArb, fc.option(fc.constant('$share/g/')), (rules, f, share) => {
+      if (!isAllowed(rules, 'subscribe', (share ?? '') + f, ctx)) return
+      for (const t of ALL_TOPICS) {
+        if (!topicMatches(f, t)) continue
+        const first = rules.find((r) => r.action !== 'publish' && topicMatches(r.topic, t))
+        assert.equal(first?.effect, 'allow', `${f} granted but ${t} is not allowed`)
+      }
+    }),
+    { numRuns: 1500 },
+  )
 })
 
 test('property: with `all` rules, a granted subscription only delivers what may be published', () => {
-  const allRules = fc.array(fc.tuple(fc.boolean(), filterArb).map(([a, f]) => (a ? allow : deny)('all', f)), { maxLength: 6 })
-  fc.assert(fc.property(allRules, filterArb, topicArb, (rules, f, t) => {
-    if (isAllowed(rules, 'subscribe', f, ctx) && topicMatches(f, t)) assert.ok(isAllowed(rules, 'publish', t, ctx), `${f} granted, ${t} not publishable`)
-  }), { numRuns: 3000 })
+  const allRules = fc.array(
+    fc.tuple(fc.boolean(), filterArb).map(([a, f]) => (a ? allow : deny)('all', f)),
+    { maxLength: 6 },
+  )
+  fc.assert(
+    fc.property(allRules, filterArb, topicArb, (rules, f, t) => {
+      if (isAllowed(rules, 'subscribe', f, ctx) && topicMatches(f, t))
+        assert.ok(isAllowed(rules, 'publish', t, ctx), `${f} granted, ${t} not publishable`)
+    }),
+    { numRuns: 3000 },
+  )
 })
 
 test('property: a subscription is refused only when some topic it matches would be refused (or no rule covers it)', () => {
   // the converse of the above, as far as first-match allows: a single-topic filter is granted iff that topic is
-  fc.assert(fc.property(rulesArb, topicArb, (rules, t) => {
-    const first = rules.find((r) => r.action !== 'publish' && topicMatches(r.topic, t))
-    assert.equal(isAllowed(rules, 'subscribe', t, ctx), first?.effect === 'allow', t)
-  }), { numRuns: 3000 })
+  fc.assert(
+    fc.property(rulesArb, topicArb, (rules, t) => {
+      const first = rules.find((r) => r.action !== 'publish' && topicMatches(r.topic, t))
+      assert.equal(isAllowed(rules, 'subscribe', t, ctx), first?.effect === 'allow', t)
+    }),
+    { numRuns: 3000 },
+  )
 })
 
 test('property: compileAcl agrees with isAllowed', () => {
   const name = fc.constantFrom<string | undefined>('alice', 'a', '+', '#', 'a/b', '', undefined)
-  const placeholderRules = fc.array(fc.tuple(fc.boolean(), actionArb, filterArb, fc.constantFrom('', '%u/', '%c/', 'a/%u/')).map(([a, action, f, p]) => (a ? allow : deny)(action, p + f)), { maxLength: 6 })
-  fc.assert(fc.property(placeholderRules, name, fc.constantFrom('c', 'a', '+'), fc.array(fc.tuple(fc.constantFrom<AclAction>('publish', 'subscribe'), fc.oneof(topicArb, filterArb)), { maxLength: 10 }), (rules, username, clientId, checks) => {
-    const c = { username, clientId }
-    const check = compileAcl(rules, c)
-    for (const [action, t] of [...checks, ...checks]) assert.equal(check(action, t), isAllowed(rules, action, t, c), `${action} ${t}`)
-  }), { numRuns: 1000 })
+  const placeholderRules = fc.array(
+    fc
+      .tuple(fc.boolean(), actionArb, filterArb, fc.constantFrom('', '%u/', '%c/', 'a/%u/'))
+      .map(([a, action, f, p]) => (a ? allow : deny)(action, p + f)),
+    { maxLength: 6 },
+  )
+  fc.assert(
+    fc.property(
+      placeholderRules,
+      name,
+      fc.constantFrom('c', 'a', '+'),
+      fc.array(fc.tuple(fc.constantFrom<AclAction>('publish', 'subscribe'), fc.oneof(topicArb, filterArb)), {
+        maxLength: 10,
+      }),
+      (rules, username, clientId, checks) => {
+        const c = { username, clientId }
+        const check = compileAcl(rules, c)
+        for (const [action, t] of [...checks, ...checks])
+          assert.equal(check(action, t), isAllowed(rules, action, t, c), `${action} ${t}`)
+      },
+    ),
+    { numRuns: 1000 },
+  )
 })

@@ -12,7 +12,8 @@ import { declareAccess } from '../src/admin/access.js'
 import type { TenantControl } from '../src/admin/control.js'
 import { parsePasswordFile } from '../src/tenancy/passwords.js'
 
-const { config: base } = parseConfigText(`
+const { config: base } = parseConfigText(
+  `
 listeners: [{ name: m, type: tcp, bind: "127.0.0.1:1883" }]
 upstream: { url: embedded }
 plans: { free: { maxConnections: 5 }, pro: { maxConnections: 100 } }
@@ -24,10 +25,14 @@ tenants:
     acl: [{ allow: all, topic: "devices/#" }]
   globex:
     users: { carol: { password: "plain:c" } }
-`, { baseDir: '.' })
+`,
+  { baseDir: '.' },
+)
 
 test('merge: keys the API changed win, the others follow the YAML; users merge one by one', () => {
-  const changes = new Map<string, TenantChanges>([['acme', { plan: 'pro', users: { bob: null, dave: { password: 'plain:d' } } }]])
+  const changes = new Map<string, TenantChanges>([
+    ['acme', { plan: 'pro', users: { bob: null, dave: { password: 'plain:d' } } }],
+  ])
   const { config, warnings } = mergeTenantChanges(base, changes)
   assert.deepEqual(warnings, [])
   const acme = config.tenants.acme
@@ -36,7 +41,10 @@ test('merge: keys the API changed win, the others follow the YAML; users merge o
   assert.deepEqual(acme?.acl, base.tenants.acme?.acl)
   assert.deepEqual(Object.keys(acme?.users ?? {}).sort(), ['alice', 'dave'])
   assert.equal(config.tenants.globex, base.tenants.globex)
-  assert.deepEqual(tenantSource(changes.get('acme')), { source: 'yaml+api', changed: ['plan', 'users.bob', 'users.dave'] })
+  assert.deepEqual(tenantSource(changes.get('acme')), {
+    source: 'yaml+api',
+    changed: ['plan', 'users.bob', 'users.dave'],
+  })
   // The YAML's own object is never modified.
   assert.deepEqual(Object.keys(base.tenants.acme?.users ?? {}).sort(), ['alice', 'bob'])
 })
@@ -49,14 +57,25 @@ test('merge: created tenants have the API settings only; deleted ones are gone e
   ])
   const { config } = mergeTenantChanges(base, changes)
   assert.equal(config.tenants.globex, undefined)
-  assert.deepEqual(config.tenants.acme, { limits: {}, hosts: [], anonymous: false, disabled: false, users: {}, plan: 'free' })
+  assert.deepEqual(config.tenants.acme, {
+    limits: {},
+    hosts: [],
+    anonymous: false,
+    disabled: false,
+    users: {},
+    plan: 'free',
+  })
   assert.equal(config.tenants.initech?.disabled, true)
   assert.equal(tenantSource(changes.get('initech')).source, 'api')
   assert.equal(tenantSource(undefined).source, 'yaml')
 })
 
 test('merge: plans the API created, changed or deleted; a tenant may take an API plan; a deleted plan a YAML tenant names comes back', () => {
-  const plans = new Map([['gold', { maxConnections: 1000 }], ['pro', { maxConnections: 200 }], ['free', null]] as const)
+  const plans = new Map([
+    ['gold', { maxConnections: 1000 }],
+    ['pro', { maxConnections: 200 }],
+    ['free', null],
+  ] as const)
   const { config, warnings } = mergeTenantChanges(base, new Map([['globex', { plan: 'gold' }]]), new Map(plans))
   assert.deepEqual(config.plans.gold, { maxConnections: 1000 })
   assert.deepEqual(config.plans.pro, { maxConnections: 200 })
@@ -87,8 +106,14 @@ test('API keys: shown once as mtg_<id>_<secret>, stored as a hash, compared in c
   assert.equal(parsed.id, record.id)
   assert.ok(!JSON.stringify(record).includes(parsed.secret))
   assert.ok(secretMatches(record, parsed.secret))
-  assert.ok(!secretMatches(record, parsed.secret.replace(/^./, (c) => c === 'A' ? 'B' : 'A')))
-  for (const bad of ['', 'mtg_', `${key}x`, key.replace('mtg_', 'abc_'), 'mtg_zz_zz']) assert.equal(parseApiKey(bad), undefined)
+  assert.ok(
+    !secretMatches(
+      record,
+      parsed.secret.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
+    ),
+  )
+  for (const bad of ['', 'mtg_', `${key}x`, key.replace('mtg_', 'abc_'), 'mtg_zz_zz'])
+    assert.equal(parseApiKey(bad), undefined)
   assert.ok(tokenMatches('operator-token-123456', 'operator-token-123456'))
   assert.ok(!tokenMatches('operator-token-123456', 'operator-token-12345'))
 })
@@ -99,14 +124,24 @@ test('usage between samples: differences, attributed to the hour the interval be
   const before = { connectedMs: 1000, messagesIn: 5, messagesOut: 1, bytesIn: 100, bytesOut: 10, limitHits: 0 }
   const after = { connectedMs: 61_000, messagesIn: 15, messagesOut: 4, bytesIn: 300, bytesOut: 40, limitHits: 2 }
   assert.deepEqual(usageBetween('acme', before, after, hour, 3), {
-    tenant: 'acme', hour, sessionMs: 60_000, messagesIn: 10, messagesOut: 3, bytesIn: 200, bytesOut: 30, peakConnections: 3, limitHits: 2,
+    tenant: 'acme',
+    hour,
+    sessionMs: 60_000,
+    messagesIn: 10,
+    messagesOut: 3,
+    bytesIn: 200,
+    bytesOut: 30,
+    peakConnections: 3,
+    limitHits: 2,
   })
   assert.equal(usageBetween('acme', undefined, after, hour, 1).messagesIn, 15)
 })
 
 test('merge: a stored user named like an object internal is a user like any other, listed and found', () => {
   // JSON from the store makes `__proto__` an own key; the merge must keep it one.
-  const users = JSON.parse('{"__proto__": {"password": "plain:p"}, "constructor": {"password": "plain:c"}}') as TenantChanges['users']
+  const users = JSON.parse(
+    '{"__proto__": {"password": "plain:p"}, "constructor": {"password": "plain:c"}}',
+  ) as TenantChanges['users']
   const { config } = mergeTenantChanges(base, new Map([['globex', { users }]]))
   const merged = config.tenants.globex?.users ?? {}
   assert.deepEqual(Object.keys(merged).sort(), ['__proto__', 'carol', 'constructor'])
@@ -127,7 +162,9 @@ test('admin routes: a route that declares no access is refused when it is regist
   declareAccess(app, { operatorToken: () => 'x'.repeat(16), control, store: {} as Store })
   app.get('/declared', { config: { access: 'open' } }, async () => 'ok')
   await assert.rejects(async () => {
-    await app.register(async (child) => { child.get('/forgotten', async () => 'hole') })
+    await app.register(async (child) => {
+      child.get('/forgotten', async () => 'hole')
+    })
   }, /declares no access/)
   await app.close()
 })

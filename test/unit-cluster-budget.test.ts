@@ -9,20 +9,36 @@ test('a batch covers 100 ms of the recent rate, at least 1, at most half the bur
   assert.equal(batchSize({ rate: 1000, burst: 1000, gateways: 2, recentRate: 500 }), 50)
   assert.equal(batchSize({ rate: 1000, burst: 1000, gateways: 2, recentRate: 0 }), 1)
   assert.equal(batchSize({ rate: 1000, burst: 1000, gateways: 2, recentRate: 1e6 }), 250)
-  assert.equal(batchSize({ rate: 1, burst: 1, gateways: 3, recentRate: 50 }), 1, 'a tiny budget goes one token at a time')
+  assert.equal(
+    batchSize({ rate: 1, burst: 1, gateways: 3, recentRate: 50 }),
+    1,
+    'a tiny budget goes one token at a time',
+  )
   assert.equal(lowWater(50), 25)
-  fc.assert(fc.property(fc.integer({ min: 1, max: 1e6 }), fc.integer({ min: 1, max: 64 }), fc.double({ min: 0, max: 1e7, noNaN: true }), (burst, gateways, recentRate) => {
-    const b = batchSize({ rate: burst, burst, gateways, recentRate })
-    return b >= 1 && b <= maxBatch(burst, gateways) && Number.isInteger(b)
-  }))
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 1e6 }),
+      fc.integer({ min: 1, max: 64 }),
+      fc.double({ min: 0, max: 1e7, noNaN: true }),
+      (burst, gateways, recentRate) => {
+        const b = batchSize({ rate: burst, burst, gateways, recentRate })
+        return b >= 1 && b <= maxBatch(burst, gateways) && Number.isInteger(b)
+      },
+    ),
+  )
 })
 
 test('overshoot: at most one batch per gateway, so about half a burst (one token per gateway for tiny bursts)', () => {
   assert.equal(overshootBound(1000, 2), 500)
   assert.equal(overshootBound(1000, 3), 498)
   assert.equal(overshootBound(10, 40), 40)
-  fc.assert(fc.property(fc.integer({ min: 1, max: 1e6 }), fc.integer({ min: 1, max: 64 }), (burst, gateways) =>
-    overshootBound(burst, gateways) <= Math.max(burst / 2, gateways)))
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 1e6 }),
+      fc.integer({ min: 1, max: 64 }),
+      (burst, gateways) => overshootBound(burst, gateways) <= Math.max(burst / 2, gateways),
+    ),
+  )
 })
 
 test('bucket with debt: refilled up to the burst, charged below zero, the wait pays the debt back', () => {

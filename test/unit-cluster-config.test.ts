@@ -13,7 +13,7 @@ const ADMIN = `admin:
   operatorToken: 0123456789abcdef0123
 `
 
-test('cluster: name from ${HOSTNAME:-}, else host:pid; admin.store defaults to the cluster\'s Redis', () => {
+test("cluster: name from ${HOSTNAME:-}, else host:pid; admin.store defaults to the cluster's Redis", () => {
   const yaml = `${BASE}cluster: { redis: "redis://10.0.0.5:6379/2", name: "\${HOSTNAME:-}" }\n${ADMIN}`
   const named = parseConfigText(yaml, { baseDir: '/tmp', env: { HOSTNAME: 'gw-7' } }).config
   assert.equal(named.cluster?.name, 'gw-7')
@@ -23,7 +23,10 @@ test('cluster: name from ${HOSTNAME:-}, else host:pid; admin.store defaults to t
 })
 
 test('cluster: a redis:// admin.store is kept; without cluster: the SQLite default stays', () => {
-  const own = parseConfigText(`${BASE}cluster: { redis: "redis://a:6379/0" }\n${ADMIN}  store: "rediss://b:6380/1"\n`, { baseDir: '/tmp', env: {} }).config
+  const own = parseConfigText(`${BASE}cluster: { redis: "redis://a:6379/0" }\n${ADMIN}  store: "rediss://b:6380/1"\n`, {
+    baseDir: '/tmp',
+    env: {},
+  }).config
   assert.equal(own.admin?.store, 'rediss://b:6380/1')
   const single = parseConfigText(`${BASE}${ADMIN}`, { baseDir: '/tmp', env: {} }).config
   assert.equal(single.cluster, undefined)
@@ -39,8 +42,20 @@ const refused = (run: () => unknown, expected: string): void => {
 }
 
 test('cluster: a SQLite admin.store is refused with its path and line; so is a Redis store without a cluster and a bad URL', () => {
-  refused(() => loadConfigFile('test/fixtures/bad-configs/cluster-sqlite-store.yaml', {}), 'admin.store (line 7): with cluster:, the admin store is shared in Redis')
-  refused(() => parseConfigText(`${BASE}${ADMIN}  store: "redis://a:6379/0"\n`, { baseDir: '/tmp', env: {} }), 'admin.store (line 6): a Redis store is for a cluster')
-  refused(() => parseConfigText(`${BASE}cluster: { redis: "http://a:6379" }\n`, { baseDir: '/tmp', env: {} }), 'cluster.redis (line 3): expected redis://')
-  refused(() => parseConfigText(`${BASE}cluster: { redis: "redis://a", nmae: x }\n`, { baseDir: '/tmp', env: {} }), 'cluster.nmae (line 3): unknown key')
+  refused(
+    () => loadConfigFile('test/fixtures/bad-configs/cluster-sqlite-store.yaml', {}),
+    'admin.store (line 7): with cluster:, the admin store is shared in Redis',
+  )
+  refused(
+    () => parseConfigText(`${BASE}${ADMIN}  store: "redis://a:6379/0"\n`, { baseDir: '/tmp', env: {} }),
+    'admin.store (line 6): a Redis store is for a cluster',
+  )
+  refused(
+    () => parseConfigText(`${BASE}cluster: { redis: "http://a:6379" }\n`, { baseDir: '/tmp', env: {} }),
+    'cluster.redis (line 3): expected redis://',
+  )
+  refused(
+    () => parseConfigText(`${BASE}cluster: { redis: "redis://a", nmae: x }\n`, { baseDir: '/tmp', env: {} }),
+    'cluster.nmae (line 3): unknown key',
+  )
 })

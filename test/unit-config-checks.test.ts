@@ -33,11 +33,16 @@ test('password formats: plain:, scrypt from passwd, mosquitto $6$ and $7$; anyth
     await hashPassword('s3cret'),
     '$6$OcA0Il9sOGRcaIrP$7j1b/CM7Q4KyIQhOu0SHCt47R3Nvj3vWP4Flg8r0+4gSAgqSKPJ5k4szOs5P/2HwQL6+5FJ5M6yTzfq0OJGo4w==',
     '$7$101$Ylpuk8w4nv5J7LCz$Ya1VOmJkPe1FERDQELSCCAlA1ICdENkqyPj29m93we64Snt4xJEnxMsNW11WAJ0egqBcEdC9tPO+jdYg8KE8LQ==',
-  ]) assert.equal(passwordFormatProblem(ok), undefined, ok)
-  assert.match(passwordFormatProblem('hunter2') ?? '', /unrecognised password format; expected "plain:SECRET".*scrypt.*\$6\$.*\$7\$/)
+  ])
+    assert.equal(passwordFormatProblem(ok), undefined, ok)
+  assert.match(
+    passwordFormatProblem('hunter2') ?? '',
+    /unrecognised password format; expected "plain:SECRET".*scrypt.*\$6\$.*\$7\$/,
+  )
   assert.match(passwordFormatProblem('plain:') ?? '', /empty/)
   assert.match(passwordFormatProblem('scrypt$16384$8$1$salt') ?? '', /damaged scrypt/)
-  assert.match(passwordFormatProblem('scrypt$1000$8$1$c2FsdA==$aGFzaA==') ?? '', /damaged scrypt/) // N not a power of two
+  // N not a power of two
+  assert.match(passwordFormatProblem('scrypt$1000$8$1$c2FsdA==$aGFzaA==') ?? '', /damaged scrypt/)
   assert.match(passwordFormatProblem('$7$x$salt$hash') ?? '', /damaged mosquitto \$7\$/)
   assert.match(passwordFormatProblem('$2y$10$abcdefghijklmnopqrstuv') ?? '', /unrecognised/) // bcrypt: not ours
 })

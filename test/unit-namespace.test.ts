@@ -3,8 +3,23 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
-  namespaceFor, namespacePatternError, mountTopic, unmountTopic, mountFilter, unmountFilter, mountClientId,
-  unmountClientId, tryMountTopic, tryMountClientId, tryMountFilter, fitsMqttString, isValidTopicName, isValidTopicFilter, topicMatches, levelsMatch, parseShared,
+  namespaceFor,
+  namespacePatternError,
+  mountTopic,
+  unmountTopic,
+  mountFilter,
+  unmountFilter,
+  mountClientId,
+  unmountClientId,
+  tryMountTopic,
+  tryMountClientId,
+  tryMountFilter,
+  fitsMqttString,
+  isValidTopicName,
+  isValidTopicFilter,
+  topicMatches,
+  levelsMatch,
+  parseShared,
   type NamespacePatterns,
 } from '../src/tenancy/namespace.js'
 
@@ -19,9 +34,15 @@ const ns = (tenant: string, patterns: NamespacePatterns = DEFAULT) => namespaceF
 const acme = ns('acme')
 
 test('namespaceFor substitutes {tenant} in both patterns', () => {
-  assert.deepEqual({ ...acme, topicPrefixBytes: [...acme.topicPrefixBytes] }, {
-    tenant: 'acme', topicPrefix: 'acme/', clientIdPrefix: 'acme/', topicPrefixBytes: [...Buffer.from('acme/')],
-  })
+  assert.deepEqual(
+    { ...acme, topicPrefixBytes: [...acme.topicPrefixBytes] },
+    {
+      tenant: 'acme',
+      topicPrefix: 'acme/',
+      clientIdPrefix: 'acme/',
+      topicPrefixBytes: [...Buffer.from('acme/')],
+    },
+  )
   const other = ns('acme', { topic: 'x/{tenant}/{tenant}/', clientId: 'c:{tenant}:' })
   assert.equal(other.topicPrefix, 'x/acme/acme/')
   assert.equal(other.clientIdPrefix, 'c:acme:')
@@ -34,7 +55,11 @@ const table: Array<[string, () => unknown, unknown]> = [
   ['SUBSCRIBE # → acme/#', () => mountFilter(acme, '#'), 'acme/#'],
   ['SUBSCRIBE +/t1 → acme/+/t1', () => mountFilter(acme, '+/t1'), 'acme/+/t1'],
   ['SUBSCRIBE sensors/# → acme/sensors/#', () => mountFilter(acme, 'sensors/#'), 'acme/sensors/#'],
-  ['SUBSCRIBE $share/g/sensors/# → $share/g/acme/sensors/#', () => mountFilter(acme, '$share/g/sensors/#'), '$share/g/acme/sensors/#'],
+  [
+    'SUBSCRIBE $share/g/sensors/# → $share/g/acme/sensors/#',
+    () => mountFilter(acme, '$share/g/sensors/#'),
+    '$share/g/acme/sensors/#',
+  ],
   ['SUBSCRIBE $share/g/# → $share/g/acme/#', () => mountFilter(acme, '$share/g/#'), '$share/g/acme/#'],
   ['SUBSCRIBE $SYS/# refused', () => mountFilter(acme, '$SYS/#'), undefined],
   ['SUBSCRIBE $anything refused', () => mountFilter(acme, '$anything'), undefined],
@@ -57,7 +82,11 @@ const table: Array<[string, () => unknown, unknown]> = [
   ['unmountFilter acme/# → #', () => unmountFilter(acme, 'acme/#'), '#'],
   ['unmountFilter $share/g/acme/x → $share/g/x', () => unmountFilter(acme, '$share/g/acme/x'), '$share/g/x'],
   ['unmountFilter $share/g/globex/x → foreign', () => unmountFilter(acme, '$share/g/globex/x'), undefined],
-  ['unmountFilter acme/$SYS/# → undefined (mountFilter never gives it)', () => unmountFilter(acme, 'acme/$SYS/#'), undefined],
+  [
+    'unmountFilter acme/$SYS/# → undefined (mountFilter never gives it)',
+    () => unmountFilter(acme, 'acme/$SYS/#'),
+    undefined,
+  ],
   ['unmountFilter $share/g/acme/$SYS → undefined', () => unmountFilter(acme, '$share/g/acme/$SYS'), undefined],
   ['unmountClientId acme/dev-1 → dev-1', () => unmountClientId(acme, 'acme/dev-1'), 'dev-1'],
   ['unmountClientId globex/dev-1 → foreign', () => unmountClientId(acme, 'globex/dev-1'), undefined],
@@ -90,14 +119,30 @@ test('patterns that cannot keep tenants apart are refused', () => {
 })
 
 test('topic name and filter validity [MQTT-4.7]', () => {
-  for (const t of ['a', 'a/b', '/', 'a//b', 'ünï/cödé', '$SYS/x', '🙂', 'x'.repeat(65535)]) assert.ok(isValidTopicName(t), t.slice(0, 20))
+  for (const t of ['a', 'a/b', '/', 'a//b', 'ünï/cödé', '$SYS/x', '🙂', 'x'.repeat(65535)])
+    assert.ok(isValidTopicName(t), t.slice(0, 20))
   for (const t of ['', 'a/+', '#', 'a#', 'a+b', 'a\u0000b', 'x'.repeat(65536), 'é'.repeat(32768)]) {
     assert.ok(!isValidTopicName(t), JSON.stringify(t.slice(0, 20)))
   }
   for (const f of ['#', '+', 'a/+/b', 'a/#', '+/+', '/', '+/', '/#', '$SYS/#', '$share/g/a/#', '$share/g/#', 'ü/+']) {
     assert.ok(isValidTopicFilter(f), f)
   }
-  for (const f of ['', 'a#', 'a/#/b', 'a+', '+a/b', '#/a', '##', 'a/b#', '$share/g', '$share/g/', '$share//a', '$share/g+/a', '$share/g/a#', 'a\u0000']) {
+  for (const f of [
+    '',
+    'a#',
+    'a/#/b',
+    'a+',
+    '+a/b',
+    '#/a',
+    '##',
+    'a/b#',
+    '$share/g',
+    '$share/g/',
+    '$share//a',
+    '$share/g+/a',
+    '$share/g/a#',
+    'a\u0000',
+  ]) {
     assert.ok(!isValidTopicFilter(f), f)
   }
 })
@@ -151,20 +196,33 @@ const tenantId = fc.oneof(
   fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,3}[a-z0-9])?$/), // short ones collide and nest more often
 )
 const patterns = fc.constantFrom(...PATTERNS)
-const unicodeLevel = fc.oneof(
-  fc.constantFrom('a', 'b', 'x', 'ü', '', '$x', 'acme', 'ab', 'ab-c', '🙂'),
-  fc.string({ maxLength: 6, unit: 'grapheme' }),
-  fc.string({ maxLength: 4, unit: 'binary' }),
-).map((s) => s.replace(/[/+#]/g, '').replaceAll('\u0000', ''))
-const topic = fc.array(unicodeLevel, { minLength: 1, maxLength: 5 }).map((l) => l.join('/'))
+const unicodeLevel = fc
+  .oneof(
+    fc.constantFrom('a', 'b', 'x', 'ü', '', '$x', 'acme', 'ab', 'ab-c', '🙂'),
+    fc.string({ maxLength: 6, unit: 'grapheme' }),
+    fc.string({ maxLength: 4, unit: 'binary' }),
+  )
+  .map((s) => s.replace(/[/+#]/g, '').replaceAll('\u0000', ''))
+const topic = fc
+  .array(unicodeLevel, { minLength: 1, maxLength: 5 })
+  .map((l) => l.join('/'))
   .filter((t) => isValidTopicName(t) && !t.startsWith('$'))
-const filter = fc.tuple(fc.array(fc.oneof(unicodeLevel, fc.constant('+')), { minLength: 1, maxLength: 4 }), fc.boolean(), fc.option(fc.constantFrom('g', 'workers', 'ü')))
+const filter = fc
+  .tuple(
+    fc.array(fc.oneof(unicodeLevel, fc.constant('+')), { minLength: 1, maxLength: 4 }),
+    fc.boolean(),
+    fc.option(fc.constantFrom('g', 'workers', 'ü')),
+  )
   .map(([levels, hash, share]) => {
     const f = [...levels, ...(hash ? ['#'] : [])].join('/')
     return share === null ? f : `$share/${share}/${f}`
   })
   .filter((f) => isValidTopicFilter(f) && !(f.startsWith('$') && (parseShared(f)?.filter ?? '$').startsWith('$')))
-const clientId = fc.oneof(fc.string({ minLength: 1, unit: 'grapheme' }), fc.string({ minLength: 1, unit: 'binary' }), fc.string({ minLength: 1 }))
+const clientId = fc.oneof(
+  fc.string({ minLength: 1, unit: 'grapheme' }),
+  fc.string({ minLength: 1, unit: 'binary' }),
+  fc.string({ minLength: 1 }),
+)
 
 test('levelsMatch agrees with a reference matcher', () => {
   const reference = (f: string, t: string): boolean => {
@@ -178,58 +236,77 @@ test('levelsMatch agrees with a reference matcher', () => {
     return fl.length === tl.length && fl.every((l, i) => l === '+' || l === tl[i])
   }
   const small = fc.constantFrom('a', 'b', '', '$s')
-  const f = fc.tuple(fc.array(fc.oneof(small, fc.constant('+')), { minLength: 1, maxLength: 4 }), fc.boolean()).map(([l, h]) => [...l, ...(h ? ['#'] : [])].join('/'))
-  const t = fc.array(small, { minLength: 1, maxLength: 5 }).map((l) => l.join('/')).filter((s) => s !== '')
-  fc.assert(fc.property(f, t, (ff, tt) => {
-    assert.equal(levelsMatch(ff.split('/'), tt), reference(ff, tt))
-    assert.equal(topicMatches(ff, tt), reference(ff, tt))
-  }), { numRuns: 5000 })
+  const f = fc
+    .tuple(fc.array(fc.oneof(small, fc.constant('+')), { minLength: 1, maxLength: 4 }), fc.boolean())
+    .map(([l, h]) => [...l, ...(h ? ['#'] : [])].join('/'))
+  const t = fc
+    .array(small, { minLength: 1, maxLength: 5 })
+    .map((l) => l.join('/'))
+    .filter((s) => s !== '')
+  fc.assert(
+    fc.property(f, t, (ff, tt) => {
+      assert.equal(levelsMatch(ff.split('/'), tt), reference(ff, tt))
+      assert.equal(topicMatches(ff, tt), reference(ff, tt))
+    }),
+    { numRuns: 5000 },
+  )
 })
 
 test('unmount(mount(x)) = x for topics, filters and client IDs (unicode, any tenant, any pattern)', () => {
-  fc.assert(fc.property(tenantId, patterns, topic, filter, clientId, (t, p, tp, f, id) => {
-    const n = ns(t, p)
-    assert.equal(n.topicPrefixBytes.toString('utf8'), n.topicPrefix)
-    assert.equal(unmountTopic(n, mountTopic(n, tp)), tp)
-    const mf = mountFilter(n, f)
-    assert.ok(mf !== undefined, f)
-    assert.equal(unmountFilter(n, mf), f)
-    assert.ok(isValidTopicFilter(mf), mf)
-    assert.equal(unmountClientId(n, mountClientId(n, id)), id)
-  }), { numRuns: 1000 })
+  fc.assert(
+    fc.property(tenantId, patterns, topic, filter, clientId, (t, p, tp, f, id) => {
+      const n = ns(t, p)
+      assert.equal(n.topicPrefixBytes.toString('utf8'), n.topicPrefix)
+      assert.equal(unmountTopic(n, mountTopic(n, tp)), tp)
+      const mf = mountFilter(n, f)
+      assert.ok(mf !== undefined, f)
+      assert.equal(unmountFilter(n, mf), f)
+      assert.ok(isValidTopicFilter(mf), mf)
+      assert.equal(unmountClientId(n, mountClientId(n, id)), id)
+    }),
+    { numRuns: 1000 },
+  )
 })
 
 test('a mounted filter matches exactly the mounts of the topics it matched', () => {
-  fc.assert(fc.property(tenantId, patterns, topic, filter, (t, p, tp, f) => {
-    const n = ns(t, p)
-    const local = parseShared(f)?.filter ?? f
-    const mounted = mountFilter(n, f) as string
-    assert.equal(topicMatches(parseShared(mounted)?.filter ?? mounted, mountTopic(n, tp)), topicMatches(local, tp))
-  }), { numRuns: 1000 })
+  fc.assert(
+    fc.property(tenantId, patterns, topic, filter, (t, p, tp, f) => {
+      const n = ns(t, p)
+      const local = parseShared(f)?.filter ?? f
+      const mounted = mountFilter(n, f) as string
+      assert.equal(topicMatches(parseShared(mounted)?.filter ?? mounted, mountTopic(n, tp)), topicMatches(local, tp))
+    }),
+    { numRuns: 1000 },
+  )
 })
 
 /** Two different tenants, often with IDs that are prefixes of each other (ab / ab-c, ab / abc). */
-const twoTenants = fc.oneof(
-  fc.tuple(tenantId, tenantId),
-  tenantId.map((t) => [t, `${t}-c`] as [string, string]),
-  tenantId.map((t) => [`${t}-c`, t] as [string, string]),
-  tenantId.map((t) => [t, `${t}c`] as [string, string]),
-  tenantId.map((t) => [`${t}0`, t] as [string, string]),
-).filter(([a, b]) => a !== b && a.length <= 63 && b.length <= 63)
+const twoTenants = fc
+  .oneof(
+    fc.tuple(tenantId, tenantId),
+    tenantId.map((t) => [t, `${t}-c`] as [string, string]),
+    tenantId.map((t) => [`${t}-c`, t] as [string, string]),
+    tenantId.map((t) => [t, `${t}c`] as [string, string]),
+    tenantId.map((t) => [`${t}0`, t] as [string, string]),
+  )
+  .filter(([a, b]) => a !== b && a.length <= 63 && b.length <= 63)
 
 test('nothing mounted for one tenant reaches another: filters, topics, shared subscriptions, client IDs', () => {
-  fc.assert(fc.property(twoTenants, patterns, filter, topic, clientId, clientId, ([a, b], p, f, tp, idA, idB) => {
-    const A = ns(a, p)
-    const B = ns(b, p)
-    const mf = mountFilter(A, f) as string
-    const plain = parseShared(mf)?.filter ?? mf
-    const theirs = mountTopic(B, tp)
-    assert.ok(!topicMatches(plain, theirs), `${mf} matched ${theirs}`)
-    assert.equal(unmountTopic(A, theirs), undefined)
-    assert.equal(unmountFilter(A, mountFilter(B, f) as string), undefined)
-    assert.notEqual(mountClientId(A, idA), mountClientId(B, idB))
-    assert.equal(unmountClientId(A, mountClientId(B, idB)), undefined)
-  }), { numRuns: 2000 })
+  fc.assert(
+    fc.property(twoTenants, patterns, filter, topic, clientId, clientId, ([a, b], p, f, tp, idA, idB) => {
+      const A = ns(a, p)
+      const B = ns(b, p)
+      const mf = mountFilter(A, f) as string
+      const plain = parseShared(mf)?.filter ?? mf
+      const theirs = mountTopic(B, tp)
+      assert.ok(!topicMatches(plain, theirs), `${mf} matched ${theirs}`)
+      assert.equal(unmountTopic(A, theirs), undefined)
+      assert.equal(unmountFilter(A, mountFilter(B, f) as string), undefined)
+      assert.notEqual(mountClientId(A, idA), mountClientId(B, idB))
+      assert.equal(unmountClientId(A, mountClientId(B, idB)), undefined)
+    }),
+    { numRuns: 2000 },
+  )
 })
 
 test('the widest filters of ab and ab-c stay apart (worked example)', () => {
@@ -239,14 +316,15 @@ test('the widest filters of ab and ab-c stay apart (worked example)', () => {
     for (const f of ['#', '+', '+/#', '$share/g/#']) {
       const mf = mountFilter(ab, f) as string
       const plain = parseShared(mf)?.filter ?? mf
-      for (const t of ['x', 'x/y', '-c/x', '/x']) assert.ok(!topicMatches(plain, mountTopic(abc, t)), `${mf} ~ ${mountTopic(abc, t)}`)
+      for (const t of ['x', 'x/y', '-c/x', '/x'])
+        assert.ok(!topicMatches(plain, mountTopic(abc, t)), `${mf} ~ ${mountTopic(abc, t)}`)
     }
     assert.notEqual(mountClientId(ab, '-cdev'), mountClientId(abc, 'dev'))
     assert.notEqual(mountClientId(ab, '-c/dev'), mountClientId(abc, '/dev'))
   }
 })
 
-test('try-mounts refuse what would not fit an MQTT string, so the session can answer the field\'s code', () => {
+test("try-mounts refuse what would not fit an MQTT string, so the session can answer the field's code", () => {
   const edge = 'x'.repeat(65_535 - 'acme/'.length)
   assert.equal(tryMountTopic(acme, edge), `acme/${edge}`)
   assert.equal(tryMountTopic(acme, `${edge}y`), undefined)
@@ -260,7 +338,10 @@ test('try-mounts refuse what would not fit an MQTT string, so the session can an
   assert.deepEqual(tryMountFilter(acme, '$share/g/$SYS/#'), { refused: 'reserved' })
   assert.deepEqual(tryMountFilter(acme, '$share/g'), { refused: 'invalid' })
   assert.deepEqual(tryMountFilter(acme, 'a/#/b'), { refused: 'invalid' })
-  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 30_000 }), (s) => {
-    assert.equal(fitsMqttString(s), Buffer.byteLength(s) <= 65_535)
-  }), { numRuns: 200 })
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 30_000 }), (s) => {
+      assert.equal(fitsMqttString(s), Buffer.byteLength(s) <= 65_535)
+    }),
+    { numRuns: 200 },
+  )
 })

@@ -18,20 +18,32 @@ tenants:
   own: { limits: { maxPacketSize: 2KiB } }
 `
 const sizes = (extra: string): Record<string, number | undefined> =>
-  Object.fromEntries([...buildTenants(parseConfigText(yaml(extra), { baseDir: '.' }).config)].map(([id, t]) => [id, t.limits.maxPacketSize]))
+  Object.fromEntries(
+    [...buildTenants(parseConfigText(yaml(extra), { baseDir: '.' }).config)].map(([id, t]) => [
+      id,
+      t.limits.maxPacketSize,
+    ]),
+  )
 
 test('tenants without a maxPacketSize get the gateway default, 1 MiB unless configured', () => {
   assert.deepEqual(sizes(''), { plain: 1024 * 1024, onplan: 16 * 1024 * 1024, own: 2048 })
   assert.deepEqual(sizes('maxPacketSize: 256KiB'), { plain: 256 * 1024, onplan: 16 * 1024 * 1024, own: 2048 })
   assert.equal(sizes('maxPacketSize: 256MiB').plain, 256 * 1024 * 1024)
-  assert.throws(() => sizes('maxPacketSize: 257MiB'), (err: unknown) => err instanceof ConfigError && /maxPacketSize.*at most 256MiB/.test(err.message))
+  assert.throws(
+    () => sizes('maxPacketSize: 257MiB'),
+    (err: unknown) => err instanceof ConfigError && /maxPacketSize.*at most 256MiB/.test(err.message),
+  )
 })
 
 test('after a framing error the reader holds nothing more: a cut client that keeps sending costs no memory', () => {
   const reader = new FrameReader(1024)
   assert.throws(() => reader.push(Buffer.from([0x30, 0xff, 0xff, 0x7f]), () => true), FrameError)
   let frames = 0
-  for (let i = 0; i < 100; i++) reader.push(Buffer.alloc(64 * 1024, 0x7a), () => { frames++; return false })
+  for (let i = 0; i < 100; i++)
+    reader.push(Buffer.alloc(64 * 1024, 0x7a), () => {
+      frames++
+      return false
+    })
   assert.equal(reader.buffered, 0)
   assert.equal(frames, 0)
 })

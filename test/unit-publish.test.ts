@@ -6,14 +6,16 @@ import mqttPacket from 'mqtt-packet'
 import { FrameReader, decodePacket, type Frame } from '../src/codec.js'
 import { readPublish, mountPublish, unmountPublish, topicBytesProblem } from '../src/session/splice.js'
 
-function frameOf (bytes: Buffer): Frame {
+function frameOf(bytes: Buffer): Frame {
   const frames: Frame[] = []
   new FrameReader(1 << 28).push(bytes, (f) => frames.push(f))
   assert.equal(frames.length, 1)
   return frames[0] as Frame
 }
 
-const topicArb = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((t) => !/[+#]/.test(t) && !t.includes('\u0000'))
+const topicArb = fc
+  .string({ minLength: 1, maxLength: 40, unit: 'grapheme' })
+  .filter((t) => !/[+#]/.test(t) && !t.includes('\u0000'))
 const publishArb = fc.record({
   topic: topicArb,
   payload: fc.uint8Array({ maxLength: 300 }),
@@ -26,17 +28,28 @@ const publishArb = fc.record({
 })
 
 test('mountPublish equals re-encoding with the mounted topic', () => {
-  fc.assert(fc.property(publishArb, (p) => {
-    const packet = { cmd: 'publish' as const, topic: p.topic, payload: Buffer.from(p.payload), qos: p.qos, retain: p.retain, dup: p.qos > 0 && p.dup, messageId: p.qos > 0 ? p.messageId : undefined }
-    const wire = mqttPacket.generate(packet, { protocolVersion: p.version })
-    const frame = frameOf(wire)
-    const view = readPublish(frame, p.version === 5)
-    assert.ok(view)
-    assert.equal(topicBytesProblem(frame.bytes, view.topicOffset, view.topicLength), undefined)
-    const mounted = mountPublish(frame, view, Buffer.from(p.prefix))
-    const expected = mqttPacket.generate({ ...packet, topic: p.prefix + p.topic }, { protocolVersion: p.version })
-    assert.deepEqual(mounted, expected)
-  }), { numRuns: 300 })
+  fc.assert(
+    fc.property(publishArb, (p) => {
+      const packet = {
+        cmd: 'publish' as const,
+        topic: p.topic,
+        payload: Buffer.from(p.payload),
+        qos: p.qos,
+        retain: p.retain,
+        dup: p.qos > 0 && p.dup,
+        messageId: p.qos > 0 ? p.messageId : undefined,
+      }
+      const wire = mqttPacket.generate(packet, { protocolVersion: p.version })
+      const frame = frameOf(wire)
+      const view = readPublish(frame, p.version === 5)
+      assert.ok(view)
+      assert.equal(topicBytesProblem(frame.bytes, view.topicOffset, view.topicLength), undefined)
+      const mounted = mountPublish(frame, view, Buffer.from(p.prefix))
+      const expected = mqttPacket.generate({ ...packet, topic: p.prefix + p.topic }, { protocolVersion: p.version })
+      assert.deepEqual(mounted, expected)
+    }),
+    { numRuns: 300 },
+  )
 })
 
 test('topicBytesProblem: ill-formed UTF-8 and U+0000 are malformed, wildcards and empty are invalid names', () => {
@@ -57,24 +70,40 @@ test('topicBytesProblem: ill-formed UTF-8 and U+0000 are malformed, wildcards an
 })
 
 test('unmountPublish equals re-encoding with the prefix removed, and refuses foreign topics', () => {
-  fc.assert(fc.property(publishArb, topicArb, (p, other) => {
-    const packet = { cmd: 'publish' as const, topic: p.prefix + p.topic, payload: Buffer.from(p.payload), qos: p.qos, retain: p.retain, dup: false, messageId: p.qos > 0 ? p.messageId : undefined }
-    const frame = frameOf(mqttPacket.generate(packet, { protocolVersion: p.version }))
-    const view = readPublish(frame, p.version === 5)
-    assert.ok(view)
-    const out = unmountPublish(frame, view, Buffer.from(p.prefix))
-    assert.deepEqual(out, mqttPacket.generate({ ...packet, topic: p.topic }, { protocolVersion: p.version }))
-    if (!other.startsWith(p.prefix)) {
-      const foreign = frameOf(mqttPacket.generate({ ...packet, topic: other }, { protocolVersion: p.version }))
-      const fv = readPublish(foreign, p.version === 5)
-      assert.ok(fv)
-      assert.equal(unmountPublish(foreign, fv, Buffer.from(p.prefix)), null)
-    }
-  }), { numRuns: 300 })
+  fc.assert(
+    fc.property(publishArb, topicArb, (p, other) => {
+      const packet = {
+        cmd: 'publish' as const,
+        topic: p.prefix + p.topic,
+        payload: Buffer.from(p.payload),
+        qos: p.qos,
+        retain: p.retain,
+        dup: false,
+        messageId: p.qos > 0 ? p.messageId : undefined,
+      }
+      const frame = frameOf(mqttPacket.generate(packet, { protocolVersion: p.version }))
+      const view = readPublish(frame, p.version === 5)
+      assert.ok(view)
+      const out = unmountPublish(frame, view, Buffer.from(p.prefix))
+      assert.deepEqual(out, mqttPacket.generate({ ...packet, topic: p.topic }, { protocolVersion: p.version }))
+      if (!other.startsWith(p.prefix)) {
+        const foreign = frameOf(mqttPacket.generate({ ...packet, topic: other }, { protocolVersion: p.version }))
+        const fv = readPublish(foreign, p.version === 5)
+        assert.ok(fv)
+        assert.equal(unmountPublish(foreign, fv, Buffer.from(p.prefix)), null)
+      }
+    }),
+    { numRuns: 300 },
+  )
 })
 
 test('a topic equal to the bare prefix is not delivered (nothing left to unmount)', () => {
-  const frame = frameOf(mqttPacket.generate({ cmd: 'publish', topic: 'acme/', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, { protocolVersion: 4 }))
+  const frame = frameOf(
+    mqttPacket.generate(
+      { cmd: 'publish', topic: 'acme/', payload: Buffer.from('x'), qos: 0, retain: false, dup: false },
+      { protocolVersion: 4 },
+    ),
+  )
   const view = readPublish(frame, false)
   assert.ok(view)
   assert.equal(unmountPublish(frame, view, Buffer.from('acme/')), null)
@@ -87,70 +116,104 @@ test('readPublish rejects QoS 3, packet id 0 and truncated topics', () => {
 })
 
 test('FrameReader reassembles split frames and refuses oversize before buffering the body', () => {
-  const wire = mqttPacket.generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(500), qos: 0, retain: false, dup: false }, { protocolVersion: 4 })
+  const wire = mqttPacket.generate(
+    { cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(500), qos: 0, retain: false, dup: false },
+    { protocolVersion: 4 },
+  )
   const reader = new FrameReader(1000)
   const got: Buffer[] = []
   for (let i = 0; i < wire.length; i += 7) reader.push(wire.subarray(i, i + 7), (f) => got.push(Buffer.from(f.bytes)))
   assert.deepEqual(got, [wire])
   assert.throws(() => new FrameReader(100).push(wire.subarray(0, 4), () => {}), /exceeds/)
-  assert.throws(() => new FrameReader(100).push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), () => {}), /remaining length/)
+  assert.throws(
+    () => new FrameReader(100).push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), () => {}),
+    /remaining length/,
+  )
 })
 
 test('FrameReader: any split of a stream of frames gives the same frames, and buffered counts what is held', () => {
-  const frame = fc.tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 300 })).map(([type, body]) =>
-    Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
-  fc.assert(fc.property(fc.array(frame, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 50 }), (frames, cuts) => {
-    const wire = Buffer.concat(frames)
-    const reader = new FrameReader(1 << 20)
-    const got: Buffer[] = []
-    let at = 0
-    for (let i = 0; at < wire.length; i++) {
-      const size = cuts[i % cuts.length] as number
-      reader.push(wire.subarray(at, at + size), (f) => got.push(Buffer.from(f.bytes)))
-      at += size
-    }
-    assert.deepEqual(got, frames)
-    assert.equal(reader.buffered, 0)
-  }))
+  const frame = fc
+    .tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 300 }))
+    .map(([type, body]) => Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
+  fc.assert(
+    fc.property(
+      fc.array(frame, { minLength: 1, maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 50 }),
+      (frames, cuts) => {
+        const wire = Buffer.concat(frames)
+        const reader = new FrameReader(1 << 20)
+        const got: Buffer[] = []
+        let at = 0
+        for (let i = 0; at < wire.length; i++) {
+          const size = cuts[i % cuts.length] as number
+          reader.push(wire.subarray(at, at + size), (f) => got.push(Buffer.from(f.bytes)))
+          at += size
+        }
+        assert.deepEqual(got, frames)
+        assert.equal(reader.buffered, 0)
+      },
+    ),
+  )
 })
 
 test('FrameReader: a reader that stops after some frames gets the rest, in order, once it reads on; held chunks are not read', () => {
-  const frame = fc.tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 100 })).map(([type, body]) =>
-    Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
-  fc.assert(fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 4 }), (frames, cut, every) => {
-    const wire = Buffer.concat(frames)
-    const reader = new FrameReader(1 << 20)
-    const got: Buffer[] = []
-    // The session's pattern: a chunk is pushed only while reading; while stopped it is held.
-    let stopped = false
-    const onFrame = (f: Frame): boolean => {
-      got.push(Buffer.from(f.bytes))
-      stopped = got.length % every === 0
-      return !stopped
-    }
-    for (let at = 0; at < wire.length; at += cut) {
-      const chunk = wire.subarray(at, at + cut)
-      if (stopped) {
-        const before = got.length
-        reader.hold(chunk)
-        assert.equal(got.length, before, 'a held chunk is not read')
-      } else {
-        reader.push(chunk, onFrame)
-      }
-      if (stopped && at % 2 === 0) { stopped = false; reader.push(undefined, onFrame) } // reads on, sometimes
-    }
-    for (let guard = 0; reader.buffered > 0 && guard < 100; guard++) { stopped = false; reader.push(undefined, onFrame) }
-    assert.deepEqual(got, frames)
-    assert.equal(reader.buffered, 0)
-  }))
+  const frame = fc
+    .tuple(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 100 }))
+    .map(([type, body]) => Buffer.concat([Buffer.from([type << 4]), encodeLength(body.length), Buffer.from(body)]))
+  fc.assert(
+    fc.property(
+      fc.array(frame, { minLength: 1, maxLength: 10 }),
+      fc.integer({ min: 1, max: 80 }),
+      fc.integer({ min: 1, max: 4 }),
+      (frames, cut, every) => {
+        const wire = Buffer.concat(frames)
+        const reader = new FrameReader(1 << 20)
+        const got: Buffer[] = []
+        // The session's pattern: a chunk is pushed only while reading; while stopped it is held.
+        let stopped = false
+        const onFrame = (f: Frame): boolean => {
+          got.push(Buffer.from(f.bytes))
+          stopped = got.length % every === 0
+          return !stopped
+        }
+        for (let at = 0; at < wire.length; at += cut) {
+          const chunk = wire.subarray(at, at + cut)
+          if (stopped) {
+            const before = got.length
+            reader.hold(chunk)
+            assert.equal(got.length, before, 'a held chunk is not read')
+          } else {
+            reader.push(chunk, onFrame)
+          }
+          if (stopped && at % 2 === 0) {
+            stopped = false
+            reader.push(undefined, onFrame)
+          } // reads on, sometimes
+        }
+        for (let guard = 0; reader.buffered > 0 && guard < 100; guard++) {
+          stopped = false
+          reader.push(undefined, onFrame)
+        }
+        assert.deepEqual(got, frames)
+        assert.equal(reader.buffered, 0)
+      },
+    ),
+  )
 })
 
 test('FrameReader: a large frame dribbled one byte at a time is joined once, not once per byte', () => {
-  const wire = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(200_000), qos: 0, retain: false, dup: false }, { protocolVersion: 4 })
+  const wire = mqttPacket.generate(
+    { cmd: 'publish', topic: 't', payload: Buffer.alloc(200_000), qos: 0, retain: false, dup: false },
+    { protocolVersion: 4 },
+  )
   const reader = new FrameReader(1 << 20)
   const concat = Buffer.concat
   let joinedBytes = 0
-  Buffer.concat = (list: readonly Uint8Array[], total?: number) => { const b = concat(list, total); joinedBytes += b.length; return b }
+  Buffer.concat = (list: readonly Uint8Array[], total?: number) => {
+    const b = concat(list, total)
+    joinedBytes += b.length
+    return b
+  }
   try {
     let frames = 0
     for (let i = 0; i < wire.length; i++) reader.push(wire.subarray(i, i + 1), () => frames++)
@@ -162,7 +225,7 @@ test('FrameReader: a large frame dribbled one byte at a time is joined once, not
   }
 })
 
-function encodeLength (n: number): Buffer {
+function encodeLength(n: number): Buffer {
   const out: number[] = []
   do {
     let byte = n % 128
@@ -174,18 +237,28 @@ function encodeLength (n: number): Buffer {
 }
 
 test('decodePacket: a 3.1.1 CONNACK read by hand says what mqtt-packet says, and bad flags are refused alike', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (flags, code) => {
-    const bytes = Buffer.from([0x20, 0x02, flags, code])
-    const parser = mqttPacket.parser({ protocolVersion: 4 })
-    let reference: mqttPacket.Packet | Error | undefined
-    parser.on('packet', (p: mqttPacket.Packet) => { reference = p })
-    parser.on('error', (e: Error) => { reference = e })
-    parser.parse(bytes)
-    let ours: mqttPacket.Packet | Error
-    try { ours = decodePacket(frameOf(bytes), 4) } catch (err) { ours = err as Error }
-    if (reference instanceof Error) return assert.ok(ours instanceof Error, `flags ${flags} refused`)
-    assert.ok(!(ours instanceof Error) && reference?.cmd === 'connack' && ours.cmd === 'connack')
-    assert.equal(ours.sessionPresent, reference.sessionPresent)
-    assert.equal(ours.returnCode, reference.returnCode)
-  }))
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (flags, code) => {
+      const bytes = Buffer.from([0x20, 0x02, flags, code])
+      const parser = mqttPacket.parser({ protocolVersion: 4 })
+      let reference: mqttPacket.Packet | Error | undefined
+      parser.on('packet', (p: mqttPacket.Packet) => {
+        reference = p
+      })
+      parser.on('error', (e: Error) => {
+        reference = e
+      })
+      parser.parse(bytes)
+      let ours: mqttPacket.Packet | Error
+      try {
+        ours = decodePacket(frameOf(bytes), 4)
+      } catch (err) {
+        ours = err as Error
+      }
+      if (reference instanceof Error) return assert.ok(ours instanceof Error, `flags ${flags} refused`)
+      assert.ok(!(ours instanceof Error) && reference?.cmd === 'connack' && ours.cmd === 'connack')
+      assert.equal(ours.sessionPresent, reference.sessionPresent)
+      assert.equal(ours.returnCode, reference.returnCode)
+    }),
+  )
 })

@@ -7,7 +7,7 @@ import { DISCONNECT, GO, type SessionPolicy } from '../src/policy/session-policy
 import type { Limits } from '../src/config/schema.js'
 import type { TenantRuntime } from '../src/tenancy/tenants.js'
 
-test('TokenBucket: a burst of one second\'s worth passes, then the debt holds for exactly excess / rate', () => {
+test("TokenBucket: a burst of one second's worth passes, then the debt holds for exactly excess / rate", () => {
   const b = new TokenBucket(10, 10, 0)
   for (let i = 0; i < 10; i++) assert.equal(b.take(1, 0), 0)
   assert.equal(b.take(1, 0), 100, 'one token of debt at 10/s: 100 ms')
@@ -19,7 +19,7 @@ test('TokenBucket: a burst of one second\'s worth passes, then the debt holds fo
   assert.equal(b.fits(11, 60_000), false, 'never more than the burst saved')
 })
 
-function policy (limits: Limits): SessionPolicy {
+function policy(limits: Limits): SessionPolicy {
   const tenant = { id: 't', limits } as unknown as TenantRuntime
   return new TenantLimits(undefined).admit(tenant) as unknown as SessionPolicy
 }
@@ -30,7 +30,7 @@ test('limits: publishRate forwards the burst, then a PUBLISH holds the client fo
   const now = Date.now()
   let verdicts = 0
   for (let i = 0; i < 100; i++) verdicts += p.charge(true, 10, now)
-  assert.equal(verdicts, GO, 'the first second\'s worth goes at once')
+  assert.equal(verdicts, GO, "the first second's worth goes at once")
   assert.equal(p.charge(false, 10, now), GO, 'a PUBACK is not a message')
   assert.equal(p.charge(true, 10, now), 10, 'one message of debt at 100/s: 10 ms')
 })

@@ -28,14 +28,18 @@ before(async () => {
   second = await startMosquitto()
   svc = await startTestService(adminYaml(first.url, tenants('')))
 })
-after(async () => { await svc?.close(); await first?.stop(); await second?.stop() })
+after(async () => {
+  await svc?.close()
+  await first?.stop()
+  await second?.stop()
+})
 
 const PASSWORDS: Record<string, string> = { acme: 'a', globex: 'g', initech: 'i' }
 const join = (tenant: string, clientId: string, opts: mqtt.IClientOptions = {}): Promise<TestClient> =>
   connectClient(svc.mqttPort, { clientId, username: `alice@${tenant}`, password: PASSWORDS[tenant] as string, ...opts })
 
 /** Everything published on a broker, seen by a subscriber connected to it directly (anonymous, `#`). */
-async function watch (broker: Mosquitto): Promise<TestClient> {
+async function watch(broker: Mosquitto): Promise<TestClient> {
   const c = await connectClient(broker.port, { clientId: `watch-${Date.now()}` })
   await c.client.subscribeAsync('#', { qos: 1 })
   return c
@@ -50,7 +54,10 @@ test('each tenant lives on its broker: the same client ID and topics, retained i
   await g.client.publishAsync('sensors/t1', 'G', { qos: 1, retain: true })
   assert.equal((await a.next()).payload, 'A')
   assert.equal((await g.next()).payload, 'G')
-  assert.deepEqual([(await onFirst.next()).topic, (await onSecond.next()).topic], ['acme/sensors/t1', 'globex/sensors/t1'])
+  assert.deepEqual(
+    [(await onFirst.next()).topic, (await onSecond.next()).topic],
+    ['acme/sensors/t1', 'globex/sensors/t1'],
+  )
   await Promise.all([quiet(onFirst, 200), quiet(onSecond, 0), quiet(a, 0), quiet(g, 0)])
   // The retained message is kept by the tenant's broker: a late subscriber there gets it.
   const late = await connectClient(second.port, { clientId: 'late' })
@@ -74,12 +81,18 @@ test('two tenants on one broker stay apart by namespace, as without upstreams', 
 test('a broker that is down refuses only its tenants (0x88 / 0x03); readiness names it; back up, its tenants are served again', async () => {
   await second.stop()
   try {
-    assert.equal(await connectRefusal(svc.mqttPort, { protocolVersion: 5, username: 'alice@globex', password: 'g' }), 0x88)
+    assert.equal(
+      await connectRefusal(svc.mqttPort, { protocolVersion: 5, username: 'alice@globex', password: 'g' }),
+      0x88,
+    )
     assert.equal(await connectRefusal(svc.mqttPort, { username: 'alice@globex', password: 'g' }), 0x03)
     const a = await join('acme', 'unaffected')
     await a.end()
     const ready = await svc.api('/api/v1/ready', { token: null })
-    assert.deepEqual([ready.status, ready.body], [200, { ready: true, upstream: 'reachable', upstreams: { second: 'unreachable' } }])
+    assert.deepEqual(
+      [ready.status, ready.body],
+      [200, { ready: true, upstream: 'reachable', upstreams: { second: 'unreachable' } }],
+    )
   } finally {
     await second.restart()
   }
@@ -87,8 +100,19 @@ test('a broker that is down refuses only its tenants (0x88 / 0x03); readiness na
   await g.end()
   // The operator sees where each tenant lives (null: the default upstream).
   const placed = (await svc.api('/api/v1/tenants')).body as Array<{ id: string; upstream: string | null }>
-  assert.deepEqual(placed.map((t) => [t.id, t.upstream]), [['acme', null], ['globex', 'second'], ['initech', null]])
-  assert.deepEqual((await svc.api('/api/v1/ready', { token: null })).body, { ready: true, upstream: 'reachable', upstreams: { second: 'reachable' } })
+  assert.deepEqual(
+    placed.map((t) => [t.id, t.upstream]),
+    [
+      ['acme', null],
+      ['globex', 'second'],
+      ['initech', null],
+    ],
+  )
+  assert.deepEqual((await svc.api('/api/v1/ready', { token: null })).body, {
+    ready: true,
+    upstream: 'reachable',
+    upstreams: { second: 'reachable' },
+  })
 })
 
 test('a reload moves a tenant to another broker for its next connections; a connected client stays where it is', async () => {

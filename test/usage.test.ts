@@ -23,18 +23,47 @@ tenants:
 `
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-interface UsageRow { tenant: string; hour: string; sessionSeconds: number; sessionMinutes: number; messagesIn: number; messagesOut: number; bytesIn: number; bytesOut: number; peakConnections: number; limitHits: number }
+interface UsageRow {
+  tenant: string
+  hour: string
+  sessionSeconds: number
+  sessionMinutes: number
+  messagesIn: number
+  messagesOut: number
+  bytesIn: number
+  bytesOut: number
+  peakConnections: number
+  limitHits: number
+}
 
-function total (rows: UsageRow[], tenant: string): Omit<UsageRow, 'tenant' | 'hour'> {
-  const t = { sessionSeconds: 0, sessionMinutes: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, peakConnections: 0, limitHits: 0 }
+function total(rows: UsageRow[], tenant: string): Omit<UsageRow, 'tenant' | 'hour'> {
+  const t = {
+    sessionSeconds: 0,
+    sessionMinutes: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    peakConnections: 0,
+    limitHits: 0,
+  }
   for (const r of rows.filter((x) => x.tenant === tenant)) {
-    for (const k of ['sessionSeconds', 'sessionMinutes', 'messagesIn', 'messagesOut', 'bytesIn', 'bytesOut', 'limitHits'] as const) t[k] += r[k]
+    for (const k of [
+      'sessionSeconds',
+      'sessionMinutes',
+      'messagesIn',
+      'messagesOut',
+      'bytesIn',
+      'bytesOut',
+      'limitHits',
+    ] as const)
+      t[k] += r[k]
     t.peakConnections = Math.max(t.peakConnections, r.peakConnections)
   }
   return t
 }
 
-async function publishAll (c: Awaited<ReturnType<typeof connectClient>>, topic: string, n: number): Promise<void> {
+async function publishAll(c: Awaited<ReturnType<typeof connectClient>>, topic: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await c.client.publishAsync(topic, `m${i}`, { qos: 1 })
 }
 
@@ -47,7 +76,8 @@ test('usage per tenant and hour: session time, messages and bytes both ways, pea
     // globex uses the same client ID and topic: none of it may show up in acme's usage.
     const other = await connectClient(svc.mqttPort, { clientId: 'same', username: 'alice@globex', password: 'pw-g' })
     await publishAll(other, 't/x', 3)
-    assert.equal(await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-a' }), 3) // maxConnections: 2
+    // maxConnections: 2
+    assert.equal(await connectRefusal(svc.mqttPort, { username: 'alice@acme', password: 'pw-a' }), 3)
     await publishAll(pub, 't/x', 10)
     await sub.next((m) => m.payload === 'm9')
     await sleep(1500)
@@ -59,8 +89,11 @@ test('usage per tenant and hour: session time, messages and bytes both ways, pea
     assert.equal(acme.messagesIn, 10)
     assert.equal(acme.messagesOut, 10)
     assert.ok(acme.bytesIn > 10 * 'm0'.length && acme.bytesOut > 10 * 'm0'.length, JSON.stringify(acme))
-    assert.ok(acme.sessionSeconds >= 3 && acme.sessionSeconds <= 8, `two clients for ~1.5 s or more: ${acme.sessionSeconds}`)
-    assert.equal(acme.sessionMinutes, Math.round(acme.sessionSeconds / 60 * 100) / 100)
+    assert.ok(
+      acme.sessionSeconds >= 3 && acme.sessionSeconds <= 8,
+      `two clients for ~1.5 s or more: ${acme.sessionSeconds}`,
+    )
+    assert.equal(acme.sessionMinutes, Math.round((acme.sessionSeconds / 60) * 100) / 100)
     assert.equal(acme.peakConnections, 2)
     assert.equal(acme.limitHits, 1)
     const globex = total(rows, 'globex')
@@ -70,10 +103,17 @@ test('usage per tenant and hour: session time, messages and bytes both ways, pea
     const csv = await svc.api('/api/v1/tenants/acme/usage?format=csv')
     assert.match(csv.type, /text\/csv/)
     const lines = csv.text.trim().split('\n')
-    assert.equal(lines[0], 'tenant,hour,sessionSeconds,sessionMinutes,messagesIn,messagesOut,bytesIn,bytesOut,peakConnections,limitHits')
+    assert.equal(
+      lines[0],
+      'tenant,hour,sessionSeconds,sessionMinutes,messagesIn,messagesOut,bytesIn,bytesOut,peakConnections,limitHits',
+    )
     assert.ok(lines.slice(1).length >= 1 && lines.slice(1).every((l) => l.startsWith('acme,')))
     // A range before any traffic is empty; a bad time is a 400 that says why.
-    assert.deepEqual(((await svc.api('/api/v1/usage?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z')).body as { rows: unknown[] }).rows, [])
+    assert.deepEqual(
+      ((await svc.api('/api/v1/usage?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z')).body as { rows: unknown[] })
+        .rows,
+      [],
+    )
     const bad = await svc.api('/api/v1/usage?from=yesterday')
     assert.equal(bad.status, 400)
     assert.match(bad.text, /from: expected an ISO 8601 time/)
@@ -113,7 +153,10 @@ test('a deleted tenant: its usage stays readable, its series leave /metrics afte
     (await svc.api('/metrics')).text.split('\n').filter((l) => l.includes(`tenant="${tenant}"`))
   const createTemp = async (): Promise<void> => {
     assert.equal((await svc.api('/api/v1/tenants', { method: 'POST', body: { id: 'temp' } })).status, 201)
-    assert.equal((await svc.api('/api/v1/tenants/temp/users/alice', { method: 'PUT', body: { password: 'pw-t' } })).status, 201)
+    assert.equal(
+      (await svc.api('/api/v1/tenants/temp/users/alice', { method: 'PUT', body: { password: 'pw-t' } })).status,
+      201,
+    )
   }
   try {
     await createTemp()
@@ -142,8 +185,11 @@ test('a deleted tenant: its usage stays readable, its series leave /metrics afte
     // Usage adds up across the two lives of the ID, and no interval went negative.
     const rows = ((await svc.api('/api/v1/usage')).body as { rows: UsageRow[] }).rows.filter((r) => r.tenant === 'temp')
     assert.equal(total(rows, 'temp').messagesIn, 6)
-    assert.ok(rows.every((r) => r.messagesIn >= 0 && r.bytesIn >= 0 && r.sessionSeconds >= 0), JSON.stringify(rows))
-    assert.ok(t.client.disconnected || !t.client.connected, 'the deleted tenant\'s client was disconnected')
+    assert.ok(
+      rows.every((r) => r.messagesIn >= 0 && r.bytesIn >= 0 && r.sessionSeconds >= 0),
+      JSON.stringify(rows),
+    )
+    assert.ok(t.client.disconnected || !t.client.connected, "the deleted tenant's client was disconnected")
   } finally {
     await svc.close()
   }
@@ -153,37 +199,76 @@ test('admin.usageRetention: hourly rows older than the retention are deleted at 
   const dir = mkdtempSync(join(tmpdir(), 'mtg-retention-'))
   const now = Date.now()
   const hour = now - (now % 3_600_000)
-  const row = (tenant: string, at: number): UsageRecord => ({ tenant, hour: at, sessionMs: 60_000, messagesIn: 1, messagesOut: 0, bytesIn: 10, bytesOut: 0, peakConnections: 1, limitHits: 0 })
+  const row = (tenant: string, at: number): UsageRecord => ({
+    tenant,
+    hour: at,
+    sessionMs: 60_000,
+    messagesIn: 1,
+    messagesOut: 0,
+    bytesIn: 10,
+    bytesOut: 0,
+    peakConnections: 1,
+    limitHits: 0,
+  })
   const store = openSqliteStore(join(dir, 'state.db'))
-  await store.addUsage([row('acme', hour - 40 * 86_400_000), row('globex', hour - 40 * 86_400_000), row('acme', hour - 2 * 86_400_000), row('acme', hour)])
+  await store.addUsage([
+    row('acme', hour - 40 * 86_400_000),
+    row('globex', hour - 40 * 86_400_000),
+    row('acme', hour - 2 * 86_400_000),
+    row('acme', hour),
+  ])
   await store.close()
   const hours = async (svc: TestService): Promise<number[]> =>
-    ((await svc.api('/api/v1/usage?from=2000-01-01T00:00:00Z')).body as { rows: UsageRow[] }).rows.map((r) => Date.parse(r.hour))
+    ((await svc.api('/api/v1/usage?from=2000-01-01T00:00:00Z')).body as { rows: UsageRow[] }).rows.map((r) =>
+      Date.parse(r.hour),
+    )
 
   let svc = await startTestService(adminYaml('embedded', TENANTS), dir)
   try {
     assert.equal((await hours(svc)).length, 4, 'without a retention everything is kept')
-  } finally { await svc.close() }
-  svc = await startTestService(adminYaml('embedded', TENANTS).replace('usageFlushInterval:', 'usageRetention: 30d\n  usageFlushInterval:'), dir)
+  } finally {
+    await svc.close()
+  }
+  svc = await startTestService(
+    adminYaml('embedded', TENANTS).replace('usageFlushInterval:', 'usageRetention: 30d\n  usageFlushInterval:'),
+    dir,
+  )
   try {
     let left: number[] = []
-    for (let i = 0; i < 50; i++) { left = await hours(svc); if (left.length < 4) break; await sleep(20) }
-    assert.deepEqual(left.sort(), [hour - 2 * 86_400_000, hour].sort(), 'the two rows from 40 days ago are gone, for every tenant')
-  } finally { await svc.close() }
+    for (let i = 0; i < 50; i++) {
+      left = await hours(svc)
+      if (left.length < 4) break
+      await sleep(20)
+    }
+    assert.deepEqual(
+      left.sort(),
+      [hour - 2 * 86_400_000, hour].sort(),
+      'the two rows from 40 days ago are gone, for every tenant',
+    )
+  } finally {
+    await svc.close()
+  }
 })
 
 // ---- the real process: killed mid-traffic, then stopped cleanly ---------------------------------
 
-interface Proc { child: ChildProcess; exited: Promise<void> }
+interface Proc {
+  child: ChildProcess
+  exited: Promise<void>
+}
 
-function startCli (config: string): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+function startCli(config: string): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   child.stderr?.resume()
   return { child, exited: new Promise((resolve) => child.once('exit', () => resolve())) }
 }
 
-async function usageOf (adminPort: number, tenant: string): Promise<Omit<UsageRow, 'tenant' | 'hour'>> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/api/v1/usage`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } })
+async function usageOf(adminPort: number, tenant: string): Promise<Omit<UsageRow, 'tenant' | 'hour'>> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/api/v1/usage`, {
+    headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+  })
   return total(((await res.json()) as { rows: UsageRow[] }).rows, tenant)
 }
 
@@ -193,9 +278,12 @@ test('killed with SIGKILL, the gateway loses at most one flush interval of usage
   const adminPort = await freePort()
   const configFor = (flush: string): string => {
     const file = join(dir, `gateway-${flush}.yaml`)
-    writeFileSync(file, adminYaml('embedded', TENANTS, { flush })
-      .replace('bind: "127.0.0.1:0" }', `bind: "127.0.0.1:${mqttPort}" }`)
-      .replace('bind: "127.0.0.1:0"', `bind: "127.0.0.1:${adminPort}"`))
+    writeFileSync(
+      file,
+      adminYaml('embedded', TENANTS, { flush })
+        .replace('bind: "127.0.0.1:0" }', `bind: "127.0.0.1:${mqttPort}" }`)
+        .replace('bind: "127.0.0.1:0"', `bind: "127.0.0.1:${adminPort}"`),
+    )
     return file
   }
   let proc = startCli(configFor('500ms'))

@@ -44,7 +44,11 @@ tenants:
     { name: 'http', to: gw.port('ws-fwd'), forwardFor: true },
   ])
 })
-after(async () => { await lb?.stop(); await gw?.close(); await broker?.stop() })
+after(async () => {
+  await lb?.stop()
+  await gw?.close()
+  await broker?.stop()
+})
 
 const wsUrl = (name = 'ws', path = '/mqtt'): string => `ws://127.0.0.1:${gw.port(name)}${path}`
 
@@ -52,17 +56,33 @@ for (const v of [4, 5] as const) {
   test(`v${v} over WebSocket (MQTT.js): two tenants with the same user, client ID and topics stay apart — wildcards, retained, wills`, async () => {
     const over = { protocol: 'ws', path: '/mqtt', protocolVersion: v } as const
     const a = await connectClient(gw.port('ws'), { ...over, clientId: 'dev-1', username: 'alice@acme', password: 'a' })
-    const g = await connectClient(gw.port('ws'), { ...over, clientId: 'dev-1', username: 'alice@globex', password: 'g' })
+    const g = await connectClient(gw.port('ws'), {
+      ...over,
+      clientId: 'dev-1',
+      username: 'alice@globex',
+      password: 'g',
+    })
     try {
       for (const c of [a, g]) await c.client.subscribeAsync(['#', 'sensors/+'], { qos: 1 })
       await a.client.publishAsync('sensors/t1', 'A', { qos: 1, retain: true })
       await g.client.publishAsync('sensors/t1', 'G', { qos: 1, retain: true })
       assert.equal((await a.next()).payload, 'A')
       assert.equal((await g.next()).payload, 'G')
-      const doomed = await connectClient(gw.port('ws'), { ...over, clientId: `doomed-${v}`, username: 'alice@acme', password: 'a', will: { topic: 'status/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } })
+      const doomed = await connectClient(gw.port('ws'), {
+        ...over,
+        clientId: `doomed-${v}`,
+        username: 'alice@acme',
+        password: 'a',
+        will: { topic: 'status/doomed', payload: Buffer.from('gone'), qos: 1, retain: false },
+      })
       doomed.client.stream.destroy()
       assert.equal((await a.next((m) => m.topic === 'status/doomed')).payload, 'gone')
-      const lateG = await connectClient(gw.port('ws'), { ...over, clientId: `late-${v}`, username: 'alice@globex', password: 'g' })
+      const lateG = await connectClient(gw.port('ws'), {
+        ...over,
+        clientId: `late-${v}`,
+        username: 'alice@globex',
+        password: 'g',
+      })
       await lateG.client.subscribeAsync('sensors/#', { qos: 1 })
       assert.equal((await lateG.next()).payload, 'G')
       await quiet(g, 200)
@@ -78,14 +98,21 @@ for (const v of [4, 5] as const) {
 }
 
 test('a WebSocket client and a TCP client of one tenant talk; the other tenant, on TCP, hears nothing', async () => {
-  const overWs = await connectClient(gw.port('ws'), { protocol: 'ws', path: '/mqtt', clientId: 'browser', username: 'alice@acme', password: 'a' })
+  const overWs = await connectClient(gw.port('ws'), {
+    protocol: 'ws',
+    path: '/mqtt',
+    clientId: 'browser',
+    username: 'alice@acme',
+    password: 'a',
+  })
   const overTcp = await connectClient(gw.port('mqtt'), { clientId: 'device', username: 'alice@acme', password: 'a' })
   const other = await connectClient(gw.port('mqtt'), { clientId: 'device', username: 'alice@globex', password: 'g' })
   await overWs.client.subscribeAsync('cmd/#', { qos: 1 })
   await other.client.subscribeAsync('#', { qos: 1 })
   await overTcp.client.subscribeAsync('telemetry', { qos: 1 })
   await overTcp.client.publishAsync('cmd/light', 'on', { qos: 1 })
-  await overWs.client.publishAsync('telemetry', Buffer.alloc(100_000, 7), { qos: 1 }) // larger than a TCP segment, one WebSocket message
+  // larger than a TCP segment, one WebSocket message
+  await overWs.client.publishAsync('telemetry', Buffer.alloc(100_000, 7), { qos: 1 })
   assert.deepEqual([(await overWs.next()).payload], ['on'])
   assert.equal((await overTcp.next()).packet.payload.length, 100_000)
   await quiet(other, 200)
@@ -95,7 +122,11 @@ test('a WebSocket client and a TCP client of one tenant talk; the other tenant, 
 
 for (const protocol of ['4', '5']) {
   test(`paho-mqtt over WebSocket (MQTT ${protocol === '5' ? '5' : '3.1.1'}): two tenants with the same client ID and topics stay apart`, async () => {
-    const { stdout } = await run('/usr/bin/python3', ['test/paho/isolation.py', String(gw.port('ws')), protocol, 'websockets'], { timeout: 30_000 })
+    const { stdout } = await run(
+      '/usr/bin/python3',
+      ['test/paho/isolation.py', String(gw.port('ws')), protocol, 'websockets'],
+      { timeout: 30_000 },
+    )
     const received = JSON.parse(stdout) as Record<string, string[][]>
     assert.deepEqual(received.acme, [['sensors/t1', 'from-acme']])
     assert.deepEqual(received.globex, [['sensors/t1', 'from-globex']])
@@ -104,9 +135,19 @@ for (const protocol of ['4', '5']) {
 
 test('wss: the SNI host names the tenant; a wrong password is refused with 0x86', async () => {
   // MQTT.js hands wsOptions to the WebSocket (and on to TLS): the SNI host goes there.
-  const over = (tenant: string): object => ({ protocol: 'wss', path: '/mqtt', protocolVersion: 5, wsOptions: { ca: TEST_CA, servername: `${tenant}.mqtt.test` } })
+  const over = (tenant: string): object => ({
+    protocol: 'wss',
+    path: '/mqtt',
+    protocolVersion: 5,
+    wsOptions: { ca: TEST_CA, servername: `${tenant}.mqtt.test` },
+  })
   const a = await connectClient(gw.port('wss'), { ...over('acme'), clientId: 'same', username: 'alice', password: 'a' })
-  const g = await connectClient(gw.port('wss'), { ...over('globex'), clientId: 'same', username: 'alice', password: 'g' })
+  const g = await connectClient(gw.port('wss'), {
+    ...over('globex'),
+    clientId: 'same',
+    username: 'alice',
+    password: 'g',
+  })
   await g.client.subscribeAsync('#', { qos: 1 })
   await a.client.subscribeAsync('#', { qos: 1 })
   await a.client.publishAsync('x', 'from-acme', { qos: 1 })
@@ -119,7 +160,7 @@ test('wss: the SNI host names the tenant; a wrong password is refused with 0x86'
 })
 
 /** Opens a raw WebSocket (ws) to the gateway; resolves once open, rejects with the handshake's error. */
-function openWs (url: string, protocols: string[] = ['mqtt']): Promise<WebSocket> {
+function openWs(url: string, protocols: string[] = ['mqtt']): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols)
     ws.once('open', () => resolve(ws))
@@ -129,10 +170,17 @@ function openWs (url: string, protocols: string[] = ['mqtt']): Promise<WebSocket
 }
 
 /** The close code of `ws` once the gateway closes it; rejects if it is still open after `ms`. */
-const closed = (ws: WebSocket, ms = 3000): Promise<number> => new Promise((resolve, reject) => {
-  const timer = setTimeout(() => { ws.terminate(); reject(new Error('still open')) }, ms)
-  ws.once('close', (code) => { clearTimeout(timer); resolve(code) })
-})
+const closed = (ws: WebSocket, ms = 3000): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate()
+      reject(new Error('still open'))
+    }, ms)
+    ws.once('close', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
 
 test('the WebSocket handshake gone wrong: plain HTTP gets 426, another path 404, a client without the "mqtt" subprotocol is not taken', async () => {
   const res = await fetch(`http://127.0.0.1:${gw.port('ws')}/mqtt`)
@@ -157,7 +205,9 @@ test('a text frame closes the connection before its bytes reach the broker [MQTT
   await gone
   assert.equal(answers, 0)
 
-  const connect = mqttPacket.generate(connectPacket({ clientId: 'texter', username: 'alice@acme', password: Buffer.from('a') }))
+  const connect = mqttPacket.generate(
+    connectPacket({ clientId: 'texter', username: 'alice@acme', password: Buffer.from('a') }),
+  )
 
   const binary = await openWs(wsUrl())
   const parser = mqttPacket.parser()
@@ -170,7 +220,7 @@ test('a text frame closes the connection before its bytes reach the broker [MQTT
   binary.close()
 })
 
-test('a WebSocket message over the listener\'s maxMessageSize closes the connection with 1009', async () => {
+test("a WebSocket message over the listener's maxMessageSize closes the connection with 1009", async () => {
   const ws = await openWs(wsUrl('ws-small', '/small'))
   const code = closed(ws)
   ws.send(Buffer.alloc(2048))
@@ -181,7 +231,11 @@ for (const scheme of ['ws', 'wss'] as const) {
   test(`${scheme} behind haproxy with a PROXY header: the client is listed under its own address${scheme === 'wss' ? ', its tenant from SNI' : ''}`, async () => {
     const from = scheme === 'ws' ? '127.0.0.11' : '127.0.0.12'
     // ws passes TLS options through to node:tls, the SNI host name included.
-    const options: WebSocket.ClientOptions & Pick<tls.ConnectionOptions, 'servername'> = { localAddress: from, ca: TEST_CA, servername: 'acme.mqtt.test' }
+    const options: WebSocket.ClientOptions & Pick<tls.ConnectionOptions, 'servername'> = {
+      localAddress: from,
+      ca: TEST_CA,
+      servername: 'acme.mqtt.test',
+    }
     const ws = await new Promise<WebSocket>((resolve, reject) => {
       const s = new WebSocket(`${scheme}://127.0.0.1:${lb.ports[scheme] ?? 0}/mqtt`, ['mqtt'], options)
       s.once('open', () => resolve(s))
@@ -191,7 +245,9 @@ for (const scheme of ['ws', 'wss'] as const) {
     const connack = new Promise<Packet & { returnCode?: number }>((resolve) => parser.once('packet', resolve))
     ws.on('message', (d: Buffer) => parser.parse(d))
     const username = scheme === 'ws' ? 'alice@acme' : 'alice'
-    ws.send(mqttPacket.generate(connectPacket({ clientId: `behind-lb-${scheme}`, username, password: Buffer.from('a') })))
+    ws.send(
+      mqttPacket.generate(connectPacket({ clientId: `behind-lb-${scheme}`, username, password: Buffer.from('a') })),
+    )
     assert.equal((await connack).returnCode, 0)
     const listed = gw.clients('acme').find((c) => c.clientId === `behind-lb-${scheme}`)
     assert.deepEqual([listed?.remoteAddress, listed?.listener], [from, `${scheme}-lb`])
@@ -200,7 +256,12 @@ for (const scheme of ['ws', 'wss'] as const) {
 }
 
 /** The address the gateway lists for a WebSocket client connecting to `port` from `from`, sending `headers`. */
-async function listedAddress (port: number, from: string, clientId: string, headers: Record<string, string> = {}): Promise<[string | undefined, number | undefined]> {
+async function listedAddress(
+  port: number,
+  from: string,
+  clientId: string,
+  headers: Record<string, string> = {},
+): Promise<[string | undefined, number | undefined]> {
   const ws = await new Promise<WebSocket>((resolve, reject) => {
     const s = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt'], { localAddress: from, headers })
     s.once('open', () => resolve(s))
@@ -220,7 +281,10 @@ test('behind an HTTP reverse proxy (haproxy mode http, X-Forwarded-For): the cli
   // Through the trusted proxy: the address haproxy saw (the port is not known behind HTTP proxies).
   assert.deepEqual(await listedAddress(lb.ports.http ?? 0, '127.0.0.13', 'fwd-1'), ['127.0.0.13', 0])
   // A client's own X-Forwarded-For, through the proxy, lies beyond the hop the proxy appended.
-  assert.deepEqual(await listedAddress(lb.ports.http ?? 0, '127.0.0.14', 'fwd-2', { 'x-forwarded-for': '203.0.113.9' }), ['127.0.0.14', 0])
+  assert.deepEqual(
+    await listedAddress(lb.ports.http ?? 0, '127.0.0.14', 'fwd-2', { 'x-forwarded-for': '203.0.113.9' }),
+    ['127.0.0.14', 0],
+  )
   // Straight to the listener from an address that is no trusted proxy: its header is ignored.
   const [address] = await listedAddress(gw.port('ws-fwd'), '127.0.0.15', 'fwd-3', { 'x-forwarded-for': '203.0.113.9' })
   assert.equal(address, '127.0.0.15')

@@ -8,7 +8,7 @@ import { Err, Status, TOKEN_KEY, api, enc, fmt, html, onUnauthorized, safeDecode
 import { Usage } from './usage.js'
 import { Acl, Users } from './users.js'
 
-function Login ({ onLogin, notice }) {
+function Login({ onLogin, notice }) {
   const [token, setToken] = useState('')
   const [error, setError] = useState('')
   const submit = async (e) => {
@@ -27,8 +27,14 @@ function Login ({ onLogin, notice }) {
     ${notice !== '' && error === '' && html`<p class="muted" data-testid="login-notice">${notice}</p>`}
     <form onSubmit=${submit}>
       <label for="token">Operator token or tenant API key</label>
-      <input id="token" data-testid="token" type="password" autocomplete="off" value=${token}
-        onInput=${(e) => setToken(e.target.value)} />
+      <input
+        id="token"
+        data-testid="token"
+        type="password"
+        autocomplete="off"
+        value=${token}
+        onInput=${(e) => setToken(e.target.value)}
+      />
       <button class="primary" data-testid="login" type="submit">Log in</button>
       <${Err} text=${error} id="login-error" />
     </form>
@@ -36,16 +42,17 @@ function Login ({ onLogin, notice }) {
 }
 
 /** `now / max` with a bar, or just `now` when unlimited. */
-function Use ({ label, now, max, id }) {
+function Use({ label, now, max, id }) {
   const pct = max === undefined ? 0 : Math.min(100, max === 0 ? 100 : (now / max) * 100)
   return html`<div data-testid=${id}>
-    <span>${label}</span>${fmt(now)}${max === undefined ? html` <span
-      class="muted inline">/ unlimited</span>` : ` / ${fmt(max)}`}
+    <span>${label}</span>${fmt(now)}${
+      max === undefined ? html` <span class="muted inline">/ unlimited</span>` : ` / ${fmt(max)}`
+    }
     ${max !== undefined && html`<div class=${`bar${pct >= 90 ? ' full' : ''}`}><i style=${`width:${pct}%`}></i></div>`}
   </div>`
 }
 
-function Limits ({ t }) {
+function Limits({ t }) {
   const { maxConnections, maxSubscriptions, ...rest } = t.effectiveLimits
   return html`<section data-testid="limits">
     <h2>Limits and current use</h2>
@@ -57,17 +64,21 @@ function Limits ({ t }) {
   </section>`
 }
 
-function TenantView ({ tenant, operator }) {
+function TenantView({ tenant, operator }) {
   const [{ data: t, error }] = usePolled(() => api(`/tenants/${enc(tenant)}`), 2000, [tenant])
   const back = html`<p><a href="#/" data-testid="back">${operator ? '← all tenants' : '← your tenant'}</a></p>`
   // Unknown and foreign tenants both answer 404, and look the same here: nothing of them is shown.
   if (error?.status === 404) {
-    return html`${back}<section data-testid="not-found"><h2>Tenant not found</h2>
-      <p class="muted">There is no such tenant, or this key may not see it.</p></section>`
+    return html`${back}
+      <section data-testid="not-found">
+        <h2>Tenant not found</h2>
+        <p class="muted">There is no such tenant, or this key may not see it.</p>
+      </section>`
   }
-  if (t === undefined) return html`<p class="muted">Loading…</p><${Err} text=${error?.message} />`
-  return html`
-    ${operator && back}
+  if (t === undefined)
+    return html`<p class="muted">Loading…</p>
+      <${Err} text=${error?.message} />`
+  return html` ${operator && back}
     <${Err} text=${error?.message} />
     <section data-testid="tenant" class="head">
       <h2>Tenant <code data-testid="tenant-id">${t.id}</code> <${Status} disabled=${t.disabled} /></h2>
@@ -87,9 +98,12 @@ function TenantView ({ tenant, operator }) {
     </div>`
 }
 
-const limitsText = (limits) => Object.entries(limits).map(([k, v]) => `${k} ${v}`).join(', ') || 'unlimited'
+const limitsText = (limits) =>
+  Object.entries(limits)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || 'unlimited'
 
-function TenantsView () {
+function TenantsView() {
   const [{ data, error }, reload] = usePolled(() => api('/tenants'), 3000, [])
   const [{ data: planList }] = usePolled(() => api('/plans'), 0, [])
   const [{ data: usage }] = usePolled(() => api('/usage'), 10_000, [])
@@ -112,55 +126,93 @@ function TenantsView () {
     t.messages += r.messagesIn + r.messagesOut
     t.minutes += r.sessionMinutes
   }
-  const use = (now, max) => max === undefined ? fmt(now) : `${fmt(now)} / ${fmt(max)}`
+  const use = (now, max) => (max === undefined ? fmt(now) : `${fmt(now)} / ${fmt(max)}`)
   return html`<section data-testid="tenants">
     <h2>Tenants ${data !== undefined && html`<span class="muted">(${data.length})</span>`}</h2>
     <${Err} text=${error?.message} /><${Err} text=${rowError} id="tenants-error" />
     <table>
-      <thead><tr><th>tenant</th><th>plan</th><th>status</th><th class="num">connections</th>
-        <th class="num">subscriptions</th><th class="num">users</th><th class="num">messages 24 h</th>
-        <th class="num">session-min 24 h</th><th>settings from</th><th></th></tr></thead>
-      <tbody>${(data ?? []).map((t) => html`<tr key=${t.id} data-testid=${`tenant-${t.id}`}>
-        <td><a href=${`#/tenants/${enc(t.id)}`} data-testid=${`open-${t.id}`}>${t.id}</a></td>
-        <td>
-          <select data-testid=${`plan-${t.id}`} value=${t.plan ?? ''}
-            onChange=${(e) => patch(t.id, { plan: e.target.value === '' ? null : e.target.value })}>
-          <option value="">none</option>${plans.map((p) => html`<option value=${p}>${p}</option>`)}
-        </select></td>
-        <td><${Status} disabled=${t.disabled} /></td>
-        <td class="num">${use(t.connections, t.effectiveLimits.maxConnections)}</td>
-          <td class="num">${use(t.subscriptions, t.effectiveLimits.maxSubscriptions)}</td>
-          <td class="num">${fmt(t.users)}</td>
-        <td class="num">${fmt(totals[t.id]?.messages ?? 0)}</td>
-          <td class="num">${fmt(Math.round((totals[t.id]?.minutes ?? 0) * 100) / 100)}</td><td>${t.source}</td>
-        <td class="act">
-          <button data-testid=${`toggle-${t.id}`}
-            onClick=${() => patch(t.id, { disabled: !t.disabled })}>${t.disabled ? 'Enable' : 'Disable'}</button></td>
-      </tr>`)}</tbody>
+      <thead>
+        <tr>
+          <th>tenant</th>
+          <th>plan</th>
+          <th>status</th>
+          <th class="num">connections</th>
+          <th class="num">subscriptions</th>
+          <th class="num">users</th>
+          <th class="num">messages 24 h</th>
+          <th class="num">session-min 24 h</th>
+          <th>settings from</th>
+          <th></th>
+        </tr>
+      </thead>
+      <tbody>
+        ${(data ?? []).map(
+          (t) =>
+            html`<tr key=${t.id} data-testid=${`tenant-${t.id}`}>
+              <td><a href=${`#/tenants/${enc(t.id)}`} data-testid=${`open-${t.id}`}>${t.id}</a></td>
+              <td>
+                <select
+                  data-testid=${`plan-${t.id}`}
+                  value=${t.plan ?? ''}
+                  onChange=${(e) => patch(t.id, { plan: e.target.value === '' ? null : e.target.value })}
+                >
+                  <option value="">none</option>
+                  ${plans.map((p) => html`<option value=${p}>${p}</option>`)}
+                </select>
+              </td>
+              <td><${Status} disabled=${t.disabled} /></td>
+              <td class="num">${use(t.connections, t.effectiveLimits.maxConnections)}</td>
+              <td class="num">${use(t.subscriptions, t.effectiveLimits.maxSubscriptions)}</td>
+              <td class="num">${fmt(t.users)}</td>
+              <td class="num">${fmt(totals[t.id]?.messages ?? 0)}</td>
+              <td class="num">${fmt(Math.round((totals[t.id]?.minutes ?? 0) * 100) / 100)}</td>
+              <td>${t.source}</td>
+              <td class="act">
+                <button data-testid=${`toggle-${t.id}`} onClick=${() => patch(t.id, { disabled: !t.disabled })}>
+                  ${t.disabled ? 'Enable' : 'Disable'}
+                </button>
+              </td>
+            </tr>`,
+        )}
+      </tbody>
     </table>
     <form class="inline" onSubmit=${create}>
-      <input placeholder="new tenant ID (a-z, 0-9, -)" data-testid="new-tenant" required value=${id}
-        onInput=${(e) => setId(e.target.value)} />
+      <input
+        placeholder="new tenant ID (a-z, 0-9, -)"
+        data-testid="new-tenant"
+        required
+        value=${id}
+        onInput=${(e) => setId(e.target.value)}
+      />
       <select data-testid="new-tenant-plan" value=${plan} onChange=${(e) => setPlan(e.target.value)}>
-        <option value="">no plan</option>${plans.map((p) => html`<option value=${p}>${p}</option>`)}</select>
+        <option value="">no plan</option>
+        ${plans.map((p) => html`<option value=${p}>${p}</option>`)}
+      </select>
       <button class="primary" data-testid="create-tenant" type="submit">Create tenant</button>
     </form>
     <${Err} text=${formError} id="create-error" />
-    ${plans.length > 0 && html`<h3>Plans</h3><ul class="plans" data-testid="plans">${planList.map((p) => html`<li>
-      <b>${p.name}</b> <span class="muted">${limitsText(p.limits)}</span></li>`)}</ul>`}
+    ${
+      plans.length > 0 &&
+      html`<h3>Plans</h3>
+        <ul class="plans" data-testid="plans">
+          ${planList.map((p) => html`<li><b>${p.name}</b> <span class="muted">${limitsText(p.limits)}</span></li>`)}
+        </ul>`
+    }
   </section>`
 }
 
 /** A tenant key's own tenant (from /tenants), or the tenant named in the route. */
-function OwnTenant ({ operator, tenant }) {
-  const own = () => tenant !== undefined ? Promise.resolve(tenant) : api('/tenants').then((list) => list[0]?.id)
+function OwnTenant({ operator, tenant }) {
+  const own = () => (tenant !== undefined ? Promise.resolve(tenant) : api('/tenants').then((list) => list[0]?.id))
   const [{ data, error }] = usePolled(own, 0, [tenant])
-  if (data === undefined) return html`<p class="muted">Loading…</p><${Err} text=${error?.message} />`
+  if (data === undefined)
+    return html`<p class="muted">Loading…</p>
+      <${Err} text=${error?.message} />`
   // Keyed by tenant: moving to another tenant starts from empty state, never showing the previous one's data.
   return html`<${TenantView} key=${data} tenant=${data} operator=${operator} />`
 }
 
-function App () {
+function App() {
   const [token, setToken] = useState(sessionStorage.getItem(TOKEN_KEY))
   const [notice, setNotice] = useState('')
   const [route, setRoute] = useState(location.hash)
@@ -178,20 +230,34 @@ function App () {
     })
     return () => onUnauthorized(() => {})
   }, [token])
-  if (token === null) return html`<${Login} notice=${notice}
-    onLogin=${() => { setNotice(''); setToken(sessionStorage.getItem(TOKEN_KEY)) }} />`
+  if (token === null)
+    return html`<${Login}
+      notice=${notice}
+      onLogin=${() => {
+        setNotice('')
+        setToken(sessionStorage.getItem(TOKEN_KEY))
+      }}
+    />`
   // Tenant keys are `mtg_…`; anything else that logged in is the operator token.
   const operator = !token.startsWith('mtg_')
-  const logout = () => { sessionStorage.removeItem(TOKEN_KEY); location.hash = ''; setToken(null) }
+  const logout = () => {
+    sessionStorage.removeItem(TOKEN_KEY)
+    location.hash = ''
+    setToken(null)
+  }
   const m = /^#\/tenants\/([^/]+)$/.exec(route)
   const tenant = m?.[1] === undefined ? undefined : safeDecode(m[1])
-  return html`
-    <header><h1><a href="#/">mqtt-tenant-gateway</a></h1>
+  return html` <header>
+      <h1><a href="#/">mqtt-tenant-gateway</a></h1>
       <span class="who" data-testid="who">${operator ? 'operator' : 'tenant key'}</span>
-      <button data-testid="logout" onClick=${logout}>Log out</button></header>
+      <button data-testid="logout" onClick=${logout}>Log out</button>
+    </header>
     <main>
-      ${operator && tenant === undefined ? html`<${TenantsView} />` : html`<${OwnTenant} operator=${operator}
-        tenant=${tenant} />`}
+      ${
+        operator && tenant === undefined
+          ? html`<${TenantsView} />`
+          : html`<${OwnTenant} operator=${operator} tenant=${tenant} />`
+      }
     </main>`
 }
 

@@ -10,9 +10,11 @@ export const TOKEN_KEY = 'mtg-token'
 /** Set while logged in: a 401 then means the token was revoked or rotated, so back to the login. */
 let unauthorized = () => {}
 /** What a 401 does while logged in (App sets it; nothing when logged out). */
-export const onUnauthorized = (fn) => { unauthorized = fn }
+export const onUnauthorized = (fn) => {
+  unauthorized = fn
+}
 
-export async function api (path, { method = 'GET', body } = {}) {
+export async function api(path, { method = 'GET', body } = {}) {
   const res = await fetch(`/api/v1${path}`, {
     method,
     headers: {
@@ -30,13 +32,19 @@ export async function api (path, { method = 'GET', body } = {}) {
 
 export const enc = encodeURIComponent
 /** A hand-typed hash like `#/tenants/%` must give a not-found view, not a blank page. */
-export const safeDecode = (s) => { try { return decodeURIComponent(s) } catch { return s } }
+export const safeDecode = (s) => {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
+}
 
 /**
  * Polls `load` every `ms` (0: once); re-runs when `deps` change. A failed poll keeps the last data, so a
  * blip does not blank the page.
  */
-export function usePolled (load, ms, deps) {
+export function usePolled(load, ms, deps) {
   const [state, setState] = useState({ data: undefined, error: undefined })
   const [tick, setTick] = useState(0)
   useEffect(() => {
@@ -46,21 +54,30 @@ export function usePolled (load, ms, deps) {
       (error) => live && setState((s) => ({ data: s.data, error })),
     )
     const t = ms > 0 ? setTimeout(() => setTick((n) => n + 1), ms) : undefined
-    return () => { live = false; clearTimeout(t) }
+    return () => {
+      live = false
+      clearTimeout(t)
+    }
   }, [...deps, tick])
   return [state, () => setTick((n) => n + 1)]
 }
 
 /** Runs a user's action, keeping its error to show next to the control that caused it. */
-export function useAction (after) {
+export function useAction(after) {
   const [error, setError] = useState('')
   const run = async (fn) => {
-    try { await fn(); setError(''); after?.() } catch (err) { setError(err.message) }
+    try {
+      await fn()
+      setError('')
+      after?.()
+    } catch (err) {
+      setError(err.message)
+    }
   }
   return [error, run]
 }
 
-export const fmt = (n) => typeof n === 'number' ? n.toLocaleString('en') : String(n ?? '—')
+export const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en') : String(n ?? '—'))
 /** Every time on the page is UTC, as the usage table's hours are: `2026-11-25 12:33:56`. */
 export const utc = (iso) => iso.slice(0, 19).replace('T', ' ')
 export const Err = ({ text, id }) =>

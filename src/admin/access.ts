@@ -15,8 +15,12 @@ export type Access = 'open' | 'tenant' | 'operator'
 export type Principal = { kind: 'operator' } | { kind: 'tenant'; tenant: string; keyId: string }
 
 declare module 'fastify' {
-  interface FastifyContextConfig { access?: Access }
-  interface FastifyRequest { principal: Principal | null }
+  interface FastifyContextConfig {
+    access?: Access
+  }
+  interface FastifyRequest {
+    principal: Principal | null
+  }
 }
 
 export const TENANT_NOT_FOUND = 'tenant not found'
@@ -29,19 +33,19 @@ export interface AccessDeps {
 }
 
 /** The route's own onRequest hooks, as a list. */
-export function onRequestHooks (route: RouteOptions): onRequestHookHandler[] {
+export function onRequestHooks(route: RouteOptions): onRequestHookHandler[] {
   const own = route.onRequest
   return own === undefined ? [] : Array.isArray(own) ? own : [own]
 }
 
 /** The caller of a route that is not open (set before its handler runs). */
-export function principalOf (req: FastifyRequest): Principal {
+export function principalOf(req: FastifyRequest): Principal {
   if (req.principal === null) throw new Error(`${req.method} ${req.url}: no principal; is the route declared open?`)
   return req.principal
 }
 
 /** Installs the hook; call before any route is registered (it applies to every plugin registered after). */
-export function declareAccess (app: FastifyInstance, deps: AccessDeps): void {
+export function declareAccess(app: FastifyInstance, deps: AccessDeps): void {
   const { control, store } = deps
   app.decorateRequest('principal', null)
 
@@ -62,27 +66,32 @@ export function declareAccess (app: FastifyInstance, deps: AccessDeps): void {
 
   const authenticate = async (req: FastifyRequest): Promise<Principal> => {
     const token = tokenOf(req)
-    if (token !== undefined && await failures.blocked(req.ip)) {
+    if (token !== undefined && (await failures.blocked(req.ip))) {
       throw new ApiError(429, 'too many wrong credentials from this address; try again later')
     }
     const principal = token === undefined ? null : await identify(token)
     if (principal === null) {
       if (token !== undefined) await failures.fail(req.ip)
-      throw new ApiError(401,
-        'missing or invalid credentials: send Authorization: Bearer <operator token or tenant API key>')
+      throw new ApiError(
+        401,
+        'missing or invalid credentials: send Authorization: Bearer <operator token or tenant API key>',
+      )
     }
     return principal
   }
 
-  const check = (access: 'tenant' | 'operator'): onRequestHookHandler => async (req) => {
-    const principal = await authenticate(req)
-    req.principal = principal
-    // Unknown and foreign tenants answer alike, before anything else is said about the route.
-    const tenant = (req.params as Record<string, string | undefined>).tenant
-    const foreign = principal.kind === 'tenant' && principal.tenant !== tenant
-    if (tenant !== undefined && (foreign || !control.exists(tenant))) throw new ApiError(404, TENANT_NOT_FOUND)
-    if (access === 'operator' && principal.kind !== 'operator') throw new ApiError(403, 'this needs the operator token')
-  }
+  const check =
+    (access: 'tenant' | 'operator'): onRequestHookHandler =>
+    async (req) => {
+      const principal = await authenticate(req)
+      req.principal = principal
+      // Unknown and foreign tenants answer alike, before anything else is said about the route.
+      const tenant = (req.params as Record<string, string | undefined>).tenant
+      const foreign = principal.kind === 'tenant' && principal.tenant !== tenant
+      if (tenant !== undefined && (foreign || !control.exists(tenant))) throw new ApiError(404, TENANT_NOT_FOUND)
+      if (access === 'operator' && principal.kind !== 'operator')
+        throw new ApiError(403, 'this needs the operator token')
+    }
   const hooks = { tenant: check('tenant'), operator: check('operator') }
 
   app.addHook('onRoute', (route: RouteOptions) => {

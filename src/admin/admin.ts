@@ -18,11 +18,11 @@ import { buildAdminServer } from './server.js'
 export interface Admin {
   readonly address: { host: string; port: number }
   /** a new YAML: the API's changes are merged over it and the gateway reloaded */
-  setBase (config: GatewayConfig): Promise<void>
+  setBase(config: GatewayConfig): Promise<void>
   /** stops the HTTP listener (call before the gateway closes) */
-  stopListening (): Promise<void>
+  stopListening(): Promise<void>
   /** the last usage flush and the store's close (call after the gateway closed) */
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 export interface AdminOptions {
@@ -38,7 +38,7 @@ export interface AdminOptions {
   cluster?: AdminCluster | undefined
 }
 
-export async function startAdmin (opts: AdminOptions): Promise<Admin> {
+export async function startAdmin(opts: AdminOptions): Promise<Admin> {
   const { gateway, store, metrics, log, cluster } = opts
   let admin = opts.admin
   const control = new TenantControl(opts.base, opts.changes, opts.planChanges, store, gateway, log)
@@ -52,7 +52,14 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   metrics.attach(gateway)
   const tls = admin.tls !== undefined ? tlsContextOptions(admin.tls) : undefined
   const app = await buildAdminServer({
-    operatorToken: () => admin.operatorToken, control, gateway, store, meter, metrics, log, cluster,
+    operatorToken: () => admin.operatorToken,
+    control,
+    gateway,
+    store,
+    meter,
+    metrics,
+    log,
+    cluster,
     ...(tls !== undefined ? { tls } : {}),
   })
   const { host, port } = admin.bind
@@ -65,7 +72,9 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
   // This gateway applied its own changes as it made them; keys are read from the store per request.
   const offFeed = cluster?.onStoreChange((change) => {
     if (change.kind === 'keys' || (change.gateway === cluster.name && change.kind !== 'all')) return
-    control.reread().catch((err: unknown) => log.error({ err, change }, 'a change made through another gateway could not be applied'))
+    control
+      .reread()
+      .catch((err: unknown) => log.error({ err, change }, 'a change made through another gateway could not be applied'))
   })
   const a = app.server.address() as AddressInfo
   const address = { host: a.address, port: a.port }
@@ -74,11 +83,15 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
 
   return {
     address,
-    async setBase (config) {
+    async setBase(config) {
       if (config.admin !== undefined) {
         const { bind, store: file } = config.admin
-        if (bind.port !== admin.bind.port || bind.host !== admin.bind.host || file !== admin.store ||
-            (config.admin.tls === undefined) !== (tls === undefined)) {
+        if (
+          bind.port !== admin.bind.port ||
+          bind.host !== admin.bind.host ||
+          file !== admin.store ||
+          (config.admin.tls === undefined) !== (tls === undefined)
+        ) {
           log.warn('admin.bind, admin.store and switching admin.tls on or off take effect at the next start')
         }
         // A renewed certificate is picked up by a reload (SIGHUP), for the next TLS handshakes.
@@ -94,11 +107,11 @@ export async function startAdmin (opts: AdminOptions): Promise<Admin> {
       }
       await control.setBase(config)
     },
-    async stopListening () {
+    async stopListening() {
       offFeed?.()
       await app.close()
     },
-    async close () {
+    async close() {
       await meter.stop()
       await store.close()
     },

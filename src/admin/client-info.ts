@@ -31,7 +31,7 @@ export interface ClientInfo {
 
 const PROTOCOL_NAMES = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5' } as const
 
-export function describe (session: Session): ClientInfo | undefined {
+export function describe(session: Session): ClientInfo | undefined {
   const tenant = session.tenant
   const policy = session.policy
   const state = session.state
@@ -49,7 +49,7 @@ export function describe (session: Session): ClientInfo | undefined {
     connectedAt: new Date(session.connectedAt).toISOString(),
     subscriptions: policy.filters?.size ?? 0,
     ...policy.stats,
-    filters () {
+    filters() {
       const local: string[] = []
       for (const f of policy.filters ?? []) {
         const name = unmountFilter(tenant.ns, f)
@@ -61,4 +61,4 @@ export function describe (session: Session): ClientInfo | undefined {
 }
 
 /** Plain code-unit order: stable across locales, so a page cursor means the same on every request. */
-export const byCodePoint = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+export const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)

@@ -9,13 +9,18 @@ import type { PlanChanges, Store, TenantChanges } from '../store/store.js'
 
 /** An answer for the API client: HTTP status and a message meant for a person. */
 export class ApiError extends Error {
-  constructor (readonly statusCode: number, message: string) { super(message) }
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message)
+  }
 }
 
 export class TenantControl {
   private queue: Promise<unknown> = Promise.resolve()
 
-  constructor (
+  constructor(
     private base: GatewayConfig,
     private changes: Map<string, TenantChanges>,
     private planChanges: PlanChanges,
@@ -25,21 +30,25 @@ export class TenantControl {
   ) {}
 
   /** The running configuration (YAML merged with the API's changes). */
-  get config (): GatewayConfig { return this.gateway.config }
+  get config(): GatewayConfig {
+    return this.gateway.config
+  }
 
-  exists (tenant: string): boolean { return Object.hasOwn(this.gateway.config.tenants, tenant) }
+  exists(tenant: string): boolean {
+    return Object.hasOwn(this.gateway.config.tenants, tenant)
+  }
 
-  source (tenant: string): { source: TenantSource; changed: string[] } {
+  source(tenant: string): { source: TenantSource; changed: string[] } {
     return tenantSource(this.changes.get(tenant))
   }
 
   /** Where a plan's limits come from: the YAML, or the API (created or changed through it). */
-  planSource (plan: string): 'yaml' | 'api' {
+  planSource(plan: string): 'yaml' | 'api' {
     return this.planChanges.has(plan) ? 'api' : 'yaml'
   }
 
   /** A new YAML (SIGHUP, --watch): the API's changes are merged over it again. */
-  setBase (base: GatewayConfig): Promise<void> {
+  setBase(base: GatewayConfig): Promise<void> {
     return this.serial(async () => {
       const merged = mergeTenantChanges(base, this.changes, this.planChanges)
       for (const w of merged.warnings) this.log.warn(w)
@@ -52,7 +61,7 @@ export class TenantControl {
    * The shared store changed through another gateway of the cluster (or its feed was interrupted): the
    * changes are read again, merged and applied like a reload, so a tenant disabled there is disconnected here.
    */
-  reread (): Promise<void> {
+  reread(): Promise<void> {
     return this.serial(async () => {
       const [changes, planChanges] = await Promise.all([this.store.tenantChanges(), this.store.planChanges()])
       const merged = mergeTenantChanges(this.base, changes, planChanges)
@@ -68,7 +77,7 @@ export class TenantControl {
    * `check` sees the merged result first and may refuse it by throwing; it runs in turn with the other
    * changes, so a limit it checks holds however many requests arrive at once.
    */
-  change (
+  change(
     tenant: string,
     edit: (current: TenantChanges) => TenantChanges | undefined,
     check?: (config: GatewayConfig) => void,
@@ -97,10 +106,12 @@ export class TenantControl {
    * Creates or replaces a plan (its limits apply live to every tenant on it), or deletes it (null) when
    * no tenant uses it, then stores the change.
    */
-  changePlan (plan: string, limits: Limits | null): Promise<void> {
+  changePlan(plan: string, limits: Limits | null): Promise<void> {
     return this.serial(async () => {
       if (limits === null) {
-        const users = Object.entries(this.gateway.config.tenants).filter(([, t]) => t.plan === plan).map(([id]) => id)
+        const users = Object.entries(this.gateway.config.tenants)
+          .filter(([, t]) => t.plan === plan)
+          .map(([id]) => id)
         if (users.length > 0) {
           throw new ApiError(409, `plan ${plan} is used by ${users.join(', ')}; move them to another plan first`)
         }
@@ -115,7 +126,7 @@ export class TenantControl {
     })
   }
 
-  private serial<T> (work: () => Promise<T>): Promise<T> {
+  private serial<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work, work)
     this.queue = run.catch(() => {})
     return run

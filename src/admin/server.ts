@@ -8,7 +8,10 @@ import type { SecureContextOptions } from 'node:tls'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerFactory } from 'fastify'
 import {
-  hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler,
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
 } from 'fastify-type-provider-zod'
 import type { Gateway } from '../gateway.js'
 import type { Logger } from '../log.js'
@@ -47,14 +50,17 @@ export interface AdminDeps {
 }
 
 /** fastify on an HTTPS server: the routes see the same request and reply types as on HTTP. */
-function httpsFactory (tls: SecureContextOptions): FastifyServerFactory {
+function httpsFactory(tls: SecureContextOptions): FastifyServerFactory {
   return (handler) => https.createServer({ ...tls }, handler)
 }
 
-const body = (code: number, message: string): { statusCode: number; error: string; message: string } =>
-  ({ statusCode: code, error: STATUS_CODES[code] ?? 'Error', message })
+const body = (code: number, message: string): { statusCode: number; error: string; message: string } => ({
+  statusCode: code,
+  error: STATUS_CODES[code] ?? 'Error',
+  message,
+})
 
-export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstance> {
+export async function buildAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
   const { log, tls } = deps
   const app = Fastify({
     logger: false,
@@ -96,12 +102,22 @@ export async function buildAdminServer (deps: AdminDeps): Promise<FastifyInstanc
   limitTenantWrites(app)
 
   const routeDeps: RouteDeps = deps
-  await app.register(async (v1) => {
-    const resources = [
-      healthRoutes, tenantRoutes, planRoutes, userRoutes, aclRoutes, keyRoutes, clientRoutes, usageRoutes,
-    ]
-    for (const plugin of resources) await v1.register(plugin, routeDeps)
-  }, { prefix: '/api/v1' })
+  await app.register(
+    async (v1) => {
+      const resources = [
+        healthRoutes,
+        tenantRoutes,
+        planRoutes,
+        userRoutes,
+        aclRoutes,
+        keyRoutes,
+        clientRoutes,
+        usageRoutes,
+      ]
+      for (const plugin of resources) await v1.register(plugin, routeDeps)
+    },
+    { prefix: '/api/v1' },
+  )
   await app.register(metricsRoutes, routeDeps)
   await app.register(uiRoutes, routeDeps)
   return app

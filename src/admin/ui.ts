@@ -5,7 +5,10 @@ import { createRequire } from 'node:module'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export interface UiFile { type: string; body: Buffer }
+export interface UiFile {
+  type: string
+  body: Buffer
+}
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -19,7 +22,7 @@ const TYPES: Record<string, string> = {
 /** src/admin and dist/admin both sit two levels below the package root, where ui/ is. */
 const UI_DIR = fileURLToPath(new URL('../../ui/', import.meta.url))
 
-export function uiFiles (): Map<string, UiFile> {
+export function uiFiles(): Map<string, UiFile> {
   const files = new Map<string, UiFile>()
   const add = (path: string, file: string): void => {
     files.set(path, { type: TYPES[extname(file)] ?? 'application/octet-stream', body: readFileSync(file) })

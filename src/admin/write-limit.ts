@@ -12,7 +12,7 @@ export const TENANT_WRITES = { points: 10, seconds: 10 }
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** Call after declareAccess: the limit runs once the caller is known. */
-export function limitTenantWrites (app: FastifyInstance): void {
+export function limitTenantWrites(app: FastifyInstance): void {
   const limiter = new RateLimiterMemory({ points: TENANT_WRITES.points, duration: TENANT_WRITES.seconds })
   const ration: onRequestHookHandler = async (req, reply) => {
     const p = req.principal
@@ -22,8 +22,11 @@ export function limitTenantWrites (app: FastifyInstance): void {
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err
       void reply.header('retry-after', String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))))
-      throw new ApiError(429, `too many changes with this key: at most ${TENANT_WRITES.points} every ` +
-        `${TENANT_WRITES.seconds} s; try again later`)
+      throw new ApiError(
+        429,
+        `too many changes with this key: at most ${TENANT_WRITES.points} every ` +
+          `${TENANT_WRITES.seconds} s; try again later`,
+      )
     }
   }
   app.addHook('onRoute', (route: RouteOptions) => {

@@ -23,23 +23,23 @@ export interface BatchInputs {
 }
 
 /** The largest batch a gateway may take: half the burst shared among the gateways, at least 1. */
-export function maxBatch (burst: number, gateways: number): number {
+export function maxBatch(burst: number, gateways: number): number {
   return Math.max(1, Math.floor(burst / (2 * Math.max(1, gateways))))
 }
 
 /** Tokens to take at a time: enough for `horizonMs` of the recent rate, within [1, maxBatch]. */
-export function batchSize (p: BatchInputs): number {
-  const wanted = Math.ceil(p.recentRate * (p.horizonMs ?? 100) / 1000)
+export function batchSize(p: BatchInputs): number {
+  const wanted = Math.ceil((p.recentRate * (p.horizonMs ?? 100)) / 1000)
   return Math.min(maxBatch(p.burst, p.gateways), Math.max(1, wanted))
 }
 
 /** Ask for the next batch when the local pool falls below this. */
-export function lowWater (batch: number): number {
+export function lowWater(batch: number): number {
   return Math.ceil(batch / 2)
 }
 
 /** How far past rate + burst a burst can go cluster-wide: each gateway's credit, at most one batch. */
-export function overshootBound (burst: number, gateways: number): number {
+export function overshootBound(burst: number, gateways: number): number {
   return Math.max(1, gateways) * maxBatch(burst, gateways)
 }
 
@@ -47,7 +47,13 @@ export function overshootBound (burst: number, gateways: number): number {
  * A token bucket with debt, as the Redis script keeps it: refilled at `rate` up to `burst`, charged `n`
  * even below zero. Returns the tokens left and how long to wait until they are no longer negative.
  */
-export function chargeBucket (tokens: number, elapsedMs: number, rate: number, burst: number, n: number): { tokens: number; waitMs: number } {
-  const left = Math.min(burst, tokens + Math.max(0, elapsedMs) * rate / 1000) - n
-  return { tokens: left, waitMs: left >= 0 ? 0 : Math.ceil(-left * 1000 / rate) }
+export function chargeBucket(
+  tokens: number,
+  elapsedMs: number,
+  rate: number,
+  burst: number,
+  n: number,
+): { tokens: number; waitMs: number } {
+  const left = Math.min(burst, tokens + (Math.max(0, elapsedMs) * rate) / 1000) - n
+  return { tokens: left, waitMs: left >= 0 ? 0 : Math.ceil((-left * 1000) / rate) }
 }

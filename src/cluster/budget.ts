@@ -54,7 +54,10 @@ export class SharedBudget {
   private readonly pools: Record<BudgetKind, Map<string, Pool>> = { publish: new Map(), bytes: new Map() }
   private readonly now: () => number
 
-  constructor (private readonly redis: ClusterRedis, private readonly opts: SharedBudgetOptions) {
+  constructor(
+    private readonly redis: ClusterRedis,
+    private readonly opts: SharedBudgetOptions,
+  ) {
     this.now = opts.now ?? Date.now
   }
 
@@ -62,7 +65,7 @@ export class SharedBudget {
    * Charges `n` tokens (1 per PUBLISH, or its size in bytes) to the tenant's budget before forwarding.
    * Returns how long to stop reading the client's socket (0: go on). Never waits for Redis.
    */
-  charge (tenant: string, kind: BudgetKind, n: number, limits: BudgetLimits): number {
+  charge(tenant: string, kind: BudgetKind, n: number, limits: BudgetLimits): number {
     const now = this.now()
     let pool = this.pools[kind].get(tenant)
     if (pool === undefined) {
@@ -70,7 +73,7 @@ export class SharedBudget {
       this.pools[kind].set(tenant, pool)
     }
     if (now - pool.windowStart >= 1000) {
-      pool.lastRate = pool.spent * 1000 / (now - pool.windowStart)
+      pool.lastRate = (pool.spent * 1000) / (now - pool.windowStart)
       pool.spent = 0
       pool.windowStart = now
     }
@@ -78,30 +81,53 @@ export class SharedBudget {
     pool.tokens -= n
     const burst = limits.burst ?? limits.rate
     const gateways = Math.max(1, this.opts.gateways())
-    const batch = batchSize({ rate: limits.rate, burst, gateways, recentRate: Math.max(pool.lastRate, pool.spent), horizonMs: 100 })
-    if (pool.tokens < lowWater(batch) && !pool.taking) this.take(kind, tenant, pool, Math.max(batch, batch - pool.tokens), limits.rate, burst, gateways)
+    const batch = batchSize({
+      rate: limits.rate,
+      burst,
+      gateways,
+      recentRate: Math.max(pool.lastRate, pool.spent),
+      horizonMs: 100,
+    })
+    if (pool.tokens < lowWater(batch) && !pool.taking)
+      this.take(kind, tenant, pool, Math.max(batch, batch - pool.tokens), limits.rate, burst, gateways)
     let wait = Math.max(0, pool.notBefore - now)
     // Credit is one batch: past it, pace on this gateway's share until Redis answers.
     const credit = maxBatch(burst, gateways)
-    if (pool.tokens < -credit) wait = Math.max(wait, Math.ceil((-pool.tokens - credit) * 1000 * gateways / limits.rate))
+    if (pool.tokens < -credit)
+      wait = Math.max(wait, Math.ceil(((-pool.tokens - credit) * 1000 * gateways) / limits.rate))
     return wait
   }
 
-  private take (kind: BudgetKind, tenant: string, pool: Pool, want: number, rate: number, burst: number, gateways: number): void {
+  private take(
+    kind: BudgetKind,
+    tenant: string,
+    pool: Pool,
+    want: number,
+    rate: number,
+    burst: number,
+    gateways: number,
+  ): void {
     pool.taking = true
     const done = (waitMs: number): void => {
       pool.tokens += want
       pool.notBefore = Math.max(pool.notBefore, this.now() + waitMs)
       pool.taking = false
     }
-    if (this.redis.state !== 'reachable') { done(this.takeLocally(pool, want, rate / gateways, burst / gateways)); return }
+    if (this.redis.state !== 'reachable') {
+      done(this.takeLocally(pool, want, rate / gateways, burst / gateways))
+      return
+    }
     CHARGE(this.redis.commands, [`mtg:{${tenant}}:budget:${kind}`], [rate, burst, want]).then(
-      (reply) => { done(Number((reply as [number, string])[0])) },
-      () => { done(this.takeLocally(pool, want, rate / gateways, burst / gateways)) },
+      (reply) => {
+        done(Number((reply as [number, string])[0]))
+      },
+      () => {
+        done(this.takeLocally(pool, want, rate / gateways, burst / gateways))
+      },
     )
   }
 
-  private takeLocally (pool: Pool, want: number, rate: number, burst: number): number {
+  private takeLocally(pool: Pool, want: number, rate: number, burst: number): number {
     const now = this.now()
     const local = pool.local ?? { tokens: burst, at: now }
     const charged = chargeBucket(local.tokens, now - local.at, rate, burst, want)

@@ -20,16 +20,16 @@ export interface Cluster {
   /** publishRate and bandwidth across gateways */
   readonly budget: SharedBudget
   /** for /api/v1/ready's "cluster" field: never a reason to answer 503 (a balancer would pull every gateway) */
-  readiness (): 'reachable' | 'unreachable'
+  readiness(): 'reachable' | 'unreachable'
   /** the login throttle shared by address */
-  loginThrottle (perMinute: number, cooldownMs: number): FailureThrottle
+  loginThrottle(perMinute: number, cooldownMs: number): FailureThrottle
   /** a listener's ipConnectRate shared by address */
-  addressRate (perSecond: number, listener: string): AddressRate
+  addressRate(perSecond: number, listener: string): AddressRate
   /** the admin store: in this Redis, or in the one admin.store names */
-  openStore (url: string): RedisStore
+  openStore(url: string): RedisStore
   /** clients across the cluster, answered from this gateway's sessions by `local` */
-  registry (local: LocalClients): ClusterRegistry
-  close (): Promise<void>
+  registry(local: LocalClients): ClusterRegistry
+  close(): Promise<void>
 }
 
 export interface ClusterOptions {
@@ -38,9 +38,13 @@ export interface ClusterOptions {
   leaseTtlMs?: number
 }
 
-export function startCluster (config: ClusterConfig, opts: ClusterOptions): Cluster {
+export function startCluster(config: ClusterConfig, opts: ClusterOptions): Cluster {
   const redis = connectRedis(config.redis, { log: opts.log })
-  const leases = new RedisLeases(redis, { gateway: config.name, log: opts.log, ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}) })
+  const leases = new RedisLeases(redis, {
+    gateway: config.name,
+    log: opts.log,
+    ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+  })
   const budget = new SharedBudget(redis, { gateways: () => leases.gatewaysAlive })
   const closing: Array<() => Promise<void>> = []
   return {
@@ -48,23 +52,26 @@ export function startCluster (config: ClusterConfig, opts: ClusterOptions): Clus
     redis,
     leases,
     budget,
-    readiness: () => redis.state === 'reachable' ? 'reachable' : 'unreachable',
+    readiness: () => (redis.state === 'reachable' ? 'reachable' : 'unreachable'),
     loginThrottle: (perMinute, cooldownMs) => redisThrottle(redis, perMinute, cooldownMs),
     addressRate: (perSecond, listener) => redisAddressRate(redis, perSecond, listener),
-    openStore (url) {
+    openStore(url) {
       const own = url === config.redis ? redis : connectRedis(url, { log: opts.log })
       const store = openRedisStore(own, config.name)
       const close = store.close.bind(store)
       // Its own connection, when it has one, goes with it.
-      store.close = async () => { await close(); if (own !== redis) await own.close() }
+      store.close = async () => {
+        await close()
+        if (own !== redis) await own.close()
+      }
       return store
     },
-    registry (local) {
+    registry(local) {
       const r = redisRegistry(redis, config.name, local)
       closing.push(() => r.close())
       return r
     },
-    async close () {
+    async close() {
       for (const c of closing) await c()
       await leases.close()
       await redis.close()

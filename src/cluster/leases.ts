@@ -24,14 +24,16 @@ export interface ConnectionLimits {
 /** What the session core calls; the Redis implementation below, a memory one is the gateway's own counting. */
 export interface ClusterLeases {
   /** at CONNECT, after authentication and before dialing the broker; one `releaseConnection` per ok */
-  acquireConnection (tenant: string, limits: ConnectionLimits): Promise<Admission>
+  acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission>
   /** at session end (any cause), once per admitted connection */
-  releaseConnection (tenant: string): void
-  /** at SUBSCRIBE: how many of `want` new filters fit under maxSubscriptions (tenant total); release what was granted */
-  acquireSubscriptions (tenant: string, want: number, maxSubscriptions: number): Promise<number>
+  releaseConnection(tenant: string): void
+  /**
+   * at SUBSCRIBE: how many of `want` new filters fit under maxSubscriptions (tenant total); release what was granted
+   */
+  acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number): Promise<number>
   /** at UNSUBSCRIBE and session end, for filters counted by acquireSubscriptions */
-  releaseSubscriptions (tenant: string, n: number): void
-  close (): Promise<void>
+  releaseSubscriptions(tenant: string, n: number): void
+  close(): Promise<void>
 }
 
 const KEY = (resource: LeaseResource, tenant: string): [string, string, string] =>
@@ -100,7 +102,7 @@ export interface RedisLeasesOptions {
 }
 
 /** A gateway's even share of a limit while Redis is unreachable (see the file's head). */
-export function degradedShare (limit: number, gateways: number): number {
+export function degradedShare(limit: number, gateways: number): number {
   return Math.floor(limit / Math.max(1, gateways))
 }
 
@@ -121,36 +123,57 @@ export class RedisLeases implements ClusterLeases {
   private readonly timer: NodeJS.Timeout
   private readonly offState: () => void
 
-  constructor (private readonly redis: ClusterRedis, private readonly opts: RedisLeasesOptions) {
+  constructor(
+    private readonly redis: ClusterRedis,
+    private readonly opts: RedisLeasesOptions,
+  ) {
     this.ttlMs = opts.ttlMs ?? 15_000
-    this.timer = setInterval(() => { void this.heartbeat() }, Math.max(100, Math.floor(this.ttlMs / 3)))
+    this.timer = setInterval(
+      () => {
+        void this.heartbeat()
+      },
+      Math.max(100, Math.floor(this.ttlMs / 3)),
+    )
     this.timer.unref()
-    this.offState = redis.onState((s) => { if (s === 'reachable') { this.dirty = true; void this.heartbeat() } })
+    this.offState = redis.onState((s) => {
+      if (s === 'reachable') {
+        this.dirty = true
+        void this.heartbeat()
+      }
+    })
     void this.heartbeat()
   }
 
-  async acquireConnection (tenant: string, limits: ConnectionLimits): Promise<Admission> {
+  async acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission> {
     const granted = await this.take('conn', tenant, 1, limits.maxConnections, limits.connectRate)
     if (granted === 'rate') return { ok: false, limit: 'connectRate' }
     return granted === 1 ? { ok: true } : { ok: false, limit: 'maxConnections' }
   }
 
-  releaseConnection (tenant: string): void { this.giveBack('conn', tenant, 1) }
+  releaseConnection(tenant: string): void {
+    this.giveBack('conn', tenant, 1)
+  }
 
-  async acquireSubscriptions (tenant: string, want: number, maxSubscriptions: number): Promise<number> {
+  async acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number): Promise<number> {
     const granted = await this.take('subs', tenant, want, maxSubscriptions, undefined)
     return granted === 'rate' ? 0 : granted
   }
 
-  releaseSubscriptions (tenant: string, n: number): void { if (n > 0) this.giveBack('subs', tenant, n) }
+  releaseSubscriptions(tenant: string, n: number): void {
+    if (n > 0) this.giveBack('subs', tenant, n)
+  }
 
   /** gateways alive at the last heartbeat: the divisor of the degraded share */
-  get gatewaysAlive (): number { return this.gateways }
+  get gatewaysAlive(): number {
+    return this.gateways
+  }
 
   /** this gateway's count of a tenant's resource (for tests and the sync) */
-  heldBy (resource: LeaseResource, tenant: string): number { return this.held.get(`${resource} ${tenant}`) ?? 0 }
+  heldBy(resource: LeaseResource, tenant: string): number {
+    return this.held.get(`${resource} ${tenant}`) ?? 0
+  }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     clearInterval(this.timer)
     this.offState()
     // Leaving cleanly frees this gateway's slots at once instead of after the TTL.
@@ -160,7 +183,13 @@ export class RedisLeases implements ClusterLeases {
     }
   }
 
-  private async take (resource: LeaseResource, tenant: string, want: number, max: number | undefined, rate: number | undefined): Promise<number | 'rate'> {
+  private async take(
+    resource: LeaseResource,
+    tenant: string,
+    want: number,
+    max: number | undefined,
+    rate: number | undefined,
+  ): Promise<number | 'rate'> {
     const key = `${resource} ${tenant}`
     // Redis back, or a command failed: write the truth first, then check against it.
     if (this.dirty && this.redis.state === 'reachable') await this.heartbeat()
@@ -168,7 +197,13 @@ export class RedisLeases implements ClusterLeases {
     if (this.redis.state === 'reachable' && !this.dirty) {
       this.inFlight++
       try {
-        const [granted, , refusal] = await TAKE(this.redis.commands, KEY(resource, tenant), [this.opts.gateway, want, max ?? -1, rate ?? -1, this.ttlMs]) as [number, number, number]
+        const [granted, , refusal] = (await TAKE(this.redis.commands, KEY(resource, tenant), [
+          this.opts.gateway,
+          want,
+          max ?? -1,
+          rate ?? -1,
+          this.ttlMs,
+        ])) as [number, number, number]
         if (granted > 0) this.held.set(key, (this.held.get(key) ?? 0) + granted)
         return refusal === 2 ? 'rate' : granted
       } catch {
@@ -181,7 +216,7 @@ export class RedisLeases implements ClusterLeases {
     return this.takeLocally(key, want, max, rate)
   }
 
-  private takeLocally (key: string, want: number, max: number | undefined, rate: number | undefined): number | 'rate' {
+  private takeLocally(key: string, want: number, max: number | undefined, rate: number | undefined): number | 'rate' {
     const held = this.held.get(key) ?? 0
     const grant = max === undefined ? want : Math.max(0, Math.min(want, degradedShare(max, this.gateways) - held))
     if (grant === 0) return 0
@@ -191,11 +226,11 @@ export class RedisLeases implements ClusterLeases {
     return grant
   }
 
-  private localRateOk (key: string, rate: number): boolean {
+  private localRateOk(key: string, rate: number): boolean {
     const now = Date.now()
     const burst = Math.max(1, rate)
     const b = this.localRate.get(key) ?? { tokens: burst, at: now }
-    b.tokens = Math.min(burst, b.tokens + (now - b.at) * rate / 1000)
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000)
     b.at = now
     this.localRate.set(key, b)
     if (b.tokens < 1) return false
@@ -203,12 +238,15 @@ export class RedisLeases implements ClusterLeases {
     return true
   }
 
-  private giveBack (resource: LeaseResource, tenant: string, n: number): void {
+  private giveBack(resource: LeaseResource, tenant: string, n: number): void {
     const key = `${resource} ${tenant}`
     this.held.set(key, Math.max(0, (this.held.get(key) ?? 0) - n))
     void (async () => {
       while (this.syncing !== undefined) await this.syncing
-      if (this.redis.state !== 'reachable' || this.dirty) { this.dirty = true; return }
+      if (this.redis.state !== 'reachable' || this.dirty) {
+        this.dirty = true
+        return
+      }
       this.inFlight++
       try {
         await GIVE_BACK(this.redis.commands, KEY(resource, tenant).slice(0, 2), [this.opts.gateway, n])
@@ -220,18 +258,20 @@ export class RedisLeases implements ClusterLeases {
     })()
   }
 
-  private done (): void {
+  private done(): void {
     this.inFlight--
     if (this.inFlight === 0) this.drained?.()
   }
 
-  private heartbeat (): Promise<void> {
+  private heartbeat(): Promise<void> {
     if (this.redis.state !== 'reachable') return Promise.resolve()
-    this.beating ??= this.beat().finally(() => { this.beating = undefined })
+    this.beating ??= this.beat().finally(() => {
+      this.beating = undefined
+    })
     return this.beating
   }
 
-  private async beat (): Promise<void> {
+  private async beat(): Promise<void> {
     try {
       this.gateways = Number(await BEAT(this.redis.commands, [GATEWAYS], [this.opts.gateway, this.ttlMs]))
       await this.sync()
@@ -246,11 +286,16 @@ export class RedisLeases implements ClusterLeases {
    * give-backs wait meanwhile, and the sync waits for those under way: a count written while a take is in
    * flight could lose or double that take.
    */
-  private async sync (): Promise<void> {
+  private async sync(): Promise<void> {
     let release!: () => void
-    this.syncing = new Promise<void>((resolve) => { release = resolve })
+    this.syncing = new Promise<void>((resolve) => {
+      release = resolve
+    })
     try {
-      if (this.inFlight > 0) await new Promise<void>((resolve) => { this.drained = resolve })
+      if (this.inFlight > 0)
+        await new Promise<void>((resolve) => {
+          this.drained = resolve
+        })
       this.drained = undefined
       this.dirty = false
       const writes: Array<Promise<unknown>> = []

@@ -20,10 +20,10 @@ export interface ClusterRedis {
   /** times Redis became unreachable since start (a counter for /metrics) */
   readonly outages: number
   /** runs on every change of state; returns the unsubscribe */
-  onState (listener: (state: RedisState) => void): () => void
+  onState(listener: (state: RedisState) => void): () => void
   /** resolves when the command connection is ready, false after `timeoutMs` */
-  ready (timeoutMs: number): Promise<boolean>
-  close (): Promise<void>
+  ready(timeoutMs: number): Promise<boolean>
+  close(): Promise<void>
 }
 
 export interface RedisOptions {
@@ -33,7 +33,7 @@ export interface RedisOptions {
 }
 
 /** The URL as it may be logged: without its password. */
-export function redactRedisUrl (url: string): string {
+export function redactRedisUrl(url: string): string {
   try {
     const u = new URL(url)
     if (u.password !== '') u.password = '***'
@@ -43,14 +43,18 @@ export function redactRedisUrl (url: string): string {
   }
 }
 
-export function connectRedis (url: string, opts: RedisOptions): ClusterRedis {
+export function connectRedis(url: string, opts: RedisOptions): ClusterRedis {
   const common = {
     lazyConnect: false,
     // Reconnect for ever, at most every 2 s: Redis coming back must end the degraded mode by itself.
     retryStrategy: (times: number) => Math.min(times * 100, 2000),
     maxRetriesPerRequest: 0,
   }
-  const commands = new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: opts.commandTimeoutMs ?? 1000 })
+  const commands = new Redis(url, {
+    ...common,
+    enableOfflineQueue: false,
+    commandTimeout: opts.commandTimeoutMs ?? 1000,
+  })
   // The subscriber queues its SUBSCRIBEs until connected; ioredis replays them after every reconnect.
   const subscriber = new Redis(url, { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null })
   const listeners = new Set<(state: RedisState) => void>()
@@ -63,7 +67,10 @@ export function connectRedis (url: string, opts: RedisOptions): ClusterRedis {
     // The first failure to connect at start is an outage too; a first success is not news.
     if (next === 'unreachable') {
       outages++
-      opts.log.warn({ redis: where, err: lastError }, 'cluster: Redis unreachable; admitting against this gateway\'s last known share')
+      opts.log.warn(
+        { redis: where, err: lastError },
+        "cluster: Redis unreachable; admitting against this gateway's last known share",
+      )
     } else if (state === 'unreachable') {
       opts.log.info({ redis: where }, 'cluster: Redis reachable again')
     }
@@ -71,27 +78,44 @@ export function connectRedis (url: string, opts: RedisOptions): ClusterRedis {
     for (const l of listeners) l(next)
   }
   commands.on('ready', () => set('reachable'))
-  commands.on('error', (err: Error) => { lastError = err.message })
+  commands.on('error', (err: Error) => {
+    lastError = err.message
+  })
   commands.on('close', () => set('unreachable'))
   subscriber.on('error', () => {}) // its state is the command connection's; errors are reported there
   return {
     commands,
     subscriber,
-    get state () { return state },
-    channelPrefix: `mtg:${commands.options.db ?? 0}:`,
-    get outages () { return outages },
-    onState (listener) {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
+    get state() {
+      return state
     },
-    async ready (timeoutMs) {
+    channelPrefix: `mtg:${commands.options.db ?? 0}:`,
+    get outages() {
+      return outages
+    },
+    onState(listener) {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
+    async ready(timeoutMs) {
       if (state === 'reachable') return true
       return new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => { off(); resolve(false) }, timeoutMs)
-        const off = this.onState((s) => { if (s === 'reachable') { clearTimeout(timer); off(); resolve(true) } })
+        const timer = setTimeout(() => {
+          off()
+          resolve(false)
+        }, timeoutMs)
+        const off = this.onState((s) => {
+          if (s === 'reachable') {
+            clearTimeout(timer)
+            off()
+            resolve(true)
+          }
+        })
       })
     },
-    async close () {
+    async close() {
       listeners.clear()
       commands.disconnect()
       subscriber.disconnect()
@@ -100,9 +124,13 @@ export function connectRedis (url: string, opts: RedisOptions): ClusterRedis {
 }
 
 /** A Lua script run by its SHA, sent whole once when Redis does not know it (after a restart). */
-export type LuaScript = (redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>
+export type LuaScript = (
+  redis: Redis,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+) => Promise<unknown>
 
-export function luaScript (source: string): LuaScript {
+export function luaScript(source: string): LuaScript {
   const sha = createHash('sha1').update(source).digest('hex')
   return async (redis, keys, args) => {
     try {

@@ -11,32 +11,32 @@ import type { ClusterRedis } from './redis.js'
 
 /** What a gateway does for the registry: the Gateway's own clients() and kick(), and the takeover. */
 export interface LocalClients {
-  clients (tenant: string): ClientInfo[]
+  clients(tenant: string): ClientInfo[]
   /** how many sessions it ended (v5: DISCONNECT 0x98) */
-  kick (tenant: string, clientId: string): number
+  kick(tenant: string, clientId: string): number
   /**
    * The tenant's client ID was taken by a CONNECT through gateway `by`: end the local session, v5 clients
    * with DISCONNECT 0x8E, not as "upstream lost" (the broker drops its upstream connection too).
    */
-  takenOver (tenant: string, clientId: string, by: string): void
+  takenOver(tenant: string, clientId: string, by: string): void
 }
 
 export type ClusterClient = ClientInfo & { gateway: string }
 
 export interface ClusterRegistry {
   /** GET /tenants/X/clients: every gateway's clients of the tenant, each with its gateway's name */
-  list (tenant: string): Promise<ClusterClient[]>
+  list(tenant: string): Promise<ClusterClient[]>
   /** a kick wherever the client is connected; how many sessions were ended cluster-wide */
-  kick (tenant: string, clientId: string): Promise<number>
+  kick(tenant: string, clientId: string): Promise<number>
   /**
    * At CONNECT, once admitted and before dialing the broker: tells the other gateways this client ID is
    * here now. Resolves when Redis has handed the news to them, so they learn it before the broker
    * drops their upstream connection (which happens only once this gateway's CONNECT reaches it).
    */
-  claim (tenant: string, clientId: string): Promise<void>
+  claim(tenant: string, clientId: string): Promise<void>
   /** resolves once this gateway hears requests */
   readonly subscribed: Promise<void>
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 type Request =
@@ -45,13 +45,22 @@ type Request =
   | { op: 'claim'; from: string; tenant: string; clientId: string }
 type Reply = { id: string; from: string; clients?: ClientInfo[]; kicked?: number }
 
-export function redisRegistry (redis: ClusterRedis, gateway: string, local: LocalClients, timeoutMs = 1000): ClusterRegistry {
+export function redisRegistry(
+  redis: ClusterRedis,
+  gateway: string,
+  local: LocalClients,
+  timeoutMs = 1000,
+): ClusterRegistry {
   const REQUESTS = `${redis.channelPrefix}registry`
   const repliesTo = (name: string): string => `${redis.channelPrefix}registry:reply:${name}`
   const waiting = new Map<string, (reply: Reply) => void>()
   const onMessage = (channel: string, message: string): void => {
     let msg: unknown
-    try { msg = JSON.parse(message) } catch { return }
+    try {
+      msg = JSON.parse(message)
+    } catch {
+      return
+    }
     if (channel === REQUESTS) answer(msg as Request)
     else if (channel === repliesTo(gateway)) {
       const reply = msg as Reply
@@ -63,21 +72,30 @@ export function redisRegistry (redis: ClusterRedis, gateway: string, local: Loca
       if (req.from !== gateway) local.takenOver(req.tenant, req.clientId, req.from)
       return
     }
-    const reply: Reply = req.op === 'list'
-      ? { id: req.id, from: gateway, clients: local.clients(req.tenant) }
-      : { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
+    const reply: Reply =
+      req.op === 'list'
+        ? { id: req.id, from: gateway, clients: local.clients(req.tenant) }
+        : { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
     void redis.commands.publish(repliesTo(req.from), JSON.stringify(reply)).catch(() => 0)
   }
   redis.subscriber.on('message', onMessage)
-  const subscribed = redis.subscriber.subscribe(REQUESTS, repliesTo(gateway)).then(() => {}, () => {})
+  const subscribed = redis.subscriber.subscribe(REQUESTS, repliesTo(gateway)).then(
+    () => {},
+    () => {},
+  )
 
   /** Publishes a request and gathers the answers; Redis unreachable: this gateway's answer alone. */
   const ask = async (req: Request & { id: string }): Promise<Reply[]> => {
     const replies: Reply[] = []
     let expected = Number.POSITIVE_INFINITY
     let done!: () => void
-    const finished = new Promise<void>((resolve) => { done = resolve })
-    waiting.set(req.id, (reply) => { replies.push(reply); if (replies.length >= expected) done() })
+    const finished = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    waiting.set(req.id, (reply) => {
+      replies.push(reply)
+      if (replies.length >= expected) done()
+    })
     const timer = setTimeout(() => done(), timeoutMs)
     try {
       expected = await redis.commands.publish(REQUESTS, JSON.stringify(req))
@@ -100,19 +118,21 @@ export function redisRegistry (redis: ClusterRedis, gateway: string, local: Loca
 
   return {
     subscribed,
-    async list (tenant) {
+    async list(tenant) {
       const replies = await ask({ op: 'list', id: randomUUID(), from: gateway, tenant })
       return replies.flatMap((r) => (r.clients ?? []).map((c) => ({ ...c, gateway: r.from })))
     },
-    async kick (tenant, clientId) {
+    async kick(tenant, clientId) {
       const replies = await ask({ op: 'kick', id: randomUUID(), from: gateway, tenant, clientId })
       return replies.reduce((n, r) => n + (r.kicked ?? 0), 0)
     },
-    async claim (tenant, clientId) {
+    async claim(tenant, clientId) {
       // Unreachable Redis: the connection goes on; the old gateway sees its upstream dropped instead.
-      await redis.commands.publish(REQUESTS, JSON.stringify({ op: 'claim', from: gateway, tenant, clientId } satisfies Request)).catch(() => 0)
+      await redis.commands
+        .publish(REQUESTS, JSON.stringify({ op: 'claim', from: gateway, tenant, clientId } satisfies Request))
+        .catch(() => 0)
     },
-    async close () {
+    async close() {
       redis.subscriber.off('message', onMessage)
       await redis.subscriber.unsubscribe(REQUESTS, repliesTo(gateway)).catch(() => {})
     },

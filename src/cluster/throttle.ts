@@ -11,7 +11,12 @@ import type { ClusterRedis } from './redis.js'
  * The shared login throttle. `new Authenticator(config, (perMinute, cooldownMs) => redisThrottle(redis,
  * perMinute, cooldownMs))` (src/tenancy/auth.ts), or Cluster.loginThrottle as that factory.
  */
-export function redisThrottle (redis: ClusterRedis, perMinute: number, cooldownMs: number, keyPrefix = 'mtg:login'): FailureThrottle {
+export function redisThrottle(
+  redis: ClusterRedis,
+  perMinute: number,
+  cooldownMs: number,
+  keyPrefix = 'mtg:login',
+): FailureThrottle {
   const blockDuration = Math.ceil(cooldownMs / 1000)
   const limiter = new RateLimiterRedis({
     storeClient: redis.commands,
@@ -23,14 +28,19 @@ export function redisThrottle (redis: ClusterRedis, perMinute: number, cooldownM
     insuranceLimiter: new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration }),
   })
   return {
-    async blocked (source) {
+    async blocked(source) {
       const res = await limiter.get(source).catch(() => null)
       return res !== null && res.consumedPoints >= perMinute
     },
-    async fail (source) {
+    async fail(source) {
       const res = await limiter.consume(source).catch((r: unknown) => r)
       // As memoryThrottle: the Nth failure in a minute starts the cooldown, wherever it was counted.
-      if (typeof res === 'object' && res !== null && 'consumedPoints' in res && (res.consumedPoints as number) >= perMinute) {
+      if (
+        typeof res === 'object' &&
+        res !== null &&
+        'consumedPoints' in res &&
+        (res.consumedPoints as number) >= perMinute
+      ) {
         await limiter.block(source, blockDuration).catch(() => {})
       }
     },
@@ -44,7 +54,7 @@ export function redisThrottle (redis: ClusterRedis, perMinute: number, cooldownM
  */
 export type AddressRate = (address: string) => Promise<boolean>
 
-export function redisAddressRate (redis: ClusterRedis, perSecond: number, listener: string): AddressRate {
+export function redisAddressRate(redis: ClusterRedis, perSecond: number, listener: string): AddressRate {
   const limiter: RateLimiterAbstract = new RateLimiterRedis({
     storeClient: redis.commands,
     keyPrefix: `mtg:ip:${listener}`,
@@ -53,5 +63,9 @@ export function redisAddressRate (redis: ClusterRedis, perSecond: number, listen
     rejectIfRedisNotReady: true,
     insuranceLimiter: new RateLimiterMemory({ points: perSecond, duration: 1 }),
   })
-  return (address) => limiter.consume(address).then(() => true, () => false)
+  return (address) =>
+    limiter.consume(address).then(
+      () => true,
+      () => false,
+    )
 }

@@ -22,7 +22,7 @@ export interface BindConflict {
  * address; `0.0.0.0` covers IPv4 only. Host names (`localhost`) are compared by name and count as
  * either family against a wildcard. Port 0 asks the kernel for a free port and never collides.
  */
-export function bindsCollide (a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+export function bindsCollide(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
   if (a.port !== b.port || a.port === 0) return false
   const ha = normalize(a.host)
   const hb = normalize(b.host)
@@ -34,7 +34,7 @@ export function bindsCollide (a: { host: string; port: number }, b: { host: stri
 }
 
 /** Every colliding pair, in the order of the config (each pair once). */
-export function bindConflicts (sockets: readonly BoundSocket[]): BindConflict[] {
+export function bindConflicts(sockets: readonly BoundSocket[]): BindConflict[] {
   const out: BindConflict[] = []
   sockets.forEach((first, i) => {
     for (const second of sockets.slice(i + 1)) {
@@ -44,7 +44,7 @@ export function bindConflicts (sockets: readonly BoundSocket[]): BindConflict[] 
   return out
 }
 
-function normalize (host: string): string {
+function normalize(host: string): string {
   const h = host.toLowerCase()
   if (h === '' || h === '[::]' || h === '::0' || h === '0:0:0:0:0:0:0:0') return '::'
   if (h.startsWith('::ffff:') && net.isIPv4(h.slice(7))) return h.slice(7)
@@ -52,12 +52,12 @@ function normalize (host: string): string {
   return h
 }
 
-function family (host: string): 4 | 6 | 0 {
+function family(host: string): 4 | 6 | 0 {
   return net.isIPv4(host) ? 4 : net.isIPv6(host) ? 6 : 0
 }
 
 /** One spelling per IPv6 address, so `::1` and `0:0::1` are the same bind. */
-function compressV6 (h: string): string {
+function compressV6(h: string): string {
   const sockaddr = new net.SocketAddress({ address: h, family: 'ipv6' })
   return sockaddr.address
 }

@@ -25,26 +25,33 @@ export interface ParseOptions {
 
 type Path = ReadonlyArray<string | number>
 
-export function pathString (path: Path): string {
-  return path.map((p, i) => typeof p === 'number' ? `[${p}]` : (i === 0 ? p : `.${p}`)).join('')
+export function pathString(path: Path): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
 }
 
-export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new ConfigError([{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file)
+    throw new ConfigError(
+      [{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }],
+      file,
+    )
   }
   return parseConfigText(text, { file, baseDir: dirname(resolve(file)), env })
 }
 
-export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig {
+export function parseConfigText(text: string, opts: ParseOptions): LoadedConfig {
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
-  const lineOf = (offset: number | undefined): number | undefined => offset === undefined ? undefined : lines.linePos(offset).line
+  const lineOf = (offset: number | undefined): number | undefined =>
+    offset === undefined ? undefined : lines.linePos(offset).line
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: e.message.split('\n')[0] ?? e.message })), opts.file)
+    throw new ConfigError(
+      doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: e.message.split('\n')[0] ?? e.message })),
+      opts.file,
+    )
   }
   const issues: ConfigIssue[] = []
   let js: unknown
@@ -57,10 +64,17 @@ export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig
   const raw = substituteEnv(js, opts.env ?? process.env, [], issues, (p) => lineOf(nodeAt(doc, p)?.range?.[0]))
   if (issues.length > 0) throw new ConfigError(issues, opts.file)
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError([{ path: '', line: 1, message: 'expected a mapping with listeners, upstream and tenants' }], opts.file)
+    throw new ConfigError(
+      [{ path: '', line: 1, message: 'expected a mapping with listeners, upstream and tenants' }],
+      opts.file,
+    )
   }
   const parsed = gatewaySchema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => toIssue(i, doc, lineOf)), opts.file)
+  if (!parsed.success)
+    throw new ConfigError(
+      parsed.error.issues.map((i) => toIssue(i, doc, lineOf)),
+      opts.file,
+    )
   const config = parsed.data
   const warnings: string[] = []
   const lineAt = (p: Path): number | undefined => lineOf(nodeAt(doc, p)?.range?.[0])
@@ -71,7 +85,7 @@ export function parseConfigText (text: string, opts: ParseOptions): LoadedConfig
   return { config: deepFreeze(config), warnings, ...(opts.file !== undefined ? { file: opts.file } : {}) }
 }
 
-function nodeAt (doc: Document, path: Path): Node | undefined {
+function nodeAt(doc: Document, path: Path): Node | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true)
     if (node !== undefined && node !== null && typeof node === 'object' && 'range' in node) return node as Node
@@ -80,7 +94,11 @@ function nodeAt (doc: Document, path: Path): Node | undefined {
 }
 
 /** The line of the key itself for unknown keys, else the value's line. */
-function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | undefined) => number | undefined): ConfigIssue {
+function toIssue(
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  lineOf: (o: number | undefined) => number | undefined,
+): ConfigIssue {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol')
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string
@@ -92,7 +110,9 @@ function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | u
     }
     const names = issue.keys.map((k) => JSON.stringify(k)).join(', ')
     // The schema names where a key belongs when it belongs to another listener type; zod's own text is generic.
-    const message = issue.message.startsWith('Unrecognized key') ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${names}` : issue.message
+    const message = issue.message.startsWith('Unrecognized key')
+      ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${names}`
+      : issue.message
     return { path: pathString([...path, key]), line: line ?? lineOf(nodeAt(doc, path)?.range?.[0]), message }
   }
   const node = nodeAt(doc, path)
@@ -106,26 +126,38 @@ function toIssue (issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | u
     // A sentence of the schema's own for a missing key (a tls listener's files) says more than "missing required key".
     const ownSentence = !issue.message.startsWith('Invalid input') && !issue.message.startsWith('expected ')
     if (!present) message = ownSentence ? issue.message : `missing required key (expected ${issue.expected})`
-    else if (!issue.message.startsWith('expected ')) message = `expected ${issue.expected}, got ${JSON.stringify(value)}`
+    else if (!issue.message.startsWith('expected '))
+      message = `expected ${issue.expected}, got ${JSON.stringify(value)}`
   } else if (issue.code === 'too_small' && issue.origin === 'number') {
     message = `expected a number ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, got ${JSON.stringify(doc.getIn(path))}`
   } else if (issue.code === 'invalid_value' || issue.code === 'invalid_union') {
     message = `${issue.message}, got ${JSON.stringify(doc.getIn(path))}`
   }
-  if (isSeq(node) || isMap(node) || present || node !== undefined) return { path: pathString(path), line: lineOf(node?.range?.[0]), message }
+  if (isSeq(node) || isMap(node) || present || node !== undefined)
+    return { path: pathString(path), line: lineOf(node?.range?.[0]), message }
   return { path: pathString(path), message }
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 
-function substituteEnv (value: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): unknown {
+function substituteEnv(
+  value: unknown,
+  env: NodeJS.ProcessEnv,
+  path: Array<string | number>,
+  issues: ConfigIssue[],
+  lineAt: (p: Path) => number | undefined,
+): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
       const v = env[name]
       if (v !== undefined && v !== '') return v
       if (fallback !== undefined) return fallback
       if (v === '') return ''
-      issues.push({ path: pathString(path), line: lineAt(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` })
+      issues.push({
+        path: pathString(path),
+        line: lineAt(path),
+        message: `environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+      })
       return ''
     })
   }
@@ -139,7 +171,13 @@ function substituteEnv (value: unknown, env: NodeJS.ProcessEnv, path: Array<stri
 }
 
 /** Resolves file paths against the config's folder; merges password files; warns of plaintext. */
-function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[], warnings: string[], lineAt: (p: Path) => number | undefined): void {
+function readFiles(
+  config: GatewayConfig,
+  baseDir: string,
+  issues: ConfigIssue[],
+  warnings: string[],
+  lineAt: (p: Path) => number | undefined,
+): void {
   const file = (p: string, path: Path): string => {
     const abs = isAbsolute(p) ? p : resolve(baseDir, p)
     if (!existsSync(abs)) issues.push({ path: pathString(path), line: lineAt(path), message: `file not found: ${abs}` })
@@ -161,9 +199,16 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
     config.admin.tls.cert = file(config.admin.tls.cert, ['admin', 'tls', 'cert'])
     config.admin.tls.key = file(config.admin.tls.key, ['admin', 'tls', 'key'])
   }
-  if (config.admin?.operatorToken.includes('change-me') === true) warnings.push('admin.operatorToken: still the example\'s token; set MTG_OPERATOR_TOKEN or write your own')
+  if (config.admin?.operatorToken.includes('change-me') === true)
+    warnings.push("admin.operatorToken: still the example's token; set MTG_OPERATOR_TOKEN or write your own")
   // The store is created when missing, so only its folder has to exist.
-  if (config.admin !== undefined && config.admin.store !== ':memory:' && !REDIS_URL.test(config.admin.store) && !isAbsolute(config.admin.store)) config.admin.store = resolve(baseDir, config.admin.store)
+  if (
+    config.admin !== undefined &&
+    config.admin.store !== ':memory:' &&
+    !REDIS_URL.test(config.admin.store) &&
+    !isAbsolute(config.admin.store)
+  )
+    config.admin.store = resolve(baseDir, config.admin.store)
   for (const [id, tenant] of Object.entries(config.tenants)) {
     const fromFile = new Set<string>()
     if (tenant.passwordFile !== undefined) {
@@ -174,7 +219,12 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
           // Users written in the YAML win over the file's.
           if (user in tenant.users) continue
           const problem = passwordFormatProblem(hash)
-          if (problem !== undefined) issues.push({ path: pathString(['tenants', id, 'passwordFile']), line: lineAt(['tenants', id, 'passwordFile']), message: `user ${JSON.stringify(user)} in ${abs}: ${problem}` })
+          if (problem !== undefined)
+            issues.push({
+              path: pathString(['tenants', id, 'passwordFile']),
+              line: lineAt(['tenants', id, 'passwordFile']),
+              message: `user ${JSON.stringify(user)} in ${abs}: ${problem}`,
+            })
           tenant.users[user] = { password: hash }
           fromFile.add(user)
         }
@@ -184,8 +234,16 @@ function readFiles (config: GatewayConfig, baseDir: string, issues: ConfigIssue[
       // A password-file user was reported above, with the file's name.
       const problem = u.password === undefined || fromFile.has(user) ? undefined : passwordFormatProblem(u.password)
       const path = ['tenants', id, 'users', user, 'password']
-      if (problem !== undefined) issues.push({ path: pathString(path), line: lineAt(path), message: `user ${JSON.stringify(user)} of tenant ${JSON.stringify(id)}: ${problem}` })
-      if (u.password?.startsWith('plain:') === true) warnings.push(`tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`)
+      if (problem !== undefined)
+        issues.push({
+          path: pathString(path),
+          line: lineAt(path),
+          message: `user ${JSON.stringify(user)} of tenant ${JSON.stringify(id)}: ${problem}`,
+        })
+      if (u.password?.startsWith('plain:') === true)
+        warnings.push(
+          `tenants.${id}.users.${user}: plaintext password; use \`mqtt-tenant-gateway passwd\` to make a hash`,
+        )
     }
   }
 }
@@ -196,32 +254,58 @@ const REDIS_URL = /^rediss?:\/\//
  * With `cluster:`, the gateway's name defaults to host:pid, and the admin store is the cluster's Redis: a
  * SQLite file there would give each gateway its own API changes, keys and usage.
  */
-function applyCluster (config: GatewayConfig, raw: { admin?: { store?: unknown } }, env: NodeJS.ProcessEnv, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
+function applyCluster(
+  config: GatewayConfig,
+  raw: { admin?: { store?: unknown } },
+  env: NodeJS.ProcessEnv,
+  issues: ConfigIssue[],
+  lineAt: (p: Path) => number | undefined,
+): void {
   const cluster = config.cluster
   if (cluster === undefined) {
     if (config.admin !== undefined && REDIS_URL.test(config.admin.store)) {
-      issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: 'a Redis store is for a cluster: add cluster: { redis: URL }, or give a SQLite file' })
+      issues.push({
+        path: 'admin.store',
+        line: lineAt(['admin', 'store']),
+        message: 'a Redis store is for a cluster: add cluster: { redis: URL }, or give a SQLite file',
+      })
     }
     return
   }
-  if (cluster.name === '') cluster.name = `${env.HOSTNAME !== undefined && env.HOSTNAME !== '' ? env.HOSTNAME : hostname()}:${process.pid}`
+  if (cluster.name === '')
+    cluster.name = `${env.HOSTNAME !== undefined && env.HOSTNAME !== '' ? env.HOSTNAME : hostname()}:${process.pid}`
   if (config.admin === undefined) return
   const store = raw.admin?.store
   if (store === undefined) config.admin.store = cluster.redis
   else if (typeof store !== 'string' || !REDIS_URL.test(store)) {
-    issues.push({ path: 'admin.store', line: lineAt(['admin', 'store']), message: `with cluster:, the admin store is shared in Redis (each gateway would have its own SQLite file); remove admin.store or give a redis:// URL, got ${JSON.stringify(store)}` })
+    issues.push({
+      path: 'admin.store',
+      line: lineAt(['admin', 'store']),
+      message: `with cluster:, the admin store is shared in Redis (each gateway would have its own SQLite file); remove admin.store or give a redis:// URL, got ${JSON.stringify(store)}`,
+    })
   }
 }
 
 /** Listeners (and the admin listener) that `start` could not bind side by side. */
-function checkBinds (config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
-  const sockets: BoundSocket[] = config.listeners.map((l, i) => ({ label: `listener ${JSON.stringify(l.name)}`, path: ['listeners', i, 'bind'], ...l.bind }))
-  if (config.admin !== undefined) sockets.push({ label: 'the admin listener', path: ['admin', 'bind'], ...config.admin.bind })
+function checkBinds(config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: Path) => number | undefined): void {
+  const sockets: BoundSocket[] = config.listeners.map((l, i) => ({
+    label: `listener ${JSON.stringify(l.name)}`,
+    path: ['listeners', i, 'bind'],
+    ...l.bind,
+  }))
+  if (config.admin !== undefined)
+    sockets.push({ label: 'the admin listener', path: ['admin', 'bind'], ...config.admin.bind })
   config.listeners.forEach((l, i) => {
-    if (l.reusePort && !nodeAtLeast(22, 12)) issues.push({ path: pathString(['listeners', i, 'reusePort']), line: lineAt(['listeners', i, 'reusePort']), message: `reusePort needs Node.js 22.12 or later (this is ${process.version})` })
+    if (l.reusePort && !nodeAtLeast(22, 12))
+      issues.push({
+        path: pathString(['listeners', i, 'reusePort']),
+        line: lineAt(['listeners', i, 'reusePort']),
+        message: `reusePort needs Node.js 22.12 or later (this is ${process.version})`,
+      })
   })
   for (const { first, second } of bindConflicts(sockets)) {
-    const where = (s: BoundSocket): string => `${s.label} (${pathString(s.path)}, line ${lineAt(s.path) ?? '?'}) binds ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`
+    const where = (s: BoundSocket): string =>
+      `${s.label} (${pathString(s.path)}, line ${lineAt(s.path) ?? '?'}) binds ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`
     issues.push({
       path: pathString(second.path),
       line: lineAt(second.path),
@@ -230,12 +314,12 @@ function checkBinds (config: GatewayConfig, issues: ConfigIssue[], lineAt: (p: P
   }
 }
 
-function nodeAtLeast (major: number, minor: number): boolean {
+function nodeAtLeast(major: number, minor: number): boolean {
   const [ma = 0, mi = 0] = process.versions.node.split('.').map(Number)
   return ma > major || (ma === major && mi >= minor)
 }
 
-function deepFreeze<T> (value: T): T {
+function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const v of Object.values(value)) deepFreeze(v)

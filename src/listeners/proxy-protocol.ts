@@ -8,7 +8,10 @@ import { isIPv4, isIPv6, type Socket } from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 /** Where a proxied connection really comes from. */
-export interface ProxySource { readonly address: string; readonly port: number }
+export interface ProxySource {
+  readonly address: string
+  readonly port: number
+}
 
 export type ProxyHeader =
   | { readonly kind: 'incomplete' }
@@ -26,20 +29,20 @@ const INCOMPLETE: ProxyHeader = { kind: 'incomplete' }
 const invalid = (reason: string): ProxyHeader => ({ kind: 'invalid', reason })
 
 /** Reads a PROXY header (v1 or v2) at the start of `buf`: whole, not yet whole, or not one. */
-export function parseProxyHeader (buf: Buffer): ProxyHeader {
+export function parseProxyHeader(buf: Buffer): ProxyHeader {
   if (startsLike(buf, V2_SIGNATURE)) return buf.length < V2_FIXED ? INCOMPLETE : parseV2(buf)
   if (startsLike(buf, V1_PREFIX)) return parseV1(buf)
   return invalid('no PROXY protocol header')
 }
 
 /** true when `buf` matches `prefix` for as many bytes as both have */
-function startsLike (buf: Buffer, prefix: Buffer): boolean {
+function startsLike(buf: Buffer, prefix: Buffer): boolean {
   const n = Math.min(buf.length, prefix.length)
   return buf.compare(prefix, 0, n, 0, n) === 0
 }
 
 // "PROXY TCP4 192.0.2.1 198.51.100.1 56324 1883\r\n", or "PROXY UNKNOWN …\r\n"
-function parseV1 (buf: Buffer): ProxyHeader {
+function parseV1(buf: Buffer): ProxyHeader {
   const end = buf.subarray(0, V1_MAX).indexOf('\r\n')
   if (end === -1) return buf.length >= V1_MAX ? invalid('v1 header without CRLF within 107 bytes') : INCOMPLETE
   const length = end + 2
@@ -47,19 +50,20 @@ function parseV1 (buf: Buffer): ProxyHeader {
   if (family === 'UNKNOWN') return { kind: 'header', length }
   const isIp = family === 'TCP4' ? isIPv4 : family === 'TCP6' ? isIPv6 : undefined
   if (isIp === undefined) return invalid(`v1 protocol ${JSON.stringify(family)}`)
-  if (src === undefined || dst === undefined || !isIp(src) || !isIp(dst) || extra.length > 0) return invalid('v1 addresses')
+  if (src === undefined || dst === undefined || !isIp(src) || !isIp(dst) || extra.length > 0)
+    return invalid('v1 addresses')
   const port = v1Port(srcPort)
   if (port === undefined || v1Port(dstPort) === undefined) return invalid('v1 ports')
   return { kind: 'header', length, source: { address: canonical(ipaddr.parse(src)), port } }
 }
 
-function v1Port (text: string | undefined): number | undefined {
+function v1Port(text: string | undefined): number | undefined {
   if (text === undefined || !/^\d{1,5}$/.test(text)) return undefined
   const port = Number(text)
   return port <= 65_535 ? port : undefined
 }
 
-function parseV2 (buf: Buffer): ProxyHeader {
+function parseV2(buf: Buffer): ProxyHeader {
   const versionCommand = buf[12] as number
   if (versionCommand >> 4 !== 2) return invalid('v2 version')
   const command = versionCommand & 0x0f // 0 LOCAL, 1 PROXY
@@ -77,11 +81,15 @@ function parseV2 (buf: Buffer): ProxyHeader {
   const bytes = family === 1 ? 4 : 16
   if (length < V2_FIXED + 2 * bytes + 4) return invalid('v2 addresses longer than the header')
   const address = ipaddr.fromByteArray([...buf.subarray(V2_FIXED, V2_FIXED + bytes)])
-  return { kind: 'header', length, source: { address: canonical(address), port: buf.readUInt16BE(V2_FIXED + 2 * bytes) } }
+  return {
+    kind: 'header',
+    length,
+    source: { address: canonical(address), port: buf.readUInt16BE(V2_FIXED + 2 * bytes) },
+  }
 }
 
 /** Addresses as Node.js writes `socket.remoteAddress`, so one client is one key for the per-IP limits. */
-function canonical (address: ipaddr.IPv4 | ipaddr.IPv6): string {
+function canonical(address: ipaddr.IPv4 | ipaddr.IPv6): string {
   if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
     return `::ffff:${(address as ipaddr.IPv6).toIPv4Address().toString()}`
   }
@@ -95,7 +103,7 @@ function canonical (address: ipaddr.IPv4 | ipaddr.IPv6): string {
  * The deadline runs from accept and is not restarted by bytes (a socket idle timeout would be: a header
  * dribbled a byte every few seconds kept a connection open indefinitely).
  */
-export function readProxyHeader (
+export function readProxyHeader(
   socket: Socket,
   timeoutMs: number,
   onHeader: (source: ProxySource | undefined) => void,
@@ -108,7 +116,10 @@ export function readProxyHeader (
     socket.off('close', stop)
     clearTimeout(deadline)
   }
-  const onError = (): void => { stop(); socket.destroy() }
+  const onError = (): void => {
+    stop()
+    socket.destroy()
+  }
   const onData = (chunk: Buffer): void => {
     held = held.length === 0 ? chunk : Buffer.concat([held, chunk])
     const header = parseProxyHeader(held)

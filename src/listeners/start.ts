@@ -8,7 +8,10 @@ import { startTlsListener } from './tls.js'
 import { startWebSocketListener } from './websocket.js'
 
 type Start<L extends ListenerConfig> = (
-  listener: L, log: Logger, accept: AcceptConnection, rates?: AddressRates,
+  listener: L,
+  log: Logger,
+  accept: AcceptConnection,
+  rates?: AddressRates,
 ) => Promise<StartedListener>
 
 const START: { readonly [T in ListenerType]: Start<ListenerOf<T>> } = {
@@ -22,8 +25,11 @@ const START: { readonly [T in ListenerType]: Start<ListenerOf<T>> } = {
  * Binds the listener and hands each connection it takes to `accept`; `rates` counts ipConnectRate
  * cluster-wide when the gateway is in a cluster.
  */
-export function startListener (
-  listener: ListenerConfig, log: Logger, accept: AcceptConnection, rates?: AddressRates,
+export function startListener(
+  listener: ListenerConfig,
+  log: Logger,
+  accept: AcceptConnection,
+  rates?: AddressRates,
 ): Promise<StartedListener> {
   // TypeScript cannot correlate `listener.type` with the entry it picks; the mapped type above checks each entry.
   const start = START[listener.type] as Start<ListenerConfig>

@@ -3,7 +3,14 @@ import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates, type StartedListener } from './listen.js'
+import {
+  connectionMeta,
+  guardServer,
+  listenOn,
+  type AcceptConnection,
+  type AddressRates,
+  type StartedListener,
+} from './listen.js'
 
 /** Certificate, key and (for listeners) CA files, as the config names them. */
 export interface TlsFiles {
@@ -15,7 +22,7 @@ export interface TlsFiles {
 }
 
 /** The certificate, key and CAs, read from their files (at start, and on reload). */
-export function tlsContextOptions (files: TlsFiles): tls.SecureContextOptions {
+export function tlsContextOptions(files: TlsFiles): tls.SecureContextOptions {
   const ca = [files.ca, files.clientCa].filter((f): f is string => f !== undefined).map((f) => readFileSync(f))
   return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(ca.length > 0 ? { ca } : {}) }
 }
@@ -24,7 +31,7 @@ export function tlsContextOptions (files: TlsFiles): tls.SecureContextOptions {
  * Server options of a listener's TLS: with a client CA, a client without a certificate that CA signed
  * fails the handshake, before any MQTT byte.
  */
-export function tlsServerOptions (files: TlsFiles, handshakeTimeout: number): tls.TlsOptions {
+export function tlsServerOptions(files: TlsFiles, handshakeTimeout: number): tls.TlsOptions {
   return {
     ...tlsContextOptions(files),
     handshakeTimeout,
@@ -33,7 +40,7 @@ export function tlsServerOptions (files: TlsFiles, handshakeTimeout: number): tl
 }
 
 /** The CN of a verified client certificate ('' without one), or undefined when the listener asks for none. */
-export function certificateName (socket: tls.TLSSocket, files: TlsFiles): string | undefined {
+export function certificateName(socket: tls.TLSSocket, files: TlsFiles): string | undefined {
   if (files.clientCa === undefined) return undefined
   if (!socket.authorized) return ''
   const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined
@@ -45,7 +52,7 @@ export function certificateName (socket: tls.TLSSocket, files: TlsFiles): string
  * handshakes; a renewed certificate is served without dropping anyone. On files that cannot be used
  * the server keeps the old pair and the reason is returned.
  */
-export function renewCertificate (server: tls.Server, files: TlsFiles): string | undefined {
+export function renewCertificate(server: tls.Server, files: TlsFiles): string | undefined {
   try {
     server.setSecureContext(tlsContextOptions(files))
     return undefined
@@ -55,15 +62,23 @@ export function renewCertificate (server: tls.Server, files: TlsFiles): string |
 }
 
 /** The SNI host name a TLS socket's client asked for. */
-export function sniHostOf (socket: tls.TLSSocket): string | false | undefined {
+export function sniHostOf(socket: tls.TLSSocket): string | false | undefined {
   return (socket as tls.TLSSocket & { servername?: string | false }).servername
 }
 
-export async function startTlsListener (listener: ListenerOf<'tls'>, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<StartedListener> {
+export async function startTlsListener(
+  listener: ListenerOf<'tls'>,
+  log: Logger,
+  accept: AcceptConnection,
+  rates?: AddressRates,
+): Promise<StartedListener> {
   const files = listener.tls
   // A client that never finishes the handshake is cut like one that never sends CONNECT.
   const server = tls.createServer({ ...tlsServerOptions(files, listener.connectTimeout), noDelay: true }, (socket) => {
-    accept(socket, connectionMeta(listener, guarded.originOf(socket), sniHostOf(socket), certificateName(socket, files)))
+    accept(
+      socket,
+      connectionMeta(listener, guarded.originOf(socket), sniHostOf(socket), certificateName(socket, files)),
+    )
   })
   // Handshake failures are the client's problem, never the process's.
   server.on('tlsClientError', () => {})

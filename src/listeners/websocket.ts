@@ -11,17 +11,32 @@ import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ListenerOf } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { ClientStream } from '../session/session.js'
-import { connectionMeta, guardServer, listenOn, type AcceptConnection, type AddressRates, type Origin, type StartedListener } from './listen.js'
+import {
+  connectionMeta,
+  guardServer,
+  listenOn,
+  type AcceptConnection,
+  type AddressRates,
+  type Origin,
+  type StartedListener,
+} from './listen.js'
 import { certificateName, sniHostOf, tlsServerOptions } from './tls.js'
 
-/** The subprotocol answered [MQTT-6.0.0-4]: "mqtt", or "mqttv3.1" for MQTT 3.1 clients; none offered is none answered. */
-function pickSubprotocol (offered: Set<string>): string | false {
+/**
+ * The subprotocol answered [MQTT-6.0.0-4]: "mqtt", or "mqttv3.1" for MQTT 3.1 clients; none offered is none answered.
+ */
+function pickSubprotocol(offered: Set<string>): string | false {
   if (offered.has('mqtt')) return 'mqtt'
   if (offered.has('mqttv3.1')) return 'mqttv3.1'
   return false
 }
 
-export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>, log: Logger, accept: AcceptConnection, rates?: AddressRates): Promise<StartedListener> {
+export async function startWebSocketListener(
+  listener: ListenerOf<'ws' | 'wss'>,
+  log: Logger,
+  accept: AcceptConnection,
+  rates?: AddressRates,
+): Promise<StartedListener> {
   const timeouts = {
     // The upgrade request must come as quickly as a CONNECT would (Node checks these once a second here).
     headersTimeout: listener.connectTimeout,
@@ -36,7 +51,9 @@ export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>
   } else {
     server = http.createServer(timeouts)
   }
-  server.on('clientError', (_err, socket: net.Socket) => { socket.destroy() })
+  server.on('clientError', (_err, socket: net.Socket) => {
+    socket.destroy()
+  })
   // Anything but an upgrade: 426 on the path, 404 elsewhere, and the connection closed.
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const onPath = pathOf(req.url) === listener.path
@@ -62,12 +79,21 @@ export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>
       const files = listener.type === 'wss' ? listener.tls : undefined
       const secure = socket as tls.TLSSocket
       const origin = guarded.originOf(socket)
-      accept(clientStream(ws, socket), connectionMeta(listener, trusted === undefined ? origin : forwardedOrigin(req, origin, trusted),
-        files === undefined ? undefined : sniHostOf(secure),
-        files === undefined ? undefined : certificateName(secure, files)))
+      accept(
+        clientStream(ws, socket),
+        connectionMeta(
+          listener,
+          trusted === undefined ? origin : forwardedOrigin(req, origin, trusted),
+          files === undefined ? undefined : sniHostOf(secure),
+          files === undefined ? undefined : certificateName(secure, files),
+        ),
+      )
     })
   })
-  return { listening: await listenOn(guarded.listening, listener), ...(listener.type === 'wss' ? { tls: server as https.Server } : {}) }
+  return {
+    listening: await listenOn(guarded.listening, listener),
+    ...(listener.type === 'wss' ? { tls: server as https.Server } : {}),
+  }
 }
 
 /**
@@ -75,8 +101,10 @@ export async function startWebSocketListener (listener: ListenerOf<'ws' | 'wss'>
  * connection [MQTT-6.0.0-1] before its bytes reach the session (this listener runs before the stream's).
  * TCP keep-alive, for clients without an MQTT keep alive, is the underlying socket's.
  */
-function clientStream (ws: WebSocket, socket: net.Socket): ClientStream {
-  ws.on('message', (_data, isBinary) => { if (!isBinary) stream.destroy() })
+function clientStream(ws: WebSocket, socket: net.Socket): ClientStream {
+  ws.on('message', (_data, isBinary) => {
+    if (!isBinary) stream.destroy()
+  })
   const stream: ClientStream = Object.assign(createWebSocketStream(ws), {
     setKeepAlive: (enable: boolean, initialDelay: number) => socket.setKeepAlive(enable, initialDelay),
   })
@@ -91,14 +119,18 @@ function clientStream (ws: WebSocket, socket: net.Socket): ClientStream {
  * or the one a PROXY header gave) towards the client, the first address that is not a trusted proxy.
  * A client's own X-Forwarded-For entries lie beyond that and are never believed. Its port is not known.
  */
-function forwardedOrigin (req: http.IncomingMessage, origin: Origin, trusted: (address: string, hop: number) => boolean): Origin {
+function forwardedOrigin(
+  req: http.IncomingMessage,
+  origin: Origin,
+  trusted: (address: string, hop: number) => boolean,
+): Origin {
   const hops = proxyaddr.all(req).slice(1) // nearest first; [0] is the socket's address, already in `origin`
   let address = origin.address
   for (let i = 0; i < hops.length && trusted(address, i); i++) address = hops[i] as string
   return address === origin.address ? origin : { address, port: 0, via: origin.address }
 }
 
-function pathOf (url: string | undefined): string {
+function pathOf(url: string | undefined): string {
   const q = url?.indexOf('?') ?? -1
-  return q === -1 ? url ?? '' : (url ?? '').slice(0, q)
+  return q === -1 ? (url ?? '') : (url ?? '').slice(0, q)
 }

@@ -19,7 +19,7 @@ interface Snapshot {
   limitHits: number
 }
 
-function snapshot (c: TenantCounters, now: number): Snapshot {
+function snapshot(c: TenantCounters, now: number): Snapshot {
   return {
     connectedMs: connectedMsAt(c, now),
     messagesIn: c.messagesIn,
@@ -31,8 +31,12 @@ function snapshot (c: TenantCounters, now: number): Snapshot {
 }
 
 /** The usage between two samples of one tenant's counters, attributed to the hour the interval began in. */
-export function usageBetween (
-  tenant: string, before: Snapshot | undefined, after: Snapshot, hour: number, peakConnections: number,
+export function usageBetween(
+  tenant: string,
+  before: Snapshot | undefined,
+  after: Snapshot,
+  hour: number,
+  peakConnections: number,
 ): UsageRecord {
   const b = before ?? { connectedMs: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, limitHits: 0 }
   return {
@@ -49,8 +53,13 @@ export function usageBetween (
 }
 
 const isEmpty = (r: UsageRecord): boolean =>
-  r.sessionMs === 0 && r.messagesIn === 0 && r.messagesOut === 0 && r.bytesIn === 0 && r.bytesOut === 0 &&
-  r.peakConnections === 0 && r.limitHits === 0
+  r.sessionMs === 0 &&
+  r.messagesIn === 0 &&
+  r.messagesOut === 0 &&
+  r.bytesIn === 0 &&
+  r.bytesOut === 0 &&
+  r.peakConnections === 0 &&
+  r.limitHits === 0
 
 export class UsageMeter {
   private readonly last = new Map<string, Snapshot>()
@@ -60,7 +69,7 @@ export class UsageMeter {
   private writing: Promise<void> = Promise.resolve()
   private retention: () => number | undefined = () => undefined
 
-  constructor (
+  constructor(
     private readonly counters: () => Iterable<[string, TenantCounters]>,
     private readonly store: Store,
     private readonly onError: (err: unknown) => void,
@@ -69,33 +78,43 @@ export class UsageMeter {
   ) {}
 
   /** `retention()`: how long hourly rows are kept (ms), read at each pruning so a reload applies it. */
-  start (flushIntervalMs: number, retention: () => number | undefined = () => undefined): void {
+  start(flushIntervalMs: number, retention: () => number | undefined = () => undefined): void {
     this.retention = retention
-    this.interval = setInterval(() => { void this.flush() }, flushIntervalMs)
+    this.interval = setInterval(() => {
+      void this.flush()
+    }, flushIntervalMs)
     this.interval.unref()
     this.armHourBoundary()
     void this.pruneOld()
   }
 
   /** Deletes the rows older than the retention, after the writes queued before it. */
-  private pruneOld (): Promise<void> {
+  private pruneOld(): Promise<void> {
     const keep = this.retention()
     if (keep === undefined) return this.writing
     const before = hourStart(Date.now()) - keep
-    this.writing = this.writing.then(async () => { await this.store.pruneUsage(before) }).catch(this.onError)
+    this.writing = this.writing
+      .then(async () => {
+        await this.store.pruneUsage(before)
+      })
+      .catch(this.onError)
     return this.writing
   }
 
   /** Samples now so no interval straddles two hours. */
-  private armHourBoundary (): void {
+  private armHourBoundary(): void {
     const now = Date.now()
     const atNextHour = hourStart(now) + HOUR_MS - now + 5
-    this.hourTimer = setTimeout(() => { void this.flush(); void this.pruneOld(); this.armHourBoundary() }, atNextHour)
+    this.hourTimer = setTimeout(() => {
+      void this.flush()
+      void this.pruneOld()
+      this.armHourBoundary()
+    }, atNextHour)
     this.hourTimer.unref()
   }
 
   /** Everything counted since the last flush, written to the store. Flushes run one after another. */
-  flush (): Promise<void> {
+  flush(): Promise<void> {
     const now = Date.now()
     const hour = hourStart(this.lastSample)
     const records: UsageRecord[] = []
@@ -113,7 +132,7 @@ export class UsageMeter {
     return this.writing
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     clearInterval(this.interval)
     clearTimeout(this.hourTimer)
     await this.flush()

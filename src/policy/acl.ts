@@ -18,7 +18,7 @@ export interface AclContext {
  * for one user do not lock out the others (gateway.example.yaml gives bob rules and leaves alice
  * open), and a tenant-level `acl` applies to every user, users from `passwordFile` and anonymous ones.
  */
-export function aclRulesFor (tenant: TenantConfig, user: string | undefined): readonly AclRule[] | null {
+export function aclRulesFor(tenant: TenantConfig, user: string | undefined): readonly AclRule[] | null {
   const userRules = user === undefined || !Object.hasOwn(tenant.users, user) ? undefined : tenant.users[user]?.acl
   if (userRules === undefined && tenant.acl === undefined) return null
   return [...(userRules ?? []), ...(tenant.acl ?? [])]
@@ -29,7 +29,7 @@ export function aclRulesFor (tenant: TenantConfig, user: string | undefined): re
  * empty, or holds `/`, `+` or `#`, makes the rule match nothing: a device must not gain wildcard power,
  * or another level, through its own name (`devices/%u/#` with user `+` would be `devices/+/#`).
  */
-function substitute (filter: string, ctx: AclContext): string | undefined {
+function substitute(filter: string, ctx: AclContext): string | undefined {
   if (!filter.includes('%')) return filter
   let ok = true
   const out = filter.replace(/%([uc])/g, (_m, which: string) => {
@@ -41,7 +41,7 @@ function substitute (filter: string, ctx: AclContext): string | undefined {
 }
 
 /** Whether every topic matched by `sub` is matched by `rule` (both valid, non-shared filters). */
-export function filterCovers (rule: string, sub: string): boolean {
+export function filterCovers(rule: string, sub: string): boolean {
   const r = rule.split('/')
   const s = sub.split('/')
   // a first-level wildcard in `rule` never matches `$` topics [MQTT-4.7.2-1]; `sub` may name some
@@ -68,7 +68,7 @@ export function filterCovers (rule: string, sub: string): boolean {
 }
 
 /** Whether some topic matches both filters (valid, non-shared). */
-export function filtersIntersect (a: string, b: string): boolean {
+export function filtersIntersect(a: string, b: string): boolean {
   const x = a.split('/')
   const y = b.split('/')
   for (let i = 0; ; i++) {
@@ -76,7 +76,8 @@ export function filtersIntersect (a: string, b: string): boolean {
     const yl = y[i]
     if (xl === '#' || yl === '#') {
       // `#` at the first level never meets a `$` topic
-      if (i === 0) return !((xl === '#' && yl?.startsWith('$') === true) || (yl === '#' && xl?.startsWith('$') === true))
+      if (i === 0)
+        return !((xl === '#' && yl?.startsWith('$') === true) || (yl === '#' && xl?.startsWith('$') === true))
       // the other filter ends here: only `#`'s parent is shared, and at one level it must not be the empty topic
       if (i === 1 && (xl === undefined || yl === undefined)) return x[0] !== '' && y[0] !== ''
       return true
@@ -100,7 +101,7 @@ interface BoundRule {
 }
 
 /** Rules whose placeholders cannot be bound match nothing, so they are left out. */
-function bind (rules: readonly AclRule[], ctx: AclContext): BoundRule[] {
+function bind(rules: readonly AclRule[], ctx: AclContext): BoundRule[] {
   const bound: BoundRule[] = []
   for (const rule of rules) {
     const filter = substitute(rule.topic, ctx)
@@ -116,7 +117,7 @@ function bind (rules: readonly AclRule[], ctx: AclContext): BoundRule[] {
   return bound
 }
 
-function mayPublish (rules: readonly BoundRule[], topic: string): boolean {
+function mayPublish(rules: readonly BoundRule[], topic: string): boolean {
   for (const rule of rules) {
     if (rule.publish && levelsMatch(rule.levels, topic)) return rule.allow
   }
@@ -128,7 +129,7 @@ function mayPublish (rules: readonly BoundRule[], topic: string): boolean {
  * whole filter decides; a deny covering part of it refuses (that part would be denied); an allow
  * covering part of it lets the walk go on for the rest; nothing covering the rest refuses.
  */
-function maySubscribe (rules: readonly BoundRule[], filter: string): boolean {
+function maySubscribe(rules: readonly BoundRule[], filter: string): boolean {
   const sub = parseShared(filter)?.filter ?? filter
   for (const rule of rules) {
     if (!rule.subscribe) continue
@@ -139,7 +140,12 @@ function maySubscribe (rules: readonly BoundRule[], filter: string): boolean {
 }
 
 /** The decision for one topic (publish) or one filter (subscribe: allowed only if all it can match is). */
-export function isAllowed (rules: readonly AclRule[] | null, action: AclAction, topicOrFilter: string, ctx: AclContext): boolean {
+export function isAllowed(
+  rules: readonly AclRule[] | null,
+  action: AclAction,
+  topicOrFilter: string,
+  ctx: AclContext,
+): boolean {
   if (rules === null) return true
   const bound = bind(rules, ctx)
   return action === 'publish' ? mayPublish(bound, topicOrFilter) : maySubscribe(bound, topicOrFilter)
@@ -154,7 +160,10 @@ const CACHE_TOPIC_LENGTH = 256
  * rule's filter is substituted and split here, so a PUBLISH walks the topic in place and builds no
  * strings; publish decisions for short topics are also kept in a small bounded map.
  */
-export function compileAcl (rules: readonly AclRule[] | null, ctx: AclContext): (action: AclAction, topicOrFilter: string) => boolean {
+export function compileAcl(
+  rules: readonly AclRule[] | null,
+  ctx: AclContext,
+): (action: AclAction, topicOrFilter: string) => boolean {
   if (rules === null) return () => true
   const bound = bind(rules, ctx)
   const cache = new Map<string, boolean>()

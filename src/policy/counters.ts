@@ -34,20 +34,32 @@ export interface TenantCounters {
   peakConnections: number
 }
 
-export function newCounters (now = Date.now()): TenantCounters {
+export function newCounters(now = Date.now()): TenantCounters {
   return {
-    connections: 0, connects: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, aclDenials: 0,
-    refusals: {}, limitHits: {}, isolationFaults: 0, dropped: {}, connectedMs: 0, changedAt: now, peakConnections: 0,
+    connections: 0,
+    connects: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    aclDenials: 0,
+    refusals: {},
+    limitHits: {},
+    isolationFaults: 0,
+    dropped: {},
+    connectedMs: 0,
+    changedAt: now,
+    peakConnections: 0,
   }
 }
 
-export function countRefusal (c: TenantCounters, reason: ReasonName, limit?: LimitName): void {
+export function countRefusal(c: TenantCounters, reason: ReasonName, limit?: LimitName): void {
   c.refusals[reason] = (c.refusals[reason] ?? 0) + 1
   if (limit !== undefined) c.limitHits[limit] = (c.limitHits[limit] ?? 0) + 1
 }
 
 /** One connection more (+1) or less (−1); session time is integrated at each change, so it is exact. */
-export function connectionsChanged (c: TenantCounters, delta: 1 | -1, now = Date.now()): void {
+export function connectionsChanged(c: TenantCounters, delta: 1 | -1, now = Date.now()): void {
   c.connectedMs = connectedMsAt(c, now)
   c.changedAt = now
   c.connections += delta
@@ -55,11 +67,11 @@ export function connectionsChanged (c: TenantCounters, delta: 1 | -1, now = Date
 }
 
 /** Connected time of the tenant's sessions up to `now`, without changing the counters. */
-export function connectedMsAt (c: TenantCounters, now: number): number {
+export function connectedMsAt(c: TenantCounters, now: number): number {
   return c.connectedMs + c.connections * Math.max(0, now - c.changedAt)
 }
 
-export function totalLimitHits (c: TenantCounters): number {
+export function totalLimitHits(c: TenantCounters): number {
   let n = 0
   for (const v of Object.values(c.limitHits)) n += v
   return n

@@ -16,10 +16,12 @@ import { applyLimits, newTenantState, pruneExpired, type TenantState } from './t
 
 /** A tenant's connection slot across gateways (the cluster's leases: src/cluster/leases.ts). */
 export interface SharedConnections {
-  acquireConnection (tenant: string, limits: { maxConnections?: number | undefined; connectRate?: number | undefined }):
-    Promise<{ ok: true } | { ok: false; limit: 'maxConnections' | 'connectRate' }>
+  acquireConnection(
+    tenant: string,
+    limits: { maxConnections?: number | undefined; connectRate?: number | undefined },
+  ): Promise<{ ok: true } | { ok: false; limit: 'maxConnections' | 'connectRate' }>
   /** once per admitted connection, at its end */
-  releaseConnection (tenant: string): void
+  releaseConnection(tenant: string): void
 }
 
 export interface SharedLimits {
@@ -31,9 +33,12 @@ export class TenantLimits {
   private readonly tenants = new Map<string, TenantState>()
   private total = 0
 
-  constructor (public gatewayMax: number | undefined, private readonly shared?: SharedLimits) {}
+  constructor(
+    public gatewayMax: number | undefined,
+    private readonly shared?: SharedLimits,
+  ) {}
 
-  private state (tenant: TenantRuntime): TenantState {
+  private state(tenant: TenantRuntime): TenantState {
     let s = this.tenants.get(tenant.id)
     if (s === undefined) {
       s = newTenantState(tenant.limits)
@@ -45,7 +50,7 @@ export class TenantLimits {
   }
 
   /** After a reload: new limits for every tenant still configured (existing sessions included). */
-  update (tenants: ReadonlyMap<string, TenantRuntime>, gatewayMax: number | undefined): void {
+  update(tenants: ReadonlyMap<string, TenantRuntime>, gatewayMax: number | undefined): void {
     this.gatewayMax = gatewayMax
     for (const [id, s] of this.tenants) s.retired = !tenants.has(id)
     for (const tenant of tenants.values()) if (this.tenants.has(tenant.id)) this.state(tenant)
@@ -56,7 +61,7 @@ export class TenantLimits {
    * leave /metrics, and a tenant created again under the same ID starts from zero. Called right after
    * their counters were read for usage, so the last of it is not lost.
    */
-  pruneRetired (): string[] {
+  pruneRetired(): string[] {
     const gone: string[] = []
     for (const [id, s] of this.tenants) {
       if (s.retired && s.counters.connections === 0) {
@@ -68,7 +73,7 @@ export class TenantLimits {
   }
 
   /** Takes a slot for a new connection of `tenant`, or names the limit that refuses it. */
-  async admit (tenant: TenantRuntime): Promise<SessionPolicy | ReasonName> {
+  async admit(tenant: TenantRuntime): Promise<SessionPolicy | ReasonName> {
     const s = this.state(tenant)
     const refusal = await this.refusal(tenant, s)
     if (refusal !== undefined) {
@@ -78,15 +83,19 @@ export class TenantLimits {
     connectionsChanged(s.counters, 1)
     s.counters.connects++
     this.total++
-    return new SessionLimits(s, this.shared === undefined ? undefined : { tenant: tenant.id, budget: this.shared.budget })
+    return new SessionLimits(
+      s,
+      this.shared === undefined ? undefined : { tenant: tenant.id, budget: this.shared.budget },
+    )
   }
 
-  private async refusal (tenant: TenantRuntime, s: TenantState): Promise<[ReasonName, LimitName] | undefined> {
+  private async refusal(tenant: TenantRuntime, s: TenantState): Promise<[ReasonName, LimitName] | undefined> {
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
     if (this.shared !== undefined) return this.sharedRefusal(tenant)
     const max = tenant.limits.maxConnections
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
-    if (s.connect !== undefined && (await s.connect.take(tenant.id, 1)).exceeded) return ['connectionRateExceeded', 'connectRate']
+    if (s.connect !== undefined && (await s.connect.take(tenant.id, 1)).exceeded)
+      return ['connectionRateExceeded', 'connectRate']
     // The slot may have gone while the rate limiter answered.
     if (max !== undefined && s.counters.connections >= max) return ['quotaExceeded', 'maxConnections']
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) return ['serverBusy', 'gatewayMaxConnections']
@@ -94,11 +103,14 @@ export class TenantLimits {
   }
 
   /** The cluster's check-and-take; the gateway's own maximum is checked again after its round trip. */
-  private async sharedRefusal (tenant: TenantRuntime): Promise<[ReasonName, LimitName] | undefined> {
+  private async sharedRefusal(tenant: TenantRuntime): Promise<[ReasonName, LimitName] | undefined> {
     const shared = this.shared as SharedLimits
     const { maxConnections, connectRate } = tenant.limits
     const admission = await shared.connections.acquireConnection(tenant.id, { maxConnections, connectRate })
-    if (!admission.ok) return admission.limit === 'maxConnections' ? ['quotaExceeded', 'maxConnections'] : ['connectionRateExceeded', 'connectRate']
+    if (!admission.ok)
+      return admission.limit === 'maxConnections'
+        ? ['quotaExceeded', 'maxConnections']
+        : ['connectionRateExceeded', 'connectRate']
     if (this.gatewayMax !== undefined && this.total >= this.gatewayMax) {
       shared.connections.releaseConnection(tenant.id)
       return ['serverBusy', 'gatewayMaxConnections']
@@ -110,7 +122,7 @@ export class TenantLimits {
    * Gives the session's slot back. `expirySeconds` is how long the broker keeps its session (0: gone
    * with the connection; Infinity: never expires): until then its filters stay counted (SPEC §7).
    */
-  release (policy: SessionPolicy, expirySeconds: number, now = Date.now()): void {
+  release(policy: SessionPolicy, expirySeconds: number, now = Date.now()): void {
     if (!(policy instanceof SessionLimits) || policy.released) return
     policy.released = true
     const t = policy.tenant
@@ -132,22 +144,24 @@ export class TenantLimits {
     t.subscriptions -= filters?.size ?? 0
   }
 
-  connections (tenantId?: string): number {
+  connections(tenantId?: string): number {
     return tenantId === undefined ? this.total : (this.tenants.get(tenantId)?.counters.connections ?? 0)
   }
 
-  counters (tenantId: string): Readonly<TenantCounters> | undefined {
+  counters(tenantId: string): Readonly<TenantCounters> | undefined {
     return this.tenants.get(tenantId)?.counters
   }
 
   /** Every tenant that has had a connection attempt since the process started, with its counters. */
-  allCounters (): IterableIterator<[string, TenantCounters]> {
+  allCounters(): IterableIterator<[string, TenantCounters]> {
     const states = this.tenants.entries()
-    return (function * () { for (const [id, s] of states) yield [id, s.counters] as [string, TenantCounters] })()
+    return (function* () {
+      for (const [id, s] of states) yield [id, s.counters] as [string, TenantCounters]
+    })()
   }
 
   /** Subscriptions the tenant holds at the broker now: its clients' and its persistent sessions'. */
-  subscriptions (tenantId: string, now = Date.now()): number {
+  subscriptions(tenantId: string, now = Date.now()): number {
     const s = this.tenants.get(tenantId)
     if (s === undefined) return 0
     pruneExpired(s, now)

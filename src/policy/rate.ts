@@ -10,7 +10,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 /** A tenant's publishRate ('publish', 1 per PUBLISH) or bandwidth ('bytes') shared by several gateways. */
 export interface SharedBudget {
   /** charges `n` before forwarding; returns how many ms to stop reading the client (0: go on); never waits */
-  charge (tenant: string, kind: 'publish' | 'bytes', n: number, limits: { rate: number; burst?: number }): number
+  charge(tenant: string, kind: 'publish' | 'bytes', n: number, limits: { rate: number; burst?: number }): number
 }
 
 /**
@@ -21,26 +21,30 @@ export class TokenBucket {
   private tokens: number
   private at: number
 
-  constructor (readonly rate: number, readonly burst: number = rate, now = Date.now()) {
+  constructor(
+    readonly rate: number,
+    readonly burst: number = rate,
+    now = Date.now(),
+  ) {
     this.tokens = burst
     this.at = now
   }
 
-  private refill (now: number): void {
+  private refill(now: number): void {
     if (now <= this.at) return
-    this.tokens = Math.min(this.burst, this.tokens + (now - this.at) * this.rate / 1000)
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.rate) / 1000)
     this.at = now
   }
 
   /** Takes `cost`; returns how many ms the sender must now wait until the bucket is out of debt (0: none). */
-  take (cost: number, now: number): number {
+  take(cost: number, now: number): number {
     this.refill(now)
     this.tokens -= cost
-    return this.tokens >= 0 ? 0 : -this.tokens * 1000 / this.rate
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate
   }
 
   /** Whether `cost` can be taken without going into debt (nothing is taken). */
-  fits (cost: number, now: number): boolean {
+  fits(cost: number, now: number): boolean {
     this.refill(now)
     return this.tokens >= cost
   }
@@ -57,21 +61,21 @@ export interface RateWait {
 
 /** Asynchronous rates (connectRate), so a Redis limiter can replace the in-memory one for a cluster. */
 export interface RateLimiter {
-  take (key: string, points: number): Promise<RateWait>
+  take(key: string, points: number): Promise<RateWait>
 }
 
 const GO_ON: RateWait = { ms: 0, exceeded: false, busy: false }
 
 /** `perSecond` may be fractional (0.5 = one every two seconds). */
-export function memoryRateLimiter (perSecond: number): RateLimiter {
+export function memoryRateLimiter(perSecond: number): RateLimiter {
   const points = perSecond >= 1 ? Math.round(perSecond) : 1
   const duration = perSecond >= 1 ? 1 : Math.ceil(1 / perSecond)
   const limiter = new RateLimiterMemory({ points, duration })
   return {
-    async take (key, n) {
+    async take(key, n) {
       try {
         const res = await limiter.consume(key, n)
-        const pace = Math.floor(res.msBeforeNext * n / (res.remainingPoints + n))
+        const pace = Math.floor((res.msBeforeNext * n) / (res.remainingPoints + n))
         return pace > 0 ? { ms: pace, exceeded: false, busy: res.remainingPoints * 2 < points } : GO_ON
       } catch (res) {
         if (res instanceof RateLimiterRes) return { ms: Math.max(1, res.msBeforeNext), exceeded: true, busy: true }

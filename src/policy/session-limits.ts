@@ -28,14 +28,21 @@ export class SessionLimits implements SessionPolicy {
   readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
   private clientPublish: TokenBucket | undefined
 
-  constructor (readonly tenant: TenantState, private readonly shared?: SharedRates) {}
+  constructor(
+    readonly tenant: TenantState,
+    private readonly shared?: SharedRates,
+  ) {}
 
   /** the tenant's ID for the cluster's leases ('' outside a cluster, where nothing asks) */
-  get tenantId (): string { return this.shared?.tenant ?? '' }
+  get tenantId(): string {
+    return this.shared?.tenant ?? ''
+  }
 
-  get paced (): boolean { return this.tenant.paced }
+  get paced(): boolean {
+    return this.tenant.paced
+  }
 
-  charge (publish: boolean, bytes: number, now: number): Verdict {
+  charge(publish: boolean, bytes: number, now: number): Verdict {
     const t = this.tenant
     const limits = t.limits
     let client = this.clientPublish
@@ -43,9 +50,14 @@ export class SessionLimits implements SessionPolicy {
     if (this.shared !== undefined) return this.chargeShared(this.shared, client, publish, bytes, now)
     if (limits.rateAction === 'disconnect') {
       // The first packet beyond rate + burst ends the session, however many one read holds.
-      const over: LimitName | undefined = publish && t.publish?.fits(1, now) === false
-        ? 'publishRate'
-        : publish && client?.fits(1, now) === false ? 'clientPublishRate' : t.bandwidth?.fits(bytes, now) === false ? 'bandwidth' : undefined
+      const over: LimitName | undefined =
+        publish && t.publish?.fits(1, now) === false
+          ? 'publishRate'
+          : publish && client?.fits(1, now) === false
+            ? 'clientPublishRate'
+            : t.bandwidth?.fits(bytes, now) === false
+              ? 'bandwidth'
+              : undefined
       if (over !== undefined) {
         countRefusal(t.counters, 'messageRateTooHigh', over)
         return DISCONNECT
@@ -60,7 +72,10 @@ export class SessionLimits implements SessionPolicy {
       limit = a >= b ? 'publishRate' : 'clientPublishRate'
     }
     const c = t.bandwidth?.take(bytes, now) ?? 0
-    if (c > wait) { wait = c; limit = 'bandwidth' }
+    if (c > wait) {
+      wait = c
+      limit = 'bandwidth'
+    }
     return this.verdict(wait, limit)
   }
 
@@ -69,20 +84,41 @@ export class SessionLimits implements SessionPolicy {
    * packet fits before taking it, so `rateAction: disconnect` ends the session on the first packet the
    * budget would hold for (the shared rate passed by more than the batch it took in advance).
    */
-  private chargeShared (shared: SharedRates, client: TokenBucket | undefined, publish: boolean, bytes: number, now: number): Verdict {
+  private chargeShared(
+    shared: SharedRates,
+    client: TokenBucket | undefined,
+    publish: boolean,
+    bytes: number,
+    now: number,
+  ): Verdict {
     const limits = this.tenant.limits
     const disconnect = limits.rateAction === 'disconnect'
     let wait = 0
     let limit: LimitName = 'bandwidth'
     if (publish) {
-      const a = limits.publishRate === undefined ? 0 : shared.budget.charge(shared.tenant, 'publish', 1, { rate: limits.publishRate, burst: Math.max(limits.publishRate, 1) })
+      const a =
+        limits.publishRate === undefined
+          ? 0
+          : shared.budget.charge(shared.tenant, 'publish', 1, {
+              rate: limits.publishRate,
+              burst: Math.max(limits.publishRate, 1),
+            })
       const b = disconnect ? (client?.fits(1, now) === false ? 1 : 0) : (client?.take(1, now) ?? 0)
       if (disconnect && b === 0) client?.take(1, now)
       wait = Math.max(a, b)
       limit = a >= b ? 'publishRate' : 'clientPublishRate'
     }
-    const c = limits.bandwidth === undefined ? 0 : shared.budget.charge(shared.tenant, 'bytes', bytes, { rate: limits.bandwidth, burst: Math.max(limits.bandwidth, 1) })
-    if (c > wait) { wait = c; limit = 'bandwidth' }
+    const c =
+      limits.bandwidth === undefined
+        ? 0
+        : shared.budget.charge(shared.tenant, 'bytes', bytes, {
+            rate: limits.bandwidth,
+            burst: Math.max(limits.bandwidth, 1),
+          })
+    if (c > wait) {
+      wait = c
+      limit = 'bandwidth'
+    }
     if (disconnect && wait > 0) {
       countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
       return DISCONNECT
@@ -90,23 +126,23 @@ export class SessionLimits implements SessionPolicy {
     return this.verdict(wait, limit)
   }
 
-  private verdict (wait: number, limit: LimitName): Verdict {
+  private verdict(wait: number, limit: LimitName): Verdict {
     if (wait < MIN_HOLD_MS || this.tenant.limits.rateAction === 'disconnect') return GO
     countRefusal(this.tenant.counters, 'messageRateTooHigh', limit)
     return Math.ceil(wait)
   }
 
-  countPublish (): void {
+  countPublish(): void {
     this.tenant.counters.messagesIn++
     this.stats.messagesIn++
   }
 
-  countIn (bytes: number): void {
+  countIn(bytes: number): void {
     this.tenant.counters.bytesIn += bytes
     this.stats.bytesIn += bytes
   }
 
-  countDelivery (bytes: number): void {
+  countDelivery(bytes: number): void {
     const c = this.tenant.counters
     c.messagesOut++
     c.bytesOut += bytes
@@ -114,27 +150,29 @@ export class SessionLimits implements SessionPolicy {
     this.stats.bytesOut += bytes
   }
 
-  countRefusal (reason: ReasonName): void {
+  countRefusal(reason: ReasonName): void {
     if (reason === 'notAuthorized') this.tenant.counters.aclDenials++
     countRefusal(this.tenant.counters, reason, reason === 'quotaExceeded' ? this.subscriptionLimit() : undefined)
   }
 
   /** Which subscription limit refused a filter: the client's own when it is full, else the tenant's. */
-  private subscriptionLimit (): LimitName {
+  private subscriptionLimit(): LimitName {
     const perClient = this.tenant.limits.maxSubscriptionsPerClient
-    return perClient !== undefined && (this.filters?.size ?? 0) >= perClient ? 'maxSubscriptionsPerClient' : 'maxSubscriptions'
+    return perClient !== undefined && (this.filters?.size ?? 0) >= perClient
+      ? 'maxSubscriptionsPerClient'
+      : 'maxSubscriptions'
   }
 
-  countIsolationFault (): void {
+  countIsolationFault(): void {
     this.tenant.counters.isolationFaults++
   }
 
-  countDropped (reason: DropReason, n: number): void {
+  countDropped(reason: DropReason, n: number): void {
     const d = this.tenant.counters.dropped
     d[reason] = (d[reason] ?? 0) + n
   }
 
-  resume (clientId: string, sessionPresent: boolean): void {
+  resume(clientId: string, sessionPresent: boolean): void {
     const t = this.tenant
     this.clientId = clientId
     // The filters the broker holds for this client ID: a live session's this one takes over, or a parked one's.
@@ -149,7 +187,8 @@ export class SessionLimits implements SessionPolicy {
     }
     t.live.set(clientId, this)
     if (held === undefined) return
-    if (!sessionPresent) t.subscriptions -= held.size // the broker started afresh: they are gone
+    if (!sessionPresent)
+      t.subscriptions -= held.size // the broker started afresh: they are gone
     else if (this.filters === undefined) this.filters = held
     else {
       for (const f of held) {
@@ -159,29 +198,33 @@ export class SessionLimits implements SessionPolicy {
     }
   }
 
-  subscriptionRoom (filters: readonly string[]): number {
+  subscriptionRoom(filters: readonly string[]): number {
     const t = this.tenant
     const limits = t.limits
     pruneExpired(t, Date.now())
     let room = filters.length
-    if (limits.maxSubscriptionsPerClient !== undefined) room = Math.min(room, limits.maxSubscriptionsPerClient - (this.filters?.size ?? 0))
+    if (limits.maxSubscriptionsPerClient !== undefined)
+      room = Math.min(room, limits.maxSubscriptionsPerClient - (this.filters?.size ?? 0))
     if (limits.maxSubscriptions !== undefined) room = Math.min(room, limits.maxSubscriptions - t.subscriptions)
     return Math.max(0, room)
   }
 
-  isSubscribed (filter: string): boolean {
+  isSubscribed(filter: string): boolean {
     return this.filters?.has(filter) === true
   }
 
-  subscribed (filters: readonly string[]): void {
+  subscribed(filters: readonly string[]): void {
     if (this.released) return // a SUBACK after the session ended: its filters were already given back
     const set = (this.filters ??= new Set())
     for (const f of filters) {
-      if (!set.has(f)) { set.add(f); this.tenant.subscriptions++ }
+      if (!set.has(f)) {
+        set.add(f)
+        this.tenant.subscriptions++
+      }
     }
   }
 
-  unsubscribed (filters: readonly string[]): void {
+  unsubscribed(filters: readonly string[]): void {
     if (this.filters === undefined) return
     for (const f of filters) {
       if (this.filters.delete(f)) this.tenant.subscriptions--

@@ -29,27 +29,27 @@ export interface SessionPolicy {
   /** true when a rate applies: the session asks `charge` before forwarding each packet */
   readonly paced: boolean
   /** charges one packet of `bytes` (a PUBLISH, or any other: bandwidth only) before it is forwarded */
-  charge (publish: boolean, bytes: number, now: number): Verdict
+  charge(publish: boolean, bytes: number, now: number): Verdict
   /** one PUBLISH forwarded (hot path: counter increments) */
-  countPublish (): void
+  countPublish(): void
   /** bytes read from the client */
-  countIn (bytes: number): void
+  countIn(bytes: number): void
   /** one PUBLISH of `bytes` delivered to the client (hot path) */
-  countDelivery (bytes: number): void
+  countDelivery(bytes: number): void
   /** a packet refused or a limit hit, for the tenant's counters */
-  countRefusal (reason: ReasonName): void
-  countIsolationFault (): void
+  countRefusal(reason: ReasonName): void
+  countIsolationFault(): void
   /** PUBLISH packets received from the client and never forwarded */
-  countDropped (reason: DropReason, n: number): void
+  countDropped(reason: DropReason, n: number): void
   /**
    * At CONNACK: the tenant-local client ID, and whether the broker resumed its session — then the
    * filters that session holds at the broker are this client's again, and keep counting.
    */
-  resume (clientId: string, sessionPresent: boolean): void
+  resume(clientId: string, sessionPresent: boolean): void
   /** how many NEW filters (not yet subscribed by this client) may be added now */
-  subscriptionRoom (filters: readonly string[]): number
-  isSubscribed (filter: string): boolean
+  subscriptionRoom(filters: readonly string[]): number
+  isSubscribed(filter: string): boolean
   /** mounted filters the broker granted / the client removed */
-  subscribed (filters: readonly string[]): void
-  unsubscribed (filters: readonly string[]): void
+  subscribed(filters: readonly string[]): void
+  unsubscribed(filters: readonly string[]): void
 }

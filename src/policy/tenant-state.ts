@@ -36,23 +36,25 @@ export interface TenantState {
 }
 
 /** Message rates may be fractional (0.5/s): the bucket still holds one message. */
-export function bucket (rate: number | undefined, minBurst: number): TokenBucket | undefined {
+export function bucket(rate: number | undefined, minBurst: number): TokenBucket | undefined {
   return rate === undefined ? undefined : new TokenBucket(rate, Math.max(rate, minBurst))
 }
 
-export function applyLimits (state: TenantState, limits: Limits): void {
+export function applyLimits(state: TenantState, limits: Limits): void {
   const old = state.limits
-  if (old.publishRate !== limits.publishRate || state.publish === undefined) state.publish = bucket(limits.publishRate, 1)
+  if (old.publishRate !== limits.publishRate || state.publish === undefined)
+    state.publish = bucket(limits.publishRate, 1)
   if (old.bandwidth !== limits.bandwidth || state.bandwidth === undefined) state.bandwidth = bucket(limits.bandwidth, 1)
   if (old.connectRate !== limits.connectRate || state.connect === undefined) {
     state.connect = limits.connectRate === undefined ? undefined : memoryRateLimiter(limits.connectRate)
   }
-  state.paced = limits.publishRate !== undefined || limits.clientPublishRate !== undefined || limits.bandwidth !== undefined
+  state.paced =
+    limits.publishRate !== undefined || limits.clientPublishRate !== undefined || limits.bandwidth !== undefined
   state.limits = limits
 }
 
 /** Parked sessions past their expiry are gone at the broker: their filters stop counting. */
-export function pruneExpired (s: TenantState, now: number): void {
+export function pruneExpired(s: TenantState, now: number): void {
   if (now < s.nextExpiry) return
   s.nextExpiry = Infinity
   for (const [id, p] of s.parked) {
@@ -65,10 +67,19 @@ export function pruneExpired (s: TenantState, now: number): void {
   }
 }
 
-export function newTenantState (limits: Limits): TenantState {
+export function newTenantState(limits: Limits): TenantState {
   const s: TenantState = {
-    counters: newCounters(), subscriptions: 0, limits: {}, publish: undefined, bandwidth: undefined, connect: undefined,
-    paced: false, live: new Map(), parked: new Map(), nextExpiry: Infinity, retired: false,
+    counters: newCounters(),
+    subscriptions: 0,
+    limits: {},
+    publish: undefined,
+    bandwidth: undefined,
+    connect: undefined,
+    paced: false,
+    live: new Map(),
+    parked: new Map(),
+    nextExpiry: Infinity,
+    retired: false,
   }
   applyLimits(s, limits)
   return s

@@ -7,12 +7,12 @@ import type { TenantRuntime } from '../tenancy/tenants.js'
 export interface AclCheck {
   /** true when no rule applies to this user at all: the whole namespace is allowed */
   readonly open: boolean
-  allows (action: AclAction, topicOrFilter: string): boolean
+  allows(action: AclAction, topicOrFilter: string): boolean
 }
 
 const OPEN: AclCheck = { open: true, allows: () => true }
 
-export function compileAclCheck (tenant: TenantRuntime, user: string | undefined, clientId: string): AclCheck {
+export function compileAclCheck(tenant: TenantRuntime, user: string | undefined, clientId: string): AclCheck {
   const rules = aclRulesFor(tenant.config, user)
   if (rules === null) return OPEN
   return { open: false, allows: compileAcl(rules, { username: user, clientId }) }

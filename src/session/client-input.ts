@@ -29,26 +29,32 @@ export class ClientInput {
   private timer: NodeJS.Timeout | undefined
 
   /** `resume` is called when the last hold is lifted outside processing: the held frames' turn. */
-  constructor (private readonly socket: ClientStream, maxBytes: number, private readonly resume: () => void) {
+  constructor(
+    private readonly socket: ClientStream,
+    maxBytes: number,
+    private readonly resume: () => void,
+  ) {
     this.reader = new FrameReader(maxBytes)
   }
 
   /** Nothing holds and nothing is being processed: a new chunk may be processed at once. */
-  get free (): boolean { return this.holds === 0 && !this.processing }
+  get free(): boolean {
+    return this.holds === 0 && !this.processing
+  }
 
   /** Keeps a chunk read while held, in order, after what is held already. */
-  keep (chunk: Buffer): void {
+  keep(chunk: Buffer): void {
     this.reader.hold(chunk)
     this.sync()
   }
 
-  hold (why: number): void {
+  hold(why: number): void {
     this.holds |= why
     this.sync()
   }
 
   /** Lifts one reason for not processing; the last one lifted hands the held frames back. */
-  release (why: number): void {
+  release(why: number): void {
     if ((this.holds & why) === 0) return
     this.holds &= ~why
     if (this.free) this.resume()
@@ -56,7 +62,7 @@ export class ClientInput {
   }
 
   /** A rate's verdict: the next frames wait exactly as long as the debt takes to pay. */
-  holdFor (ms: number): void {
+  holdFor(ms: number): void {
     this.hold(Hold.throttle)
     clearTimeout(this.timer)
     this.timer = setTimeout(this.endHold, ms)
@@ -68,13 +74,13 @@ export class ClientInput {
   }
 
   /** The client's FIN, reset or close: its output bound can no longer drain, so it holds nothing. */
-  end (): void {
+  end(): void {
     this.ended = true
     this.holds &= ~Hold.clientOutput
   }
 
   /** The session ended: no timer outlives it. */
-  stop (): void {
+  stop(): void {
     clearTimeout(this.timer)
     this.timer = undefined
   }
@@ -83,7 +89,7 @@ export class ClientInput {
    * How long (ms) no whole packet came, as of `now`, called by the clock's sweep. While the gateway
    * itself holds the client (a rate, back-pressure), the silence is the gateway's, not the client's.
    */
-  silence (now: number): number {
+  silence(now: number): number {
     if (this.frames !== this.sweptFrames || this.holds !== 0) {
       this.sweptFrames = this.frames
       this.quietSince = now
@@ -92,7 +98,7 @@ export class ClientInput {
   }
 
   /** Empties what is held, unprocessed: how many PUBLISH it held, and its DISCONNECT if one came. */
-  discard (): { publishes: number; disconnect: Frame | undefined } {
+  discard(): { publishes: number; disconnect: Frame | undefined } {
     let publishes = 0
     let disconnect: Frame | undefined
     try {
@@ -100,12 +106,14 @@ export class ClientInput {
         if (f.type === PacketType.PUBLISH) publishes++
         else if (f.type === PacketType.DISCONNECT) disconnect = f
       })
-    } catch { /* the rest is not whole packets */ }
+    } catch {
+      /* the rest is not whole packets */
+    }
     return { publishes, disconnect }
   }
 
   /** Reads the socket unless a hold needs it stopped (back-pressure), or read-ahead is full. */
-  sync (): void {
+  sync(): void {
     const h = this.holds
     const stop = !this.ended && h !== 0 && ((h & ~READ_AHEAD_HOLDS) !== 0 || this.reader.buffered >= READ_AHEAD_BYTES)
     if (stop === this.paused) return

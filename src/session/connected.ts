@@ -13,11 +13,11 @@ import { TopicAliases } from './topic-aliases.js'
 export interface SessionIO {
   readonly log: ConnectionLog
   /** raw bytes to the broker; back-pressure stops reading the client */
-  toUpstream (bytes: Buffer): void
+  toUpstream(bytes: Buffer): void
   /** raw bytes to the client; past its output bound, neither the client nor the broker is read */
-  toClient (bytes: Buffer): void
+  toClient(bytes: Buffer): void
   /** ends the session; `reason` is told to a v5 client in DISCONNECT */
-  close (reason: ReasonName | null, why: string, opts?: { clientDisconnected?: boolean }): void
+  close(reason: ReasonName | null, why: string, opts?: { clientDisconnected?: boolean }): void
 }
 
 /** What the gateway decided for a SUBSCRIBE/UNSUBSCRIBE before forwarding the rest to the broker. */
@@ -53,7 +53,9 @@ export class Connected {
   /** a reload's new snapshot replaces it (see retenant) */
   tenant: TenantRuntime
   acl: AclCheck
-  /** seconds the broker keeps the session after the connection (0: none; Infinity: never); a v5 DISCONNECT may change it */
+  /**
+   * seconds the broker keeps the session after the connection (0: none; Infinity: never); a v5 DISCONNECT may change it
+   */
   expiry: number
   readonly keepalive: number
   /** v5 Topic Alias resolution; v3 has none */
@@ -65,7 +67,10 @@ export class Connected {
   /** QoS 2 packet IDs of foreign messages the gateway acknowledged to the broker and dropped */
   private foreignQos2: Set<number> | undefined
 
-  constructor (readonly io: SessionIO, init: ConnectedInit) {
+  constructor(
+    readonly io: SessionIO,
+    init: ConnectedInit,
+  ) {
     this.version = init.version
     this.v5 = init.version === 5
     this.upstreamVersion = wireVersion(init.version)
@@ -79,21 +84,31 @@ export class Connected {
     this.aliases = this.v5 ? new TopicAliases() : undefined
   }
 
-  get log (): ConnectionLog { return this.io.log }
+  get log(): ConnectionLog {
+    return this.io.log
+  }
 
   /** A reload's new snapshot of the tenant: its limits and ACL apply from the next packet. */
-  retenant (tenant: TenantRuntime): void {
+  retenant(tenant: TenantRuntime): void {
     this.tenant = tenant
     this.acl = compileAclCheck(tenant, this.user, this.clientId)
   }
 
-  markLocalQos2 (id: number): void { (this.localQos2 ??= new Set()).add(id) }
-  takeLocalQos2 (id: number): boolean { return this.localQos2?.delete(id) === true }
-  markForeignQos2 (id: number): void { (this.foreignQos2 ??= new Set()).add(id) }
-  takeForeignQos2 (id: number): boolean { return this.foreignQos2?.delete(id) === true }
+  markLocalQos2(id: number): void {
+    ;(this.localQos2 ??= new Set()).add(id)
+  }
+  takeLocalQos2(id: number): boolean {
+    return this.localQos2?.delete(id) === true
+  }
+  markForeignQos2(id: number): void {
+    ;(this.foreignQos2 ??= new Set()).add(id)
+  }
+  takeForeignQos2(id: number): boolean {
+    return this.foreignQos2?.delete(id) === true
+  }
 
   /** Decodes a client frame; on a malformed packet the session is closed and undefined returned. */
-  decodeClient (frame: Frame): Packet | undefined {
+  decodeClient(frame: Frame): Packet | undefined {
     try {
       return decodePacket(frame, this.upstreamVersion)
     } catch (err) {
@@ -102,7 +117,7 @@ export class Connected {
     }
   }
 
-  decodeUpstream (frame: Frame): Packet | undefined {
+  decodeUpstream(frame: Frame): Packet | undefined {
     try {
       return decodePacket(frame, this.upstreamVersion)
     } catch (err) {
@@ -112,12 +127,12 @@ export class Connected {
     }
   }
 
-  sendToClient (packet: Packet): void {
+  sendToClient(packet: Packet): void {
     const bytes = this.encode(packet, this.upstreamVersion)
     if (bytes !== undefined) this.io.toClient(bytes)
   }
 
-  sendToUpstream (packet: Packet): void {
+  sendToUpstream(packet: Packet): void {
     const bytes = this.encode(packet, this.upstreamVersion)
     if (bytes !== undefined) this.io.toUpstream(bytes)
   }
@@ -127,12 +142,15 @@ export class Connected {
    * process. The handlers refuse over-long mounted fields with their own codes first, so this line
    * names a field they missed.
    */
-  private encode (packet: Packet, version: ProtocolVersion): Buffer | undefined {
+  private encode(packet: Packet, version: ProtocolVersion): Buffer | undefined {
     try {
       return encode(packet, version)
     } catch (err) {
       const field = err instanceof EncodeError ? err.field : undefined
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), cmd: packet.cmd, field }, 'packet could not be encoded')
+      this.log.warn(
+        { err: err instanceof Error ? err.message : String(err), cmd: packet.cmd, field },
+        'packet could not be encoded',
+      )
       this.io.close('unspecified', 'packet could not be encoded')
       return undefined
     }

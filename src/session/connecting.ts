@@ -14,11 +14,11 @@ import type { SessionIO } from './connected.js'
 /** What connecting needs from the gateway around it. */
 export interface ConnectHost {
   readonly log: Logger
-  authenticate (req: AuthRequest): Promise<AuthResult>
-  tenant (id: string): TenantRuntime | undefined
-  upstreamFor (tenant: TenantRuntime): UpstreamTarget
+  authenticate(req: AuthRequest): Promise<AuthResult>
+  tenant(id: string): TenantRuntime | undefined
+  upstreamFor(tenant: TenantRuntime): UpstreamTarget
   /** admission (connection quotas and rates): a refusal, or the policy the session keeps until it ends */
-  admit (tenant: TenantRuntime): Promise<SessionPolicy | ReasonName>
+  admit(tenant: TenantRuntime): Promise<SessionPolicy | ReasonName>
   /** how long the broker took to answer the upstream CONNECT (seconds), for the metrics */
   upstreamConnected?: (seconds: number, ok: boolean) => void
 }
@@ -29,7 +29,10 @@ export interface ConnectionMeta {
   readonly remotePort: number
   /** the load balancer's address, when the client's came in a PROXY protocol header */
   readonly via?: string
-  /** mutual TLS listeners: the verified client certificate's CN ('' when it has none), which stands for the username and password */
+  /**
+   * mutual TLS listeners: the verified client certificate's CN ('' when it has none), which stands for the username and
+   * password
+   */
   readonly certificateName?: string
   /** TLS SNI host name, when the listener is TLS and the client sent one */
   readonly sniHost?: string
@@ -49,16 +52,16 @@ export interface Connecting extends SessionIO {
   readonly stillConnecting: boolean
   version: ProtocolVersion
   /** the tenant and user authentication found */
-  identified (tenant: TenantRuntime, user: string | undefined): void
+  identified(tenant: TenantRuntime, user: string | undefined): void
   /** admitted under `policy`, which the session gives back exactly once when it ends */
-  admitted (policy: SessionPolicy): void
+  admitted(policy: SessionPolicy): void
   /** the tenant-local client ID, given or generated */
-  named (clientId: string): void
+  named(clientId: string): void
   /** opens the upstream, sends the mounted CONNECT and resolves with the broker's CONNACK */
-  dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error>
+  dialUpstream(target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error>
   /**
    * CONNACK with a refusal (v3: close without one when it has no code), then close; `details` go on the
    * refusal's one log line (the failed login's cause, the limit that refused).
    */
-  refuseConnect (reason: ReasonName, why: string, details?: Record<string, unknown>): false
+  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>): false
 }

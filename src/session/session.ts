@@ -2,14 +2,23 @@
 // reading and back-pressure, and the session's ending. What happens to each packet lives in packets/
 // (dispatched by dispatch.ts); the connect steps in packets/connect.ts.
 //
-//   awaitConnect ─CONNECT─▶ connecting ─CONNACK─▶ connected ─client's input ends─▶ draining ─held input forwarded─▶ closed
+//   awaitConnect ─CONNECT─▶ connecting ─CONNACK─▶ connected ─client's input ends─▶ draining ─held input forwarded─▶
+// closed
 //
 // No transition discards input: frames read behind a CONNECT wait for the CONNACK, the broker's frames
 // behind its CONNACK wait for the connected session, and a client's FIN (or reset) only means that no
 // more bytes will come — what was read before it is still forwarded, at the client's rate, for up to
 // `throttleLinger`; what is left then is dropped and counted. Only `close` ends a session.
 import type net from 'node:net'
-import { EncodeError, FrameError, MQTT_MAX_REMAINING, PacketType, encode, type Frame, type ConnackPacket } from '../codec.js'
+import {
+  EncodeError,
+  FrameError,
+  MQTT_MAX_REMAINING,
+  PacketType,
+  encode,
+  type Frame,
+  type ConnackPacket,
+} from '../codec.js'
 import { Reason, reasonCode, wireVersion, type ProtocolVersion, type ReasonName } from '../reason-codes.js'
 import { ConnectionLog } from '../log.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
@@ -33,15 +42,15 @@ export interface SessionHost extends ConnectHost {
    * The session is about to dial the broker with its client ID: it is now that ID's newest session. In a
    * cluster the other gateways hear it first (the promise), so the one holding the ID says 0x8E.
    */
-  claim (session: Session): void | Promise<void>
+  claim(session: Session): void | Promise<void>
   /** whether a newer session of the same tenant and client ID has claimed it since (a takeover) */
-  displaced (session: Session): boolean
+  displaced(session: Session): boolean
   /** admitted: the gateway lists it from now on */
-  enter (session: Session): void
+  enter(session: Session): void
   /** called exactly once for every admitted session when it ends, with its broker session's expiry (s) */
-  release (session: Session, policy: SessionPolicy, expirySeconds: number): void
+  release(session: Session, policy: SessionPolicy, expirySeconds: number): void
   /** called once when both of the session's sockets are gone: the session needs no more ticks */
-  forget (session: Session): void
+  forget(session: Session): void
 }
 
 /** CONNECT (with its will) may not exceed this before a tenant's own limit is known. */
@@ -81,8 +90,14 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   /** Log lines about this connection, with its listener, remote address, tenant and client ID. */
   readonly log: ConnectionLog
 
-  constructor (readonly host: SessionHost, readonly client: ClientStream, readonly meta: ConnectionMeta) {
-    this.input = new ClientInput(client, PRE_CONNECT_MAX_BYTES, () => { if (this.state !== 'closed') this.process(undefined) })
+  constructor(
+    readonly host: SessionHost,
+    readonly client: ClientStream,
+    readonly meta: ConnectionMeta,
+  ) {
+    this.input = new ClientInput(client, PRE_CONNECT_MAX_BYTES, () => {
+      if (this.state !== 'closed') this.process(undefined)
+    })
     this.log = new ConnectionLog(host.log, () => ({
       listener: meta.listener.name,
       remote: `${meta.remoteAddress}:${meta.remotePort}`,
@@ -99,10 +114,16 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     this.deadline = this.connectedAt + meta.listener.connectTimeout
   }
 
-  get v5 (): boolean { return this.version === 5 }
+  get v5(): boolean {
+    return this.version === 5
+  }
   /** a getter, so TypeScript does not keep a narrowing of `state` across calls that may close */
-  get ended (): boolean { return this.state === 'closed' }
-  get stillConnecting (): boolean { return this.state === 'connecting' }
+  get ended(): boolean {
+    return this.state === 'closed'
+  }
+  get stillConnecting(): boolean {
+    return this.state === 'connecting'
+  }
 
   // ---- client → gateway ----------------------------------------------------------------------
 
@@ -118,7 +139,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * Processes whole frames (from `chunk`, or the held ones) until something holds the session: the
    * frames after a hold stay in the reader, in order, until it is lifted.
    */
-  private process (chunk: Buffer | undefined): void {
+  private process(chunk: Buffer | undefined): void {
     const up = this.up?.socket
     const input = this.input
     input.processing = true
@@ -161,30 +182,37 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     return this.input.holds === 0 && this.state !== 'closed'
   }
 
-  private startConnect (frame: Frame): void {
+  private startConnect(frame: Frame): void {
     this.deadline = Infinity // until the broker is dialled
     this.state = 'connecting'
     this.input.hold(Hold.connecting)
-    connect(this, frame).then((link) => {
-      if (link === undefined || this.state !== 'connecting') return
-      this.link = link
-      this.state = this.input.ended ? 'draining' : 'connected'
-      this.deadline = this.input.ended ? Date.now() + this.host.throttleLinger : Infinity
-      this.input.reader.maxBytes = link.tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
-      // The broker's packets that came behind its CONNACK (a persistent session's queue), then the client's behind its CONNECT.
-      this.up?.open()
-      this.input.release(Hold.connecting)
-    }, (err: unknown) => {
-      // An EncodeError is the codec's last wall, not a crash: the connect steps refuse over-long mounted
-      // fields themselves, so one getting here names a field they missed.
-      if (err instanceof EncodeError) this.log.warn({ field: err.field, err: err.message }, 'CONNECT could not be encoded')
-      else this.log.error({ err }, 'connect failed unexpectedly')
-      if (this.state === 'connecting') this.refuseConnect('unspecified', 'internal error')
-      else this.close('unspecified', 'internal error')
-    })
+    connect(this, frame).then(
+      (link) => {
+        if (link === undefined || this.state !== 'connecting') return
+        this.link = link
+        this.state = this.input.ended ? 'draining' : 'connected'
+        this.deadline = this.input.ended ? Date.now() + this.host.throttleLinger : Infinity
+        this.input.reader.maxBytes = link.tenant.limits.maxPacketSize ?? MQTT_MAX_REMAINING
+        // The broker's packets that came behind its CONNACK (a persistent session's queue), then the client's behind
+        // its CONNECT.
+        this.up?.open()
+        this.input.release(Hold.connecting)
+      },
+      (err: unknown) => {
+        // An EncodeError is the codec's last wall, not a crash: the connect steps refuse over-long mounted
+        // fields themselves, so one getting here names a field they missed.
+        if (err instanceof EncodeError)
+          this.log.warn({ field: err.field, err: err.message }, 'CONNECT could not be encoded')
+        else this.log.error({ err }, 'connect failed unexpectedly')
+        if (this.state === 'connecting') this.refuseConnect('unspecified', 'internal error')
+        else this.close('unspecified', 'internal error')
+      },
+    )
   }
 
-  private readonly onClientEnd = (): void => { this.endOfInput() }
+  private readonly onClientEnd = (): void => {
+    this.endOfInput()
+  }
 
   private readonly onClientGone = (err?: Error | boolean): void => {
     if (err instanceof Error) this.log.debug({ err: err.message }, 'client socket error')
@@ -193,7 +221,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   }
 
   /** The client's FIN, reset or close: nothing more will be read, and nothing can be written to it. */
-  private endOfInput (): void {
+  private endOfInput(): void {
     if (this.input.ended) return
     this.input.end()
     this.up?.socket.resume() // nor does the broker wait for its output to drain
@@ -217,7 +245,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   }
 
   /** Tells the host once both sockets are gone, so a session is ticked from accept to its last socket. */
-  private forgetWhenGone (): void {
+  private forgetWhenGone(): void {
     if (this.forgotten || !this.client.destroyed || this.up?.socket.destroyed === false) return
     this.forgotten = true
     this.host.forget(this)
@@ -229,7 +257,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * The session's clock, called about twice a second by the gateway for every session it has not
    * forgotten: the deadline of the current state, and the keep alive once connected.
    */
-  tick (now: number): void {
+  tick(now: number): void {
     switch (this.state) {
       case 'awaitConnect':
         if (now >= this.deadline) this.close(null, 'no CONNECT within connectTimeout')
@@ -250,7 +278,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   }
 
   /** Both sockets cut at once: a peer that never closed its side, or the gateway's shutdown. */
-  destroy (): void {
+  destroy(): void {
     this.client.destroy()
     this.up?.socket.destroy()
   }
@@ -261,7 +289,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * upstream that went quiet. A counter on the packet path and the tick cost less than a timer reset per
    * packet.
    */
-  private checkKeepAlive (now: number): void {
+  private checkKeepAlive(now: number): void {
     const keepalive = this.link?.keepalive ?? 0
     if (keepalive === 0) {
       // Without a keep alive nothing would notice a peer that vanished: TCP's own probes do, after a
@@ -277,7 +305,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
 
   // ---- broker → gateway ----------------------------------------------------------------------
 
-  async dialUpstream (target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
+  async dialUpstream(target: UpstreamTarget, connectBytes: Buffer): Promise<ConnackPacket | Error> {
     const claimed = this.host.claim(this)
     if (claimed !== undefined) await claimed
     if (this.state !== 'connecting') return new Error('the client left before the broker was dialled')
@@ -287,23 +315,23 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     return up.connack(connectBytes)
   }
 
-  upstreamFrame (frame: Frame): boolean {
+  upstreamFrame(frame: Frame): boolean {
     const link = this.link
     if (link === undefined || this.state === 'closed') return false
     fromUpstream(link, frame)
     return true
   }
 
-  upstreamMalformed (why: string): void {
+  upstreamMalformed(why: string): void {
     this.log.warn({ err: why }, 'malformed packet from the broker')
     this.close('unspecified', 'malformed packet from the broker')
   }
 
-  upstreamDrained (): void {
+  upstreamDrained(): void {
     this.input.release(Hold.upstream)
   }
 
-  upstreamGone (why: string, closed: boolean): void {
+  upstreamGone(why: string, closed: boolean): void {
     if (closed) this.forgetWhenGone()
     if (this.link === undefined) return
     // The broker drops the older connection of a client ID that connected again (SPEC §8).
@@ -313,7 +341,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
 
   // ---- shared plumbing -----------------------------------------------------------------------
 
-  toUpstream (bytes: Buffer): void {
+  toUpstream(bytes: Buffer): void {
     const up = this.up?.socket
     if (up === undefined || !up.writable) return
     // A broker that cannot keep up holds the client, so memory per connection stays bounded.
@@ -324,7 +352,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * Everything written to the client — forwarded or the gateway's own replies — counts toward one bound
    * (its stream's high-water mark): past it, neither the broker nor the client is read until it drains.
    */
-  toClient (bytes: Buffer): void {
+  toClient(bytes: Buffer): void {
     const client = this.client
     if (!client.writable) return
     if (!client.write(bytes) && !this.input.ended) {
@@ -333,24 +361,24 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     }
   }
 
-  identified (tenant: TenantRuntime, user: string | undefined): void {
+  identified(tenant: TenantRuntime, user: string | undefined): void {
     this.tenant = tenant
     this.user = user
   }
 
-  admitted (policy: SessionPolicy): void {
+  admitted(policy: SessionPolicy): void {
     this.policy = policy
     // The client left while the limiter answered: the slot goes straight back.
     if (this.state === 'closed') this.host.release(this, policy, 0)
     else this.host.enter(this)
   }
 
-  named (clientId: string): void {
+  named(clientId: string): void {
     this.clientId = clientId
   }
 
   /** A reload's new snapshot of this session's tenant: its limits and ACL apply from the next packet. */
-  applyTenant (tenant: TenantRuntime): void {
+  applyTenant(tenant: TenantRuntime): void {
     this.tenant = tenant
     const link = this.link
     if (link === undefined) return
@@ -365,7 +393,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * the client is ended (flushing what is written to it) and the upstream ended without a DISCONNECT,
    * so the broker publishes the will. PUBLISH packets still held are dropped and counted.
    */
-  close (reason: ReasonName | null, why: string, opts: { clientDisconnected?: boolean } | DropReason = {}): void {
+  close(reason: ReasonName | null, why: string, opts: { clientDisconnected?: boolean } | DropReason = {}): void {
     if (this.state === 'closed') return
     const link = this.link
     this.state = 'closed'
@@ -377,7 +405,9 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     if (link !== undefined && !clientDisconnected) this.dropHeld(typeof opts === 'string' ? opts : 'sessionEnded', link)
     const code = reason !== null && link !== undefined && this.v5 ? reasonCode(reason, 5) : null
     if (code !== null && reason !== null && this.client.writable) {
-      this.client.write(encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5))
+      this.client.write(
+        encode({ cmd: 'disconnect', reasonCode: code, properties: { reasonString: Reason[reason].text } }, 5),
+      )
     }
     if (clientDisconnected) this.client.destroy()
     else endSocket(this.client)
@@ -391,7 +421,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * reason the device was told (if any) and how long since it connected. A connection that never got
    * a CONNACK logged its refusal already, or is noise (a port scan): debug unless it was told a reason.
    */
-  private logClose (reason: ReasonName | null, why: string, connected: boolean): void {
+  private logClose(reason: ReasonName | null, why: string, connected: boolean): void {
     if (!connected) {
       if (reason !== null) this.log.info({ reason, why }, 'session closed')
       else this.log.debug({ why }, 'session closed')
@@ -407,7 +437,7 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
    * Counts (and logs) the PUBLISH packets read from the client and never forwarded: never silently. A
    * DISCONNECT among them is still forwarded, so the client's orderly leave does not fire its will.
    */
-  private dropHeld (reason: DropReason, link: Connected): void {
+  private dropHeld(reason: DropReason, link: Connected): void {
     const { publishes, disconnect } = this.input.discard()
     if (disconnect !== undefined) fromClient(link, disconnect)
     if (publishes === 0) return
@@ -416,12 +446,13 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
   }
 
   /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
-  refuseConnect (reason: ReasonName, why: string, details?: Record<string, unknown>): false {
+  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>): false {
     const code = reasonCode(reason, this.version)
     if (code !== null) {
-      const connack: ConnackPacket = this.version === 5
-        ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
-        : { cmd: 'connack', sessionPresent: false, returnCode: code }
+      const connack: ConnackPacket =
+        this.version === 5
+          ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
+          : { cmd: 'connack', sessionPresent: false, returnCode: code }
       this.toClient(encode(connack, wireVersion(this.version)))
     }
     this.log.info({ ...details, reason, why }, 'connection refused')
@@ -431,6 +462,6 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
 }
 
 /** Flush and send FIN; the closed session's tick destroys the socket if the peer never closes its side. */
-function endSocket (socket: ClientStream | net.Socket): void {
+function endSocket(socket: ClientStream | net.Socket): void {
   if (!socket.destroyed) socket.end()
 }

@@ -24,7 +24,7 @@ const PLUS = 0x2b
 const HASH = 0x23
 
 /** Reads a PUBLISH's variable header, or returns null when it is malformed. */
-export function readPublish (frame: Frame, v5: boolean): PublishView | null {
+export function readPublish(frame: Frame, v5: boolean): PublishView | null {
   const buf = frame.bytes
   const end = buf.length
   const qos = (frame.flags >> 1) & 0x03
@@ -51,14 +51,26 @@ export function readPublish (frame: Frame, v5: boolean): PublishView | null {
     pos += props[1] + props[0]
     if (pos > end) return null
   }
-  return { qos, retain: (frame.flags & 0x01) === 1, topicOffset, topicLength, packetId, hasProperties, payloadLength: end - pos }
+  return {
+    qos,
+    retain: (frame.flags & 0x01) === 1,
+    topicOffset,
+    topicLength,
+    packetId,
+    hasProperties,
+    payloadLength: end - pos,
+  }
 }
 
 /**
  * What is wrong with a topic name as the client may publish it, if anything: ill-formed UTF-8 or U+0000
  * makes the packet malformed [MQTT-1.5.4-1, -2]; empty or a wildcard is an invalid topic name [MQTT-4.7.3].
  */
-export function topicBytesProblem (buf: Buffer, offset: number, length: number): 'malformedPacket' | 'topicNameInvalid' | undefined {
+export function topicBytesProblem(
+  buf: Buffer,
+  offset: number,
+  length: number,
+): 'malformedPacket' | 'topicNameInvalid' | undefined {
   const end = offset + length
   let wildcard = false
   for (let i = offset; i < end; i++) {
@@ -71,7 +83,7 @@ export function topicBytesProblem (buf: Buffer, offset: number, length: number):
 }
 
 /** Number of topic levels (tenant-local), counted on bytes: '/' is never part of a UTF-8 sequence. */
-export function topicLevels (buf: Buffer, view: PublishView): number {
+export function topicLevels(buf: Buffer, view: PublishView): number {
   let levels = 1
   const end = view.topicOffset + view.topicLength
   for (let i = view.topicOffset; i < end; i++) if (buf[i] === SLASH) levels++
@@ -79,7 +91,7 @@ export function topicLevels (buf: Buffer, view: PublishView): number {
 }
 
 /** Client → broker: the same packet with `prefix` in front of its topic. */
-export function mountPublish (frame: Frame, view: PublishView, prefix: Buffer): Buffer {
+export function mountPublish(frame: Frame, view: PublishView, prefix: Buffer): Buffer {
   const src = frame.bytes
   const remaining = src.length - frame.headerLength + prefix.length
   const out = Buffer.allocUnsafe(1 + varintLength(remaining) + remaining)
@@ -96,7 +108,7 @@ export function mountPublish (frame: Frame, view: PublishView, prefix: Buffer): 
  * topic length are written just before the unprefixed topic; the frame's own bytes are reused).
  * Returns null when the topic is not under `prefix`: a message from outside the tenant is never delivered.
  */
-export function unmountPublish (frame: Frame, view: PublishView, prefix: Buffer): Buffer | null {
+export function unmountPublish(frame: Frame, view: PublishView, prefix: Buffer): Buffer | null {
   const buf = frame.bytes
   const plen = prefix.length
   if (view.topicLength <= plen) return null

@@ -6,24 +6,24 @@ export const TOPIC_ALIAS_MAXIMUM = 64
 
 export class TopicAliases {
   private readonly topics = new Map<number, string>()
-  constructor (readonly max: number = TOPIC_ALIAS_MAXIMUM) {}
+  constructor(readonly max: number = TOPIC_ALIAS_MAXIMUM) {}
 
   /** Whether `alias` is in the range the gateway advertised. */
-  inRange (alias: number): boolean {
+  inRange(alias: number): boolean {
     return Number.isInteger(alias) && alias >= 1 && alias <= this.max
   }
 
-  put (alias: number, topic: string): boolean {
+  put(alias: number, topic: string): boolean {
     if (!this.inRange(alias)) return false
     this.topics.set(alias, topic)
     return true
   }
 
-  get (alias: number): string | undefined {
+  get(alias: number): string | undefined {
     return this.topics.get(alias)
   }
 
-  clear (): void {
+  clear(): void {
     this.topics.clear()
   }
 }

@@ -10,13 +10,13 @@ import { openUpstream, type UpstreamTarget } from '../upstream/connect.js'
 /** What the upstream tells its session. */
 export interface UpstreamEvents {
   /** one frame from the broker after CONNACK; false holds the rest */
-  upstreamFrame (frame: Frame): boolean
+  upstreamFrame(frame: Frame): boolean
   /** the broker sent bytes that are not MQTT */
-  upstreamMalformed (why: string): void
+  upstreamMalformed(why: string): void
   /** the socket can take more (after a write returned false) */
-  upstreamDrained (): void
+  upstreamDrained(): void
   /** the connection failed or closed */
-  upstreamGone (why: string, closed: boolean): void
+  upstreamGone(why: string, closed: boolean): void
 }
 
 export class Upstream {
@@ -26,10 +26,17 @@ export class Upstream {
   /** false until the session is connected: frames behind the CONNACK wait in the reader */
   private opened = false
 
-  constructor (target: UpstreamTarget, private readonly version: ProtocolVersion, private readonly client: { cork (): void; uncork (): void }, private readonly events: UpstreamEvents) {
-    const up = this.socket = openUpstream(target)
+  constructor(
+    target: UpstreamTarget,
+    private readonly version: ProtocolVersion,
+    private readonly client: { cork(): void; uncork(): void },
+    private readonly events: UpstreamEvents,
+  ) {
+    const up = (this.socket = openUpstream(target))
     up.on('data', this.onData)
-    up.on('drain', () => { events.upstreamDrained() })
+    up.on('drain', () => {
+      events.upstreamDrained()
+    })
     up.on('error', (err) => {
       this.fail(err)
       events.upstreamGone(err.message, false)
@@ -41,20 +48,23 @@ export class Upstream {
   }
 
   /** Sends the CONNECT; resolves with the broker's CONNACK, or the error that came first. */
-  connack (connectBytes: Buffer): Promise<ConnackPacket | Error> {
+  connack(connectBytes: Buffer): Promise<ConnackPacket | Error> {
     return new Promise((resolve) => {
-      this.waiter = (result) => { this.waiter = undefined; resolve(result) }
+      this.waiter = (result) => {
+        this.waiter = undefined
+        resolve(result)
+      }
       this.socket.write(connectBytes)
     })
   }
 
   /** Ends the wait for a CONNACK (timeout, or the session closed); nothing when there is none. */
-  fail (err: Error): void {
+  fail(err: Error): void {
     this.waiter?.(err)
   }
 
   /** The session is connected: reads what came behind the CONNACK, then everything as it comes. */
-  open (): void {
+  open(): void {
     this.opened = true
     this.read(undefined)
   }
@@ -64,7 +74,7 @@ export class Upstream {
     else this.read(chunk)
   }
 
-  private read (chunk: Buffer | undefined): void {
+  private read(chunk: Buffer | undefined): void {
     this.client.cork()
     try {
       this.reader.push(chunk, this.onFrame)
@@ -84,7 +94,7 @@ export class Upstream {
     return this.opened && this.events.upstreamFrame(frame)
   }
 
-  private decodeConnack (frame: Frame): ConnackPacket | Error {
+  private decodeConnack(frame: Frame): ConnackPacket | Error {
     if (frame.type !== PacketType.CONNACK) return new Error('expected CONNACK from the broker')
     try {
       const p = decodePacket(frame, wireVersion(this.version))

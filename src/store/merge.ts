@@ -22,18 +22,17 @@ const EMPTY_TENANT: TenantConfig = { limits: {}, hosts: [], anonymous: false, di
  * named so through the API) is then a key like any other, never the object's prototype or one of its
  * methods (issue #17 item 13: a user `__proto__` could log in and was missing from the list).
  */
-function keyed<T> (from: Readonly<Record<string, T>>): Record<string, T> {
+function keyed<T>(from: Readonly<Record<string, T>>): Record<string, T> {
   const out = Object.create(null) as Record<string, T>
   for (const [k, v] of Object.entries(from)) out[k] = v
   return out
 }
 
-export function mergeTenantChanges (
+export function mergeTenantChanges(
   base: GatewayConfig,
   changes: ReadonlyMap<string, TenantChanges>,
   planChanges: ReadonlyMap<string, Limits | null> = new Map(),
 ): MergeResult {
-
   // Plans first: the API's version of a plan wins over the YAML's, and one it deleted is gone.
   const plans = keyed(base.plans)
   for (const [name, limits] of planChanges) {
@@ -43,7 +42,10 @@ export function mergeTenantChanges (
   const tenants = keyed(base.tenants)
   const warnings: string[] = []
   for (const [id, c] of changes) {
-    if (c.deleted === true) { delete tenants[id]; continue }
+    if (c.deleted === true) {
+      delete tenants[id]
+      continue
+    }
     const from = c.created === true ? EMPTY_TENANT : Object.hasOwn(base.tenants, id) ? base.tenants[id] : undefined
     if (from === undefined) continue // changes to a YAML tenant the YAML has since removed
     const t: TenantConfig = { ...from }
@@ -96,7 +98,7 @@ export function mergeTenantChanges (
 export type TenantSource = 'yaml' | 'api' | 'yaml+api'
 
 /** Where a tenant's settings come from, and which keys the API changed: shown by `check` and the API. */
-export function tenantSource (changes: TenantChanges | undefined): { source: TenantSource; changed: string[] } {
+export function tenantSource(changes: TenantChanges | undefined): { source: TenantSource; changed: string[] } {
   if (changes === undefined || changes.deleted === true) return { source: 'yaml', changed: [] }
   if (changes.created === true) return { source: 'api', changed: [] }
   const keys: TenantChangeKey[] = ['plan', 'limits', 'disabled', 'hosts', 'anonymous', 'acl']

@@ -22,16 +22,34 @@ CREATE TABLE IF NOT EXISTS usage (
 `
 
 interface UsageRow {
-  tenant: string; hour: number; session_ms: number; messages_in: number; messages_out: number
-  bytes_in: number; bytes_out: number; peak_connections: number; limit_hits: number
+  tenant: string
+  hour: number
+  session_ms: number
+  messages_in: number
+  messages_out: number
+  bytes_in: number
+  bytes_out: number
+  peak_connections: number
+  limit_hits: number
 }
-interface KeyRow { id: string; tenant: string; secret_hash: string; label: string; created_at: string }
+interface KeyRow {
+  id: string
+  tenant: string
+  secret_hash: string
+  label: string
+  created_at: string
+}
 
-const toKey = (r: KeyRow): ApiKeyRecord =>
-  ({ id: r.id, tenant: r.tenant, secretHash: r.secret_hash, label: r.label, createdAt: r.created_at })
+const toKey = (r: KeyRow): ApiKeyRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  secretHash: r.secret_hash,
+  label: r.label,
+  createdAt: r.created_at,
+})
 
 /** `readonly` opens an existing store without creating or changing anything (for `check`). */
-export function openSqliteStore (file: string, opts: { readonly?: boolean } = {}): Store {
+export function openSqliteStore(file: string, opts: { readonly?: boolean } = {}): Store {
   const db = new Database(file, { readonly: opts.readonly === true, fileMustExist: opts.readonly === true })
   if (opts.readonly !== true) {
     db.pragma('journal_mode = WAL')
@@ -58,64 +76,77 @@ export function openSqliteStore (file: string, opts: { readonly?: boolean } = {}
         peak_connections = max(peak_connections, excluded.peak_connections),
         limit_hits = limit_hits + excluded.limit_hits`),
     usage: db.prepare<[number, number], UsageRow>(
-      'SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, tenant'),
+      'SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, tenant',
+    ),
     usageOf: db.prepare<[number, number, string], UsageRow>(
-      'SELECT * FROM usage WHERE hour >= ? AND hour < ? AND tenant = ? ORDER BY hour'),
+      'SELECT * FROM usage WHERE hour >= ? AND hour < ? AND tenant = ? ORDER BY hour',
+    ),
     pruneUsage: db.prepare('DELETE FROM usage WHERE hour < ?'),
   }
-  const addUsage = db.transaction((records: readonly UsageRecord[]) => { for (const r of records) q.addUsage.run(r) })
+  const addUsage = db.transaction((records: readonly UsageRecord[]) => {
+    for (const r of records) q.addUsage.run(r)
+  })
 
   return {
-    async tenantChanges () {
+    async tenantChanges() {
       return new Map(q.changes.all().map((r) => [r.tenant, JSON.parse(r.changes) as TenantChanges]))
     },
-    async setTenantChanges (tenant, changes) {
+    async setTenantChanges(tenant, changes) {
       if (changes === undefined) q.dropChanges.run(tenant)
       else q.setChanges.run(tenant, JSON.stringify(changes), new Date().toISOString())
     },
-    async planChanges () {
+    async planChanges() {
       // A store written before plans could be changed has no such table when `check` opens it read-only.
       const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'plan_changes'").get()
       if (table === undefined) return new Map()
-      const rows = db.prepare<[], { plan: string; limits: string | null }>('SELECT plan, limits FROM plan_changes')
+      const rows = db
+        .prepare<[], { plan: string; limits: string | null }>('SELECT plan, limits FROM plan_changes')
         .all()
-      return new Map(rows.map((r) => [r.plan, r.limits === null ? null : JSON.parse(r.limits) as Limits]))
+      return new Map(rows.map((r) => [r.plan, r.limits === null ? null : (JSON.parse(r.limits) as Limits)]))
     },
-    async setPlanChange (plan, limits) {
-      db.prepare(`INSERT INTO plan_changes (plan, limits, updated_at) VALUES (?, ?, ?)
-        ON CONFLICT (plan) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at`)
-        .run(plan, limits === null ? null : JSON.stringify(limits), new Date().toISOString())
+    async setPlanChange(plan, limits) {
+      db.prepare(
+        `INSERT INTO plan_changes (plan, limits, updated_at) VALUES (?, ?, ?)
+        ON CONFLICT (plan) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at`,
+      ).run(plan, limits === null ? null : JSON.stringify(limits), new Date().toISOString())
     },
-    async apiKeys (tenant) {
+    async apiKeys(tenant) {
       return (tenant === undefined ? q.keys.all() : q.keysOf.all(tenant)).map(toKey)
     },
-    async apiKey (id) {
+    async apiKey(id) {
       const row = q.key.get(id)
       return row === undefined ? undefined : toKey(row)
     },
-    async addApiKey (k) {
+    async addApiKey(k) {
       q.addKey.run(k.id, k.tenant, k.secretHash, k.label, k.createdAt)
     },
-    async deleteApiKey (id) {
+    async deleteApiKey(id) {
       return q.dropKey.run(id).changes > 0
     },
-    async deleteApiKeysOf (tenant) {
+    async deleteApiKeysOf(tenant) {
       q.dropKeysOf.run(tenant)
     },
-    async addUsage (records) {
+    async addUsage(records) {
       if (records.length > 0) addUsage(records)
     },
-    async usage ({ tenant, from, to }: UsageQuery) {
+    async usage({ tenant, from, to }: UsageQuery) {
       const rows = tenant === undefined ? q.usage.all(from, to) : q.usageOf.all(from, to, tenant)
       return rows.map((r) => ({
-        tenant: r.tenant, hour: r.hour, sessionMs: r.session_ms, messagesIn: r.messages_in, messagesOut: r.messages_out,
-        bytesIn: r.bytes_in, bytesOut: r.bytes_out, peakConnections: r.peak_connections, limitHits: r.limit_hits,
+        tenant: r.tenant,
+        hour: r.hour,
+        sessionMs: r.session_ms,
+        messagesIn: r.messages_in,
+        messagesOut: r.messages_out,
+        bytesIn: r.bytes_in,
+        bytesOut: r.bytes_out,
+        peakConnections: r.peak_connections,
+        limitHits: r.limit_hits,
       }))
     },
-    async pruneUsage (before) {
+    async pruneUsage(before) {
       return q.pruneUsage.run(before).changes
     },
-    async close () {
+    async close() {
       db.close()
     },
   }

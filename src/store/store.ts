@@ -58,21 +58,21 @@ export interface UsageQuery {
 export type PlanChanges = Map<string, Limits | null>
 
 export interface Store {
-  tenantChanges (): Promise<Map<string, TenantChanges>>
+  tenantChanges(): Promise<Map<string, TenantChanges>>
   /** replaces a tenant's changes; undefined forgets them (the YAML's tenant comes back as written) */
-  setTenantChanges (tenant: string, changes: TenantChanges | undefined): Promise<void>
-  planChanges (): Promise<PlanChanges>
+  setTenantChanges(tenant: string, changes: TenantChanges | undefined): Promise<void>
+  planChanges(): Promise<PlanChanges>
   /** stores the API's version of a plan (null: deleted through the API) */
-  setPlanChange (plan: string, limits: Limits | null): Promise<void>
-  apiKeys (tenant?: string): Promise<ApiKeyRecord[]>
-  apiKey (id: string): Promise<ApiKeyRecord | undefined>
-  addApiKey (key: ApiKeyRecord): Promise<void>
-  deleteApiKey (id: string): Promise<boolean>
-  deleteApiKeysOf (tenant: string): Promise<void>
+  setPlanChange(plan: string, limits: Limits | null): Promise<void>
+  apiKeys(tenant?: string): Promise<ApiKeyRecord[]>
+  apiKey(id: string): Promise<ApiKeyRecord | undefined>
+  addApiKey(key: ApiKeyRecord): Promise<void>
+  deleteApiKey(id: string): Promise<boolean>
+  deleteApiKeysOf(tenant: string): Promise<void>
   /** adds counts to each (tenant, hour) and keeps the highest peak */
-  addUsage (records: readonly UsageRecord[]): Promise<void>
-  usage (query: UsageQuery): Promise<UsageRecord[]>
+  addUsage(records: readonly UsageRecord[]): Promise<void>
+  usage(query: UsageQuery): Promise<UsageRecord[]>
   /** deletes the usage of every hour that began before `before` (ms since the epoch); how many rows */
-  pruneUsage (before: number): Promise<number>
-  close (): Promise<void>
+  pruneUsage(before: number): Promise<number>
+  close(): Promise<void>
 }

@@ -39,34 +39,43 @@ export type AuthFailureCause =
 export type AuthResult =
   | { ok: true; tenant: string; user: string | undefined }
   | {
-    ok: false
-    reason: 'badCredentials' | 'notAuthorized'
-    cause: AuthFailureCause
-    /** the tenant the credentials named, when it exists (for the log line; the client is not told) */
-    tenant?: string
-  }
+      ok: false
+      reason: 'badCredentials' | 'notAuthorized'
+      cause: AuthFailureCause
+      /** the tenant the credentials named, when it exists (for the log line; the client is not told) */
+      tenant?: string
+    }
 
 /** Failed attempts per source; behind an interface so a shared (Redis) limiter can replace it. */
 export interface FailureThrottle {
   /** true while the source is cooling down */
-  blocked (source: string): Promise<boolean>
-  fail (source: string): Promise<void>
+  blocked(source: string): Promise<boolean>
+  fail(source: string): Promise<void>
 }
 
 /** Makes the throttle for the config's numbers, again when they change: memoryThrottle, or a cluster's shared one. */
 export type ThrottleFactory = (perMinute: number, cooldownMs: number) => FailureThrottle
 
-export function memoryThrottle (perMinute: number, cooldownMs: number): FailureThrottle {
-  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration: Math.ceil(cooldownMs / 1000) })
+export function memoryThrottle(perMinute: number, cooldownMs: number): FailureThrottle {
+  const limiter = new RateLimiterMemory({
+    points: perMinute,
+    duration: 60,
+    blockDuration: Math.ceil(cooldownMs / 1000),
+  })
   return {
-    async blocked (source) {
+    async blocked(source) {
       const res = await limiter.get(source)
       return res !== null && res.consumedPoints >= perMinute
     },
-    async fail (source) {
+    async fail(source) {
       const res = await limiter.consume(source).catch((r: unknown) => r)
       // The Nth failure in a minute starts the cooldown, however the minute's window lies.
-      if (typeof res === 'object' && res !== null && 'consumedPoints' in res && (res.consumedPoints as number) >= perMinute) {
+      if (
+        typeof res === 'object' &&
+        res !== null &&
+        'consumedPoints' in res &&
+        (res.consumedPoints as number) >= perMinute
+      ) {
         await limiter.block(source, Math.ceil(cooldownMs / 1000))
       }
     },
@@ -74,7 +83,9 @@ export function memoryThrottle (perMinute: number, cooldownMs: number): FailureT
 }
 
 const bad = (cause: AuthFailureCause, tenant?: string): AuthResult =>
-  tenant === undefined ? { ok: false, reason: 'badCredentials', cause } : { ok: false, reason: 'badCredentials', cause, tenant }
+  tenant === undefined
+    ? { ok: false, reason: 'badCredentials', cause }
+    : { ok: false, reason: 'badCredentials', cause, tenant }
 const disabled = (tenant: string): AuthResult => ({ ok: false, reason: 'notAuthorized', cause: 'disabled', tenant })
 
 /** A user's password as last verified: the stored hash it matched and a keyed digest of it. */
@@ -93,29 +104,37 @@ export class Authenticator {
   /** verifications under way, by user and digest: a reconnect storm of one device fleet costs one hash */
   private readonly verifying = new Map<string, Promise<boolean>>()
 
-  constructor (config: GatewayConfig, private readonly makeThrottle: ThrottleFactory = memoryThrottle) {
+  constructor(
+    config: GatewayConfig,
+    private readonly makeThrottle: ThrottleFactory = memoryThrottle,
+  ) {
     this.config = config
     this.throttle = makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
   }
 
-  update (config: GatewayConfig): void {
-    if (config.auth.maxFailuresPerMinute !== this.config.auth.maxFailuresPerMinute || config.auth.cooldown !== this.config.auth.cooldown) {
+  update(config: GatewayConfig): void {
+    if (
+      config.auth.maxFailuresPerMinute !== this.config.auth.maxFailuresPerMinute ||
+      config.auth.cooldown !== this.config.auth.cooldown
+    ) {
       this.throttle = this.makeThrottle(config.auth.maxFailuresPerMinute, config.auth.cooldown)
     }
     this.config = config
   }
 
   /** verified credentials held in memory */
-  get cacheSize (): number { return this.verified.size }
+  get cacheSize(): number {
+    return this.verified.size
+  }
 
-  async authenticate (req: AuthRequest): Promise<AuthResult> {
+  async authenticate(req: AuthRequest): Promise<AuthResult> {
     if (await this.throttle.blocked(req.remoteAddress)) return bad('throttled', this.existingTenant(req))
     const result = await this.check(req)
     if (!result.ok && result.reason === 'badCredentials') await this.throttle.fail(req.remoteAddress)
     return result
   }
 
-  private async check (req: AuthRequest): Promise<AuthResult> {
+  private async check(req: AuthRequest): Promise<AuthResult> {
     if (req.certificateName !== undefined) return this.checkCertificate(req, req.certificateName)
     const password = req.password ?? Buffer.alloc(0)
     const resolved = resolveTenant(req, this.config.tenancy, this.config.tenants)
@@ -131,23 +150,29 @@ export class Authenticator {
     }
     const user = tenant.users[resolved.user]
     const stored = user?.password
-    if (stored === undefined) return verifyDummy(password).then(() => bad(user === undefined ? 'unknownUser' : 'noPassword', resolved.tenant))
-    if (!(await this.verify(resolved.tenant, resolved.user, stored, password))) return bad('badPassword', resolved.tenant)
+    if (stored === undefined)
+      return verifyDummy(password).then(() => bad(user === undefined ? 'unknownUser' : 'noPassword', resolved.tenant))
+    if (!(await this.verify(resolved.tenant, resolved.user, stored, password)))
+      return bad('badPassword', resolved.tenant)
     // A disabled tenant is only told so to a caller who proved its credentials (no enumeration).
     if (tenant.disabled) return disabled(resolved.tenant)
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
 
   /** The tenant the request names, if it exists: for a throttled login's log line, which checks nothing else. */
-  private existingTenant (req: AuthRequest): string | undefined {
+  private existingTenant(req: AuthRequest): string | undefined {
     const { username, password: _p, certificateName, ...rest } = req
     const name = certificateName ?? username
-    const resolved = resolveTenant({ ...rest, ...(name !== undefined ? { username: name } : {}) }, this.config.tenancy, this.config.tenants)
+    const resolved = resolveTenant(
+      { ...rest, ...(name !== undefined ? { username: name } : {}) },
+      this.config.tenancy,
+      this.config.tenants,
+    )
     return resolved.ok && this.config.tenants[resolved.tenant] !== undefined ? resolved.tenant : undefined
   }
 
   /** A certificate the listener's client CA signed names a user of a tenant, or nobody. */
-  private checkCertificate (req: AuthRequest, name: string): AuthResult {
+  private checkCertificate(req: AuthRequest, name: string): AuthResult {
     // Only a certificate the listener's CA signed gets here: no timing to hide from its holder.
     if (name === '') return bad('noCertificateName')
     const { username: _u, password: _p, ...rest } = req
@@ -155,19 +180,26 @@ export class Authenticator {
     if (!resolved.ok) return bad(resolved.cause)
     const tenant = this.config.tenants[resolved.tenant]
     if (tenant === undefined) return bad('unknownTenant')
-    if (resolved.user === undefined || tenant.users[resolved.user] === undefined) return bad('unknownCertificateUser', resolved.tenant)
+    if (resolved.user === undefined || tenant.users[resolved.user] === undefined)
+      return bad('unknownCertificateUser', resolved.tenant)
     if (tenant.disabled) return disabled(resolved.tenant)
     return { ok: true, tenant: resolved.tenant, user: resolved.user }
   }
 
-  private async verify (tenant: string, user: string, stored: string, password: Buffer): Promise<boolean> {
+  private async verify(tenant: string, user: string, stored: string, password: Buffer): Promise<boolean> {
     const { cacheSize, cacheTtl } = this.config.auth
     const key = `${tenant}\0${user}`
     // A secret-prefixed SHA-256: one call, and the digest never leaves the process.
     const digest = hash('sha256', Buffer.concat([this.cacheKey, password]), 'buffer')
     const known = this.verified.get(key)
     // The stored hash is compared too, so a changed password invalidates the entry by itself.
-    if (known !== undefined && known.stored === stored && known.until > Date.now() && timingSafeEqual(known.digest, digest)) return true
+    if (
+      known !== undefined &&
+      known.stored === stored &&
+      known.until > Date.now() &&
+      timingSafeEqual(known.digest, digest)
+    )
+      return true
     const pendingKey = `${key}\0${digest.toString('base64')}`
     let pending = this.verifying.get(pendingKey)
     if (pending === undefined) {
@@ -188,7 +220,7 @@ export class Authenticator {
  * Verifies, at no less than the cost of the dummy an unknown user is checked against: a `plain:`,
  * `$6$` or `$7$` user answered in microseconds would tell a prober which users exist.
  */
-async function costlyVerify (stored: string, password: Buffer): Promise<boolean> {
+async function costlyVerify(stored: string, password: Buffer): Promise<boolean> {
   if (isCostlyHash(stored)) return verifyPassword(stored, password)
   const [ok] = await Promise.all([verifyPassword(stored, password), verifyDummy(password)])
   return ok

@@ -26,7 +26,7 @@ export interface NamespacePatterns {
  * (`$share/{tenant}/` would turn every topic into a shared subscription) and must not hold `+`, `#`.
  * The config schema should refuse such patterns with this message; namespaceFor throws on them.
  */
-export function namespacePatternError (patterns: NamespacePatterns): string | undefined {
+export function namespacePatternError(patterns: NamespacePatterns): string | undefined {
   const { topic, clientId } = patterns
   if (!topic.includes('{tenant}')) return 'the topic namespace must contain {tenant}'
   if (!topic.endsWith('/')) return 'the topic namespace must end with / (e.g. "{tenant}/")'
@@ -44,24 +44,29 @@ export function namespacePatternError (patterns: NamespacePatterns): string | un
  * The namespace of one tenant: `{tenant}` substituted in both patterns. Throws a RangeError (a
  * configuration error, never a runtime one) when the tenant ID or the patterns could break isolation.
  */
-export function namespaceFor (tenant: string, patterns: NamespacePatterns): Namespace {
+export function namespaceFor(tenant: string, patterns: NamespacePatterns): Namespace {
   if (!TENANT_ID.test(tenant)) throw new RangeError(`invalid tenant ID ${JSON.stringify(tenant)}`)
   const problem = namespacePatternError(patterns)
   if (problem !== undefined) throw new RangeError(problem)
   const topicPrefix = patterns.topic.replaceAll('{tenant}', tenant)
-  return { tenant, topicPrefix, clientIdPrefix: patterns.clientId.replaceAll('{tenant}', tenant), topicPrefixBytes: Buffer.from(topicPrefix) }
+  return {
+    tenant,
+    topicPrefix,
+    clientIdPrefix: patterns.clientId.replaceAll('{tenant}', tenant),
+    topicPrefixBytes: Buffer.from(topicPrefix),
+  }
 }
 
 /**
  * The topic as the broker sees it. The caller has checked it with isValidTopicName and refused `$…`.
  * The result may exceed 65,535 bytes (the prefix added to a topic at the limit): tryMountTopic refuses that.
  */
-export function mountTopic (ns: Namespace, topic: string): string {
+export function mountTopic(ns: Namespace, topic: string): string {
   return ns.topicPrefix + topic
 }
 
 /** Whether `value` fits an MQTT string once encoded: at most 65,535 UTF-8 bytes [MQTT-1.5.4]. */
-export function fitsMqttString (value: string): boolean {
+export function fitsMqttString(value: string): boolean {
   // A JS string of n UTF-16 units encodes to at most 3n bytes: most strings need no count.
   return value.length * 3 <= MAX_STRING_BYTES || Buffer.byteLength(value) <= MAX_STRING_BYTES
 }
@@ -71,13 +76,13 @@ export function fitsMqttString (value: string): boolean {
  * not fit an MQTT string; the caller answers topic name invalid (v5 0x90 in PUBACK/PUBREC/CONNACK, v3
  * close). The codec would refuse to encode it anyway; this is how the device hears why.
  */
-export function tryMountTopic (ns: Namespace, topic: string): string | undefined {
+export function tryMountTopic(ns: Namespace, topic: string): string | undefined {
   const mounted = ns.topicPrefix + topic
   return fitsMqttString(mounted) ? mounted : undefined
 }
 
 /** The tenant-local topic; undefined when `topic` is not under the prefix (foreign) or is the bare prefix. */
-export function unmountTopic (ns: Namespace, topic: string): string | undefined {
+export function unmountTopic(ns: Namespace, topic: string): string | undefined {
   if (topic.length <= ns.topicPrefix.length || !topic.startsWith(ns.topicPrefix)) return undefined
   return topic.slice(ns.topicPrefix.length)
 }
@@ -85,7 +90,7 @@ export function unmountTopic (ns: Namespace, topic: string): string | undefined 
 const SHARE = '$share/'
 
 /** Splits `$share/group/filter`; undefined when it is not a well-formed shared subscription. */
-export function parseShared (filter: string): { group: string; filter: string } | undefined {
+export function parseShared(filter: string): { group: string; filter: string } | undefined {
   if (!filter.startsWith(SHARE)) return undefined
   const slash = filter.indexOf('/', SHARE.length)
   if (slash < 0) return undefined
@@ -102,7 +107,7 @@ export function parseShared (filter: string): { group: string; filter: string } 
  * mountTopic always leaves a non-empty remainder, so no tenant's topic is ever `acme`, and a topic that
  * arrives as `acme` anyway is foreign to unmountTopic and dropped.
  */
-export function mountFilter (ns: Namespace, filter: string): string | undefined {
+export function mountFilter(ns: Namespace, filter: string): string | undefined {
   if (!isValidTopicFilter(filter)) return undefined
   if (filter.startsWith('$')) {
     const shared = parseShared(filter)
@@ -121,7 +126,10 @@ export function mountFilter (ns: Namespace, filter: string): string | undefined 
 export type FilterRefusal = 'invalid' | 'reserved' | 'tooLong'
 
 /** mountFilter, saying why when it cannot: the mounted filter, or the refusal. */
-export function tryMountFilter (ns: Namespace, filter: string): { readonly filter: string } | { readonly refused: FilterRefusal } {
+export function tryMountFilter(
+  ns: Namespace,
+  filter: string,
+): { readonly filter: string } | { readonly refused: FilterRefusal } {
   const mounted = mountFilter(ns, filter)
   // mountFilter refuses only invalid filters and `$` ones: a valid filter it refused is reserved.
   if (mounted === undefined) return { refused: isValidTopicFilter(filter) ? 'reserved' : 'invalid' }
@@ -129,7 +137,7 @@ export function tryMountFilter (ns: Namespace, filter: string): { readonly filte
 }
 
 /** The inverse of mountFilter: the tenant-local filter, or undefined when mountFilter cannot give `filter`. */
-export function unmountFilter (ns: Namespace, filter: string): string | undefined {
+export function unmountFilter(ns: Namespace, filter: string): string | undefined {
   const shared = parseShared(filter)
   const local = shared === undefined ? unmountTopic(ns, filter) : unmountTopic(ns, shared.filter)
   if (local === undefined) return undefined
@@ -138,7 +146,7 @@ export function unmountFilter (ns: Namespace, filter: string): string | undefine
 }
 
 /** The client ID as the broker sees it; may exceed 65,535 bytes, which tryMountClientId refuses. */
-export function mountClientId (ns: Namespace, id: string): string {
+export function mountClientId(ns: Namespace, id: string): string {
   return ns.clientIdPrefix + id
 }
 
@@ -146,24 +154,33 @@ export function mountClientId (ns: Namespace, id: string): string {
  * mountClientId, or undefined when the mounted ID would not fit an MQTT string; the caller answers
  * client identifier not valid (CONNACK v5 0x85 / v3 0x02).
  */
-export function tryMountClientId (ns: Namespace, id: string): string | undefined {
+export function tryMountClientId(ns: Namespace, id: string): string | undefined {
   const mounted = ns.clientIdPrefix + id
   return fitsMqttString(mounted) ? mounted : undefined
 }
 
 /** The tenant-local client ID; undefined for another tenant's ID or the bare prefix. */
-export function unmountClientId (ns: Namespace, id: string): string | undefined {
+export function unmountClientId(ns: Namespace, id: string): string | undefined {
   if (id.length <= ns.clientIdPrefix.length || !id.startsWith(ns.clientIdPrefix)) return undefined
   return id.slice(ns.clientIdPrefix.length)
 }
 
 /** [MQTT-4.7.3-1..3]: non-empty, no wildcards, no U+0000, at most 65535 UTF-8 bytes. */
-export function isValidTopicName (topic: string): boolean {
-  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000') && Buffer.byteLength(topic) <= 65535
+export function isValidTopicName(topic: string): boolean {
+  return (
+    topic.length > 0 &&
+    !topic.includes('+') &&
+    !topic.includes('#') &&
+    !topic.includes('\u0000') &&
+    Buffer.byteLength(topic) <= 65535
+  )
 }
 
-/** [MQTT-4.7.1-1, 4.7.1-2, 4.7.3-1]: `#` only last and alone in its level, `+` alone in its level; `$share/g/f` checked as f. */
-export function isValidTopicFilter (filter: string): boolean {
+/**
+ * [MQTT-4.7.1-1, 4.7.1-2, 4.7.3-1]: `#` only last and alone in its level, `+` alone in its level; `$share/g/f` checked
+ * as f.
+ */
+export function isValidTopicFilter(filter: string): boolean {
   if (filter.length === 0 || filter.includes('\u0000') || Buffer.byteLength(filter) > 65535) return false
   const shared = parseShared(filter)
   if (filter.startsWith(SHARE) && shared === undefined) return false
@@ -177,7 +194,7 @@ export function isValidTopicFilter (filter: string): boolean {
 }
 
 /** MQTT topic matching; wildcards at the first level never match `$` topics [MQTT-4.7.2-1]. */
-export function topicMatches (filter: string, topic: string): boolean {
+export function topicMatches(filter: string, topic: string): boolean {
   return levelsMatch(filter.split('/'), topic)
 }
 
@@ -185,7 +202,7 @@ export function topicMatches (filter: string, topic: string): boolean {
  * topicMatches for a filter split once beforehand: walks the topic in place, allocating nothing, so a
  * compiled ACL can run it on every PUBLISH.
  */
-export function levelsMatch (filter: readonly string[], topic: string): boolean {
+export function levelsMatch(filter: readonly string[], topic: string): boolean {
   const first = filter[0]
   if (topic.charCodeAt(0) === 0x24 /* $ */ && (first === '+' || first === '#')) return false
   let start = 0

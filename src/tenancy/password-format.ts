@@ -10,14 +10,15 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 const POSITIVE_INT = /^[1-9]\d{0,9}$/
 
 /** Why `stored` is not a password the gateway can verify; undefined when it is one. */
-export function passwordFormatProblem (stored: string): string | undefined {
+export function passwordFormatProblem(stored: string): string | undefined {
   if (stored.startsWith('plain:')) {
     return stored.length > 'plain:'.length ? undefined : 'empty plain: password'
   }
   const parts = stored.split('$')
   if (parts[0] === 'scrypt') {
     const [, n, r, p, salt, hash] = parts
-    if (parts.length === 6 && isInt(n) && isInt(r) && isInt(p) && isB64(salt) && isB64(hash) && isPowerOfTwo(Number(n))) return undefined
+    if (parts.length === 6 && isInt(n) && isInt(r) && isInt(p) && isB64(salt) && isB64(hash) && isPowerOfTwo(Number(n)))
+      return undefined
     return 'damaged scrypt hash (expected scrypt$N$r$p$salt$hash as `mqtt-tenant-gateway passwd` prints it)'
   }
   if (parts[0] === '' && parts[1] === '6') {
@@ -31,6 +32,12 @@ export function passwordFormatProblem (stored: string): string | undefined {
   return `unrecognised password format; expected ${ACCEPTED_PASSWORD_FORMATS}`
 }
 
-function isInt (s: string | undefined): boolean { return s !== undefined && POSITIVE_INT.test(s) }
-function isB64 (s: string | undefined): boolean { return s !== undefined && BASE64.test(s) }
-function isPowerOfTwo (n: number): boolean { return n > 1 && (n & (n - 1)) === 0 }
+function isInt(s: string | undefined): boolean {
+  return s !== undefined && POSITIVE_INT.test(s)
+}
+function isB64(s: string | undefined): boolean {
+  return s !== undefined && BASE64.test(s)
+}
+function isPowerOfTwo(n: number): boolean {
+  return n > 1 && (n & (n - 1)) === 0
+}

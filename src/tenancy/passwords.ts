@@ -4,27 +4,36 @@
 import { createHash, pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
 
-interface ScryptOptions { N: number; r: number; p: number; maxmem: number }
+interface ScryptOptions {
+  N: number
+  r: number
+  p: number
+  maxmem: number
+}
 /** crypto.scrypt runs on libuv's thread pool: hashing never blocks the event loop. */
-const scryptAsync = promisify(scrypt) as
-  (password: string | Buffer, salt: Buffer, keylen: number, options: ScryptOptions) => Promise<Buffer>
+const scryptAsync = promisify(scrypt) as (
+  password: string | Buffer,
+  salt: Buffer,
+  keylen: number,
+  options: ScryptOptions,
+) => Promise<Buffer>
 const pbkdf2Async = promisify(pbkdf2)
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
 
-export async function hashPassword (password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16)
   const { N, r, p, keylen } = SCRYPT
   const key = await scryptAsync(password, salt, keylen, { N, r, p, maxmem: 64 * 1024 * 1024 })
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`
 }
 
-function equal (a: Buffer, b: Buffer): boolean {
+function equal(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
 /** Whether `password` matches `stored`; an unknown or damaged format is false, never an exception. */
-export async function verifyPassword (stored: string, password: string | Buffer): Promise<boolean> {
+export async function verifyPassword(stored: string, password: string | Buffer): Promise<boolean> {
   const pw = typeof password === 'string' ? Buffer.from(password) : password
   try {
     if (stored.startsWith('plain:')) {
@@ -65,18 +74,18 @@ export async function verifyPassword (stored: string, password: string | Buffer)
 /** A real scrypt hash of a random password: verified when the user is unknown, so timing tells nothing. */
 let dummy: Promise<string> | undefined
 /** Whether checking `stored` costs what the dummy costs (scrypt), so timing tells nothing. */
-export function isCostlyHash (stored: string): boolean {
+export function isCostlyHash(stored: string): boolean {
   return stored.startsWith('scrypt$') && Number(stored.split('$')[1]) >= SCRYPT.N
 }
 
-export async function verifyDummy (password: string | Buffer): Promise<false> {
+export async function verifyDummy(password: string | Buffer): Promise<false> {
   dummy ??= hashPassword(randomBytes(16).toString('hex'))
   await verifyPassword(await dummy, password)
   return false
 }
 
 /** mosquitto_passwd files: `user:hash` lines, `#` comments and blank lines ignored. */
-export function parsePasswordFile (text: string): Record<string, string> {
+export function parsePasswordFile(text: string): Record<string, string> {
   // No prototype: a line `__proto__:…` is a user like any other, not the object's prototype.
   const users = Object.create(null) as Record<string, string>
   for (const raw of text.split(/\r?\n/)) {

@@ -13,16 +13,19 @@ export interface ResolveInput {
 /** Why no tenant was found, for the operator's log (the client hears bad credentials whatever it is). */
 export type ResolutionFailure = 'noTenant' | 'unknownTenant' | 'tenantConflict'
 
-export type Resolution = { ok: true; tenant: string; user: string | undefined } | { ok: false; cause: ResolutionFailure }
+export type Resolution =
+  { ok: true; tenant: string; user: string | undefined } | { ok: false; cause: ResolutionFailure }
 
 /**
  * Splits a username by a pattern like `{username}@{tenant}` (at the LAST separator, so `a@b@acme` is
  * user `a@b`) or `{tenant}/{username}` (at the FIRST). Undefined when the separator is absent or a side
  * is empty, or the tenant part is not a tenant ID.
  */
-export function parseUsername (username: string, pattern: string): { user: string; tenant: string } | undefined {
+export function parseUsername(username: string, pattern: string): { user: string; tenant: string } | undefined {
   const tenantFirst = pattern.startsWith('{tenant}')
-  const sep = tenantFirst ? pattern.slice('{tenant}'.length, -'{username}'.length) : pattern.slice('{username}'.length, -'{tenant}'.length)
+  const sep = tenantFirst
+    ? pattern.slice('{tenant}'.length, -'{username}'.length)
+    : pattern.slice('{username}'.length, -'{tenant}'.length)
   const at = tenantFirst ? username.indexOf(sep) : username.lastIndexOf(sep)
   if (sep === '' || at < 0) return undefined
   const left = username.slice(0, at)
@@ -32,7 +35,7 @@ export function parseUsername (username: string, pattern: string): { user: strin
   return { user, tenant }
 }
 
-function tenantFromSni (host: string, tenancy: TenancyConfig, tenants: GatewayConfig['tenants']): string | undefined {
+function tenantFromSni(host: string, tenancy: TenancyConfig, tenants: GatewayConfig['tenants']): string | undefined {
   const name = host.toLowerCase()
   for (const [id, t] of Object.entries(tenants)) {
     if (t.hosts.some((h) => h.toLowerCase() === name)) return id
@@ -44,7 +47,11 @@ function tenantFromSni (host: string, tenancy: TenancyConfig, tenants: GatewayCo
   return TENANT_ID.test(label) ? label : undefined
 }
 
-export function resolveTenant (input: ResolveInput, tenancy: TenancyConfig, tenants: GatewayConfig['tenants']): Resolution {
+export function resolveTenant(
+  input: ResolveInput,
+  tenancy: TenancyConfig,
+  tenants: GatewayConfig['tenants'],
+): Resolution {
   const parsed = input.username === undefined ? undefined : parseUsername(input.username, tenancy.username)
   const fixed = new Set<string>()
   if (tenancy.resolve.includes('listener') && input.listenerTenant !== undefined) fixed.add(input.listenerTenant)

@@ -11,7 +11,7 @@ export interface TenantRuntime {
   readonly ns: Namespace
 }
 
-export function buildTenants (config: GatewayConfig): ReadonlyMap<string, TenantRuntime> {
+export function buildTenants(config: GatewayConfig): ReadonlyMap<string, TenantRuntime> {
   const tenants = new Map<string, TenantRuntime>()
   for (const [id, tenant] of Object.entries(config.tenants)) {
     const limits = effectiveLimits(config, id)

@@ -27,7 +27,7 @@ export interface UpstreamTargets {
   readonly named: ReadonlyMap<string, UpstreamTarget>
 }
 
-export function upstreamTargets (config: GatewayConfig, embedded?: { host: string; port: number }): UpstreamTargets {
+export function upstreamTargets(config: GatewayConfig, embedded?: { host: string; port: number }): UpstreamTargets {
   return {
     default: upstreamTarget(config.upstream, embedded),
     named: new Map(Object.entries(config.upstreams).map(([name, u]) => [name, upstreamTarget(u)])),
@@ -35,12 +35,12 @@ export function upstreamTargets (config: GatewayConfig, embedded?: { host: strin
 }
 
 /** The broker a tenant placed on `name` (none: the default) is carried to. */
-export function targetOf (targets: UpstreamTargets, name: string | undefined): UpstreamTarget {
+export function targetOf(targets: UpstreamTargets, name: string | undefined): UpstreamTarget {
   return (name === undefined ? undefined : targets.named.get(name)) ?? targets.default
 }
 
 /** The target for `upstream`; `embedded` resolves to the in-process broker's loopback address. */
-export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: string; port: number }): UpstreamTarget {
+export function upstreamTarget(upstream: UpstreamConfig, embedded?: { host: string; port: number }): UpstreamTarget {
   let host: string
   let port: number
   let secure = false
@@ -66,9 +66,15 @@ export function upstreamTarget (upstream: UpstreamConfig, embedded?: { host: str
   }
 }
 
-export function openUpstream (target: UpstreamTarget): net.Socket {
+export function openUpstream(target: UpstreamTarget): net.Socket {
   const socket = target.tls
-    ? tls.connect({ host: target.host, port: target.port, servername: net.isIP(target.host) === 0 ? target.host : undefined, ...(target.ca !== undefined ? { ca: target.ca } : {}), rejectUnauthorized: target.rejectUnauthorized })
+    ? tls.connect({
+        host: target.host,
+        port: target.port,
+        servername: net.isIP(target.host) === 0 ? target.host : undefined,
+        ...(target.ca !== undefined ? { ca: target.ca } : {}),
+        rejectUnauthorized: target.rejectUnauthorized,
+      })
     : net.connect({ host: target.host, port: target.port, noDelay: true }) // set once connected, not twice
   if (target.tls) socket.setNoDelay(true)
   return socket
@@ -80,12 +86,15 @@ export interface CredentialFields {
   clientId: string
 }
 
-function fill (template: string, f: CredentialFields): string {
+function fill(template: string, f: CredentialFields): string {
   return template.replace(/\{(tenant|username|clientId)\}/g, (_m, key: keyof CredentialFields) => f[key] ?? '')
 }
 
 /** Username/password sent to the broker, from the upstream templates; none when not configured. */
-export function upstreamCredentials (target: { readonly username?: string | undefined; readonly password?: string | undefined }, f: CredentialFields): { username?: string; password?: Buffer } {
+export function upstreamCredentials(
+  target: { readonly username?: string | undefined; readonly password?: string | undefined },
+  f: CredentialFields,
+): { username?: string; password?: Buffer } {
   return {
     ...(target.username !== undefined ? { username: fill(target.username, f) } : {}),
     ...(target.password !== undefined ? { password: Buffer.from(fill(target.password, f)) } : {}),

@@ -7,10 +7,10 @@ import { Aedes } from 'aedes'
 export interface EmbeddedBroker {
   readonly host: string
   readonly port: number
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
-export async function startEmbeddedBroker (): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker()
   const server = net.createServer((socket) => broker.handle(socket))
   server.listen(0, '127.0.0.1')
@@ -19,7 +19,7 @@ export async function startEmbeddedBroker (): Promise<EmbeddedBroker> {
   return {
     host: '127.0.0.1',
     port,
-    async close () {
+    async close() {
       // The broker first: it ends its clients, so the server's close does not wait on them.
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await new Promise<void>((resolve) => server.close(() => resolve()))

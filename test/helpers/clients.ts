@@ -1,19 +1,30 @@
 // Real MQTT clients for the behaviour tests: MQTT.js with awaitable helpers.
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt'
 
-export interface Received { topic: string; payload: string; packet: IPublishPacket }
+export interface Received {
+  topic: string
+  payload: string
+  packet: IPublishPacket
+}
 
 export interface TestClient {
   readonly client: MqttClient
   readonly received: Received[]
   /** resolves with the first message (after those already seen) matching `pred`, or rejects after `ms` */
-  next (pred?: (m: Received) => boolean, ms?: number): Promise<Received>
-  end (): Promise<void>
+  next(pred?: (m: Received) => boolean, ms?: number): Promise<Received>
+  end(): Promise<void>
 }
 
 /** Connects and resolves on CONNACK, rejects with the error carrying the reason code on refusal. */
-export async function connectClient (port: number, opts: IClientOptions = {}): Promise<TestClient> {
-  const client = mqtt.connect({ host: '127.0.0.1', port, reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts })
+export async function connectClient(port: number, opts: IClientOptions = {}): Promise<TestClient> {
+  const client = mqtt.connect({
+    host: '127.0.0.1',
+    port,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    protocolVersion: 4,
+    ...opts,
+  })
   const received: Received[] = []
   const waiters: Array<() => void> = []
   client.on('message', (topic, payload, packet) => {
@@ -30,7 +41,7 @@ export async function connectClient (port: number, opts: IClientOptions = {}): P
   return {
     client,
     received,
-    async next (pred = () => true, ms = 3000) {
+    async next(pred = () => true, ms = 3000) {
       const deadline = Date.now() + ms
       for (;;) {
         while (seen < received.length) {
@@ -39,7 +50,13 @@ export async function connectClient (port: number, opts: IClientOptions = {}): P
         }
         const left = deadline - Date.now()
         if (left <= 0) throw new Error('no matching message')
-        await new Promise<void>((resolve) => { const t = setTimeout(resolve, left); waiters.push(() => { clearTimeout(t); resolve() }) })
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, left)
+          waiters.push(() => {
+            clearTimeout(t)
+            resolve()
+          })
+        })
       }
     },
     end: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
@@ -47,7 +64,7 @@ export async function connectClient (port: number, opts: IClientOptions = {}): P
 }
 
 /** The CONNACK code a refused connection got (MQTT.js puts it on the error as `code`). */
-export async function connectRefusal (port: number, opts: IClientOptions = {}): Promise<number> {
+export async function connectRefusal(port: number, opts: IClientOptions = {}): Promise<number> {
   try {
     const c = await connectClient(port, opts)
     await c.end()
@@ -60,8 +77,9 @@ export async function connectRefusal (port: number, opts: IClientOptions = {}): 
 }
 
 /** Waits `ms` and asserts nothing arrived meanwhile (used to show that a message did NOT cross). */
-export async function quiet (c: TestClient, ms = 300): Promise<void> {
+export async function quiet(c: TestClient, ms = 300): Promise<void> {
   const before = c.received.length
   await new Promise((resolve) => setTimeout(resolve, ms))
-  if (c.received.length !== before) throw new Error(`unexpected message: ${JSON.stringify(c.received.slice(before).map((m) => m.topic))}`)
+  if (c.received.length !== before)
+    throw new Error(`unexpected message: ${JSON.stringify(c.received.slice(before).map((m) => m.topic))}`)
 }

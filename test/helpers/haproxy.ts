@@ -16,25 +16,34 @@ export type Route =
 export interface Haproxy {
   /** haproxy's port for each route, by name */
   readonly ports: Record<string, number>
-  stop (): Promise<void>
+  stop(): Promise<void>
 }
 
-export async function startHaproxy (routes: readonly Route[]): Promise<Haproxy> {
+export async function startHaproxy(routes: readonly Route[]): Promise<Haproxy> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-haproxy-'))
   const ports: Record<string, number> = {}
   const sections: string[] = []
   for (const r of routes) {
-    const port = ports[r.name] = await freePort()
-    sections.push('send' in r
-      ? `listen ${r.name}\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to} ${r.send}`
-      : `listen ${r.name}\n  mode http\n  option forwardfor\n  timeout tunnel 1m\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to}`)
+    const port = (ports[r.name] = await freePort())
+    sections.push(
+      'send' in r
+        ? `listen ${r.name}\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to} ${r.send}`
+        : `listen ${r.name}\n  mode http\n  option forwardfor\n  timeout tunnel 1m\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to}`,
+    )
   }
   const cfg = join(dir, 'haproxy.cfg')
-  writeFileSync(cfg, `global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n${sections.join('\n')}\n`)
+  writeFileSync(
+    cfg,
+    `global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n${sections.join('\n')}\n`,
+  )
   const child = spawn(HAPROXY_BIN, ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited (${code}): ${stderr}`))))
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const exited = new Promise<never>((_resolve, reject) =>
+    child.once('exit', (code) => reject(new Error(`haproxy exited (${code}): ${stderr}`))),
+  )
   exited.catch(() => {}) // stop() ends it on purpose
   for (const port of Object.values(ports)) await Promise.race([waitForPort(port), exited])
   return {

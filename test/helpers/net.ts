@@ -1,6 +1,6 @@
 import net from 'node:net'
 
-export async function freePort (): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = net.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
@@ -9,11 +9,14 @@ export async function freePort (): Promise<number> {
 }
 
 /** Resolves once something accepts TCP connections on the port (bounded: 10 s). */
-export async function waitForPort (port: number, host = '127.0.0.1'): Promise<void> {
+export async function waitForPort(port: number, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ port, host }, () => { s.destroy(); resolve(true) })
+      const s = net.connect({ port, host }, () => {
+        s.destroy()
+        resolve(true)
+      })
       s.on('error', () => resolve(false))
     })
     if (ok) return

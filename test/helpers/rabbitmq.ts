@@ -20,7 +20,7 @@ export interface RabbitMQ {
   readonly url: string
   /** how long the boot took, until the MQTT listener let the gateway user in */
   readonly bootMs: number
-  stop (): Promise<void>
+  stop(): Promise<void>
 }
 
 export interface RabbitSetup {
@@ -30,40 +30,73 @@ export interface RabbitSetup {
 }
 
 /** RabbitMQ's rabbit_password_hashing_sha256: base64(salt ‖ SHA-256(salt ‖ password)), 4-byte salt. */
-function passwordHash (password: string): string {
+function passwordHash(password: string): string {
   const salt = randomBytes(4)
-  return Buffer.concat([salt, createHash('sha256').update(Buffer.concat([salt, Buffer.from(password)])).digest()]).toString('base64')
+  return Buffer.concat([
+    salt,
+    createHash('sha256')
+      .update(Buffer.concat([salt, Buffer.from(password)]))
+      .digest(),
+  ]).toString('base64')
 }
 
 /** Vhosts, the user and its permissions are loaded at boot from a definitions file: no rabbitmqctl (1-2 s a call). */
-function definitions (s: RabbitSetup): string {
+function definitions(s: RabbitSetup): string {
   return JSON.stringify({
     vhosts: s.vhosts.map((name) => ({ name })),
-    users: [{ name: s.user, password_hash: passwordHash(s.password), hashing_algorithm: 'rabbit_password_hashing_sha256', tags: [] }],
+    users: [
+      {
+        name: s.user,
+        password_hash: passwordHash(s.password),
+        hashing_algorithm: 'rabbit_password_hashing_sha256',
+        tags: [],
+      },
+    ],
     permissions: s.vhosts.map((vhost) => ({ user: s.user, vhost, configure: '.*', write: '.*', read: '.*' })),
   })
 }
 
-async function loginOnce (url: string, username: string, password: string): Promise<boolean> {
+async function loginOnce(url: string, username: string, password: string): Promise<boolean> {
   return await new Promise<boolean>((resolve) => {
-    const c = mqtt.connect(url, { username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 2000, clientId: 'mtg-boot-probe' })
-    c.once('connect', () => { c.end(true); resolve(true) })
-    c.once('error', () => { c.end(true); resolve(false) })
+    const c = mqtt.connect(url, {
+      username,
+      password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 2000,
+      clientId: 'mtg-boot-probe',
+    })
+    c.once('connect', () => {
+      c.end(true)
+      resolve(true)
+    })
+    c.once('error', () => {
+      c.end(true)
+      resolve(false)
+    })
     c.once('close', () => resolve(false))
   })
 }
 
-export async function startRabbitMQ (setup: RabbitSetup): Promise<RabbitMQ> {
+export async function startRabbitMQ(setup: RabbitSetup): Promise<RabbitMQ> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-rabbitmq-'))
-  const [amqpPort, distPort, epmdPort, mqttPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const [amqpPort, distPort, epmdPort, mqttPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ]
   writeFileSync(join(dir, 'definitions.json'), definitions(setup))
   writeFileSync(join(dir, 'enabled_plugins'), '[rabbitmq_mqtt].\n')
-  writeFileSync(join(dir, 'rabbitmq.conf'), [
-    `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
-    `mqtt.listeners.tcp.default = 127.0.0.1:${mqttPort}`,
-    'mqtt.allow_anonymous = false',
-    `load_definitions = ${join(dir, 'definitions.json')}`,
-  ].join('\n') + '\n')
+  writeFileSync(
+    join(dir, 'rabbitmq.conf'),
+    [
+      `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
+      `mqtt.listeners.tcp.default = 127.0.0.1:${mqttPort}`,
+      'mqtt.allow_anonymous = false',
+      `load_definitions = ${join(dir, 'definitions.json')}`,
+    ].join('\n') + '\n',
+  )
   const env = {
     ...process.env,
     HOME: dir, // the Erlang cookie is written there
@@ -83,9 +116,15 @@ export async function startRabbitMQ (setup: RabbitSetup): Promise<RabbitMQ> {
   // Its own process group: the script runs erl as a child (and erl its helpers); stop() kills them all.
   const child: ChildProcess = spawn(RABBITMQ_SERVER, [], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let output = ''
-  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-  child.on('error', (err) => { output += String(err) })
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  child.on('error', (err) => {
+    output += String(err)
+  })
   const stop = async (): Promise<void> => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       const gone = new Promise((resolve) => child.once('exit', resolve))
@@ -100,7 +139,8 @@ export async function startRabbitMQ (setup: RabbitSetup): Promise<RabbitMQ> {
   try {
     while (!(await loginOnce(url, probeUser, setup.password))) {
       if (child.exitCode !== null) throw new Error(`rabbitmq-server exited (${child.exitCode}): ${output}`)
-      if (Date.now() - started > BOOT_MS) throw new Error(`RabbitMQ did not let ${probeUser} in within ${BOOT_MS} ms: ${output}`)
+      if (Date.now() - started > BOOT_MS)
+        throw new Error(`RabbitMQ did not let ${probeUser} in within ${BOOT_MS} ms: ${output}`)
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
   } catch (err) {

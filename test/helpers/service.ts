@@ -17,11 +17,14 @@ export interface TestService extends Service {
   readonly dir: string
   readonly logs: Array<Record<string, unknown>>
   /** fetch on the admin API with a bearer token (the operator's unless given) */
-  api (path: string, init?: { method?: string; body?: unknown; token?: string | null }): Promise<{ status: number; body: unknown; text: string; type: string }>
+  api(
+    path: string,
+    init?: { method?: string; body?: unknown; token?: string | null },
+  ): Promise<{ status: number; body: unknown; text: string; type: string }>
 }
 
 /** A config with one MQTT listener and the admin listener on port 0; `rest` is appended (plans, tenants…). */
-export function adminYaml (upstreamUrl: string, rest: string, opts: { flush?: string } = {}): string {
+export function adminYaml(upstreamUrl: string, rest: string, opts: { flush?: string } = {}): string {
   return [
     'listeners:',
     '  - { name: mqtt, type: tcp, bind: "127.0.0.1:0" }',
@@ -36,7 +39,10 @@ export function adminYaml (upstreamUrl: string, rest: string, opts: { flush?: st
   ].join('\n')
 }
 
-export async function startTestService (yaml: string, dir = mkdtempSync(join(tmpdir(), 'mtg-admin-'))): Promise<TestService> {
+export async function startTestService(
+  yaml: string,
+  dir = mkdtempSync(join(tmpdir(), 'mtg-admin-')),
+): Promise<TestService> {
   const { config } = parseConfigText(yaml, { baseDir: dir })
   const { logger, logs } = capturingLogger()
   const service = await startService(config, { logger })
@@ -52,7 +58,7 @@ export async function startTestService (yaml: string, dir = mkdtempSync(join(tmp
     adminUrl,
     dir,
     logs,
-    async api (path, init = {}) {
+    async api(path, init = {}) {
       const token = init.token === undefined ? OPERATOR_TOKEN : init.token
       const res = await fetch(adminUrl + path, {
         method: init.method ?? 'GET',
@@ -64,7 +70,12 @@ export async function startTestService (yaml: string, dir = mkdtempSync(join(tmp
       })
       const text = await res.text()
       const type = res.headers.get('content-type') ?? ''
-      return { status: res.status, text, type, body: type.includes('json') && text !== '' ? JSON.parse(text) as unknown : text }
+      return {
+        status: res.status,
+        text,
+        type,
+        body: type.includes('json') && text !== '' ? (JSON.parse(text) as unknown) : text,
+      }
     },
   }
 }

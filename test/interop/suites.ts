@@ -33,7 +33,11 @@ export const TEST_TIMEOUT_S = 25
 const results = mkdtempSync(join(tmpdir(), 'mtg-interop-'))
 let runs = 0
 
-async function runner (suite: Suite, target: Target, env: Record<string, string>): Promise<{ file: string; stderr: string }> {
+async function runner(
+  suite: Suite,
+  target: Target,
+  env: Record<string, string>,
+): Promise<{ file: string; stderr: string }> {
   const file = join(results, `${runs++}.jsonl`)
   const child = spawn(PYTHON, [RUNNER, file, SUITES[suite], '--hostname', '127.0.0.1', '-p', String(target.port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -41,12 +45,16 @@ async function runner (suite: Suite, target: Target, env: Record<string, string>
       ...process.env,
       PYTHONDONTWRITEBYTECODE: '1', // keep the vendored tree clean
       INTEROP_TEST_TIMEOUT: String(TEST_TIMEOUT_S),
-      ...(target.username !== undefined ? { INTEROP_USERNAME: target.username, INTEROP_PASSWORD: target.password ?? '' } : {}),
+      ...(target.username !== undefined
+        ? { INTEROP_USERNAME: target.username, INTEROP_PASSWORD: target.password ?? '' }
+        : {}),
       ...env,
     },
   })
   let stderr = ''
-  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
   // The runner's own alarm ends a stuck test; this is the backstop for a stuck setUpClass.
   const kill = setTimeout(() => child.kill('SIGKILL'), (TEST_TIMEOUT_S + 30) * 1000)
   await new Promise((resolve) => child.once('exit', resolve))
@@ -54,20 +62,26 @@ async function runner (suite: Suite, target: Target, env: Record<string, string>
   return { file, stderr }
 }
 
-function read (file: string): string {
-  try { return readFileSync(file, 'utf8') } catch { return '' }
+function read(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 /** The suite's test names, as unittest finds them. */
-export async function listTests (suite: Suite): Promise<string[]> {
+export async function listTests(suite: Suite): Promise<string[]> {
   const { file, stderr } = await runner(suite, { port: 1 }, { INTEROP_LIST: '1' })
-  const names = read(file).split('\n').filter((n) => n !== '')
+  const names = read(file)
+    .split('\n')
+    .filter((n) => n !== '')
   if (names.length === 0) throw new Error(`no tests listed for ${SUITES[suite]}: ${stderr}`)
   return names
 }
 
 /** Runs test `name` of `suite` alone (its setUpClass cleans the broker state the suite uses first). */
-export async function runTest (suite: Suite, name: string, target: Target): Promise<SuiteResult> {
+export async function runTest(suite: Suite, name: string, target: Target): Promise<SuiteResult> {
   const { file, stderr } = await runner(suite, target, { INTEROP_ONLY: name })
   for (const line of read(file).split('\n')) {
     if (line === '') continue

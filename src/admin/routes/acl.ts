@@ -10,7 +10,9 @@ import { tenantParams } from './tenants.js'
 export const aclOut = (r: AclRule): Record<string, string> => ({ [r.effect]: r.action, topic: r.topic })
 
 export const aclBody = z.strictObject({
-  rules: z.array(aclRuleSchema).nullable()
+  rules: z
+    .array(aclRuleSchema)
+    .nullable()
     .describe('null: no ACL (everything in the namespace allowed, if no rule anywhere)'),
 })
 
@@ -18,16 +20,24 @@ export const aclRoutes: FastifyPluginAsync<RouteDeps> = async (app, { control })
   const api = app.withTypeProvider<ZodTypeProvider>()
   const tenant = { access: 'tenant' } as const
 
-  api.get('/tenants/:tenant/acl', {
-    config: tenant,
-    schema: { summary: "the tenant's ACL rules (first match wins, after the user's)", params: tenantParams },
-  }, async (req) => ({ rules: control.config.tenants[req.params.tenant]?.acl?.map(aclOut) ?? null }))
+  api.get(
+    '/tenants/:tenant/acl',
+    {
+      config: tenant,
+      schema: { summary: "the tenant's ACL rules (first match wins, after the user's)", params: tenantParams },
+    },
+    async (req) => ({ rules: control.config.tenants[req.params.tenant]?.acl?.map(aclOut) ?? null }),
+  )
 
-  api.put('/tenants/:tenant/acl', {
-    config: tenant,
-    schema: { summary: "replace the tenant's ACL rules", params: tenantParams, body: aclBody },
-  }, async (req) => {
-    await control.change(req.params.tenant, (c) => ({ ...c, acl: req.body.rules }))
-    return { rules: req.body.rules?.map(aclOut) ?? null }
-  })
+  api.put(
+    '/tenants/:tenant/acl',
+    {
+      config: tenant,
+      schema: { summary: "replace the tenant's ACL rules", params: tenantParams, body: aclBody },
+    },
+    async (req) => {
+      await control.change(req.params.tenant, (c) => ({ ...c, acl: req.body.rules }))
+      return { rules: req.body.rules?.map(aclOut) ?? null }
+    },
+  )
 }

@@ -11,11 +11,11 @@ import type { GatewayMetrics } from '../metrics.js'
 export interface AdminCluster {
   readonly name: string
   /** for /api/v1/ready: reported, never a reason for 503 (a balancer would pull every gateway at once) */
-  readiness (): 'reachable' | 'unreachable'
+  readiness(): 'reachable' | 'unreachable'
   /** times Redis became unreachable since the start */
-  outages (): number
+  outages(): number
   /** the shared store's change feed: changes made through any gateway, this one's included */
-  onStoreChange (listener: (change: StoreChange & { gateway: string }) => void): () => void
+  onStoreChange(listener: (change: StoreChange & { gateway: string }) => void): () => void
 }
 
 export interface RouteDeps {

@@ -4,5 +4,6 @@ import type { RouteDeps } from './deps.js'
 
 export const metricsRoutes: FastifyPluginAsync<RouteDeps> = async (app, { metrics }) => {
   app.get('/metrics', { config: { access: 'operator' }, schema: { hide: true } }, async (_req, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  )
 }

@@ -7,6 +7,7 @@ import type { RouteDeps } from './deps.js'
 export const uiRoutes: FastifyPluginAsync<RouteDeps> = async (app) => {
   for (const [path, file] of uiFiles()) {
     app.get(path, { config: { access: 'open' }, schema: { hide: true } }, async (_req, reply) =>
-      reply.type(file.type).header('cache-control', 'no-cache').send(file.body))
+      reply.type(file.type).header('cache-control', 'no-cache').send(file.body),
+    )
   }
 }

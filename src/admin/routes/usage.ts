@@ -32,18 +32,26 @@ const usageQuery = z.object({
 type UsageQuery = z.infer<typeof usageQuery>
 
 const COLUMNS = [
-  'tenant', 'hour', 'sessionSeconds', 'sessionMinutes', 'messagesIn', 'messagesOut', 'bytesIn', 'bytesOut',
-  'peakConnections', 'limitHits',
+  'tenant',
+  'hour',
+  'sessionSeconds',
+  'sessionMinutes',
+  'messagesIn',
+  'messagesOut',
+  'bytesIn',
+  'bytesOut',
+  'peakConnections',
+  'limitHits',
 ] as const
 type Row = Record<(typeof COLUMNS)[number], string | number>
 
-function usageRow (r: UsageRecord): Row {
+function usageRow(r: UsageRecord): Row {
   const seconds = Math.round(r.sessionMs / 1000)
   return {
     tenant: r.tenant,
     hour: new Date(r.hour).toISOString(),
     sessionSeconds: seconds,
-    sessionMinutes: Math.round(seconds / 60 * 100) / 100,
+    sessionMinutes: Math.round((seconds / 60) * 100) / 100,
     messagesIn: r.messagesIn,
     messagesOut: r.messagesOut,
     bytesIn: r.bytesIn,
@@ -59,8 +67,12 @@ const csv = (rows: Row[]): string =>
 export const usageRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, meter }) => {
   const api = app.withTypeProvider<ZodTypeProvider>()
 
-  const usage = async (req: FastifyRequest, reply: FastifyReply, query: UsageQuery, tenant: string | undefined):
-  Promise<FastifyReply> => {
+  const usage = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    query: UsageQuery,
+    tenant: string | undefined,
+  ): Promise<FastifyReply> => {
     const now = Date.now()
     const to = query.to ?? now
     const from = query.from ?? now - 24 * HOUR_MS
@@ -75,28 +87,36 @@ export const usageRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, m
     return reply.send({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), rows })
   }
 
-  api.get('/usage', {
-    config: { access: 'tenant' },
-    schema: {
-      summary: 'usage per tenant per hour (operator: all tenants; tenant key: its own)',
-      querystring: usageQuery,
+  api.get(
+    '/usage',
+    {
+      config: { access: 'tenant' },
+      schema: {
+        summary: 'usage per tenant per hour (operator: all tenants; tenant key: its own)',
+        querystring: usageQuery,
+      },
     },
-  }, async (req, reply) => {
-    const p = principalOf(req)
-    let tenant = req.query.tenant
-    if (p.kind === 'tenant') {
-      if (tenant !== undefined && tenant !== p.tenant) throw new ApiError(404, TENANT_NOT_FOUND)
-      tenant = p.tenant
-    }
-    return usage(req, reply, req.query, tenant)
-  })
+    async (req, reply) => {
+      const p = principalOf(req)
+      let tenant = req.query.tenant
+      if (p.kind === 'tenant') {
+        if (tenant !== undefined && tenant !== p.tenant) throw new ApiError(404, TENANT_NOT_FOUND)
+        tenant = p.tenant
+      }
+      return usage(req, reply, req.query, tenant)
+    },
+  )
 
-  api.get('/tenants/:tenant/usage', {
-    config: { access: 'tenant' },
-    schema: {
-      summary: "the tenant's usage per hour",
-      params: tenantParams,
-      querystring: usageQuery.omit({ tenant: true }),
+  api.get(
+    '/tenants/:tenant/usage',
+    {
+      config: { access: 'tenant' },
+      schema: {
+        summary: "the tenant's usage per hour",
+        params: tenantParams,
+        querystring: usageQuery.omit({ tenant: true }),
+      },
     },
-  }, async (req, reply) => usage(req, reply, req.query, req.params.tenant))
+    async (req, reply) => usage(req, reply, req.query, req.params.tenant),
+  )
 }

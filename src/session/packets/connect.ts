@@ -2,7 +2,15 @@
 // Each step either refuses with the spec's reason code or lets the next one run; the last one creates
 // the connected session, which exists from the CONNACK on.
 import { randomBytes } from 'node:crypto'
-import { EncodeError, PacketType, decodeConnect, encode, type ConnectPacket, type ConnackPacket, type Frame } from '../../codec.js'
+import {
+  EncodeError,
+  PacketType,
+  decodeConnect,
+  encode,
+  type ConnectPacket,
+  type ConnackPacket,
+  type Frame,
+} from '../../codec.js'
 import { tryMountClientId, tryMountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
 import { wireVersion, type ReasonName } from '../../reason-codes.js'
 import type { TenantRuntime } from '../../tenancy/tenants.js'
@@ -39,7 +47,7 @@ const LIMIT_OF_REFUSAL: Partial<Record<ReasonName, string>> = {
 }
 
 /** Runs the connect steps; the connected session when the client got a successful CONNACK. */
-export async function connect (session: Connecting, frame: Frame): Promise<Connected | undefined> {
+export async function connect(session: Connecting, frame: Frame): Promise<Connected | undefined> {
   if (frame.type !== PacketType.CONNECT) return refuseFirstPacket(session)
   let packet
   try {
@@ -55,21 +63,22 @@ export async function connect (session: Connecting, frame: Frame): Promise<Conne
   session.named(packet.clientId)
   const a: Attempt = { packet, clientId: packet.clientId, assignedId: false }
 
-  const ok = checkProtocol(session, a) &&
-    await authenticate(session, a) &&
+  const ok =
+    checkProtocol(session, a) &&
+    (await authenticate(session, a)) &&
     checkUpstreamProtocol(session, a) &&
-    await admit(session, a) &&
+    (await admit(session, a)) &&
     assignClientId(session, a) &&
     checkWill(session, a)
   return ok ? await dialUpstream(session, a) : undefined
 }
 
-function refuseFirstPacket (session: Connecting): undefined {
+function refuseFirstPacket(session: Connecting): undefined {
   session.close(null, 'first packet was not CONNECT') // [MQTT-3.1.0-1]
   return undefined
 }
 
-function checkProtocol (session: Connecting, a: Attempt): boolean {
+function checkProtocol(session: Connecting, a: Attempt): boolean {
   if (session.version === 5 && a.packet.properties?.authenticationMethod !== undefined) {
     return session.refuseConnect('badAuthenticationMethod', 'enhanced authentication is not supported')
   }
@@ -80,13 +89,16 @@ function checkProtocol (session: Connecting, a: Attempt): boolean {
  * Known once the tenant is: its broker may speak MQTT 3.1.1 only (`upstream.protocol: 3.1.1` — the
  * embedded aedes, RabbitMQ before 3.13), which could not carry a v5 session (SPEC §9).
  */
-function checkUpstreamProtocol (session: Connecting, a: Attempt): boolean {
+function checkUpstreamProtocol(session: Connecting, a: Attempt): boolean {
   if (session.version !== 5 || a.tenant === undefined || session.host.upstreamFor(a.tenant).v5) return true
   session.log.warn('MQTT 5 client refused: the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')
-  return session.refuseConnect('unsupportedProtocolVersion', 'the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')
+  return session.refuseConnect(
+    'unsupportedProtocolVersion',
+    'the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker',
+  )
 }
 
-async function authenticate (session: Connecting, a: Attempt): Promise<boolean> {
+async function authenticate(session: Connecting, a: Attempt): Promise<boolean> {
   const { meta } = session
   const packet = a.packet
   const result = await session.host.authenticate({
@@ -115,11 +127,14 @@ async function authenticate (session: Connecting, a: Attempt): Promise<boolean> 
   return true
 }
 
-async function admit (session: Connecting, a: Attempt): Promise<boolean> {
+async function admit(session: Connecting, a: Attempt): Promise<boolean> {
   if (a.tenant === undefined) return false
   const policy = await session.host.admit(a.tenant)
   if (typeof policy === 'string') {
-    return session.stillConnecting && session.refuseConnect(policy, 'limit reached', { limit: LIMIT_OF_REFUSAL[policy] ?? policy })
+    return (
+      session.stillConnecting &&
+      session.refuseConnect(policy, 'limit reached', { limit: LIMIT_OF_REFUSAL[policy] ?? policy })
+    )
   }
   // Handed to the session even when the client left meanwhile: it gives the slot straight back.
   session.admitted(policy)
@@ -128,11 +143,12 @@ async function admit (session: Connecting, a: Attempt): Promise<boolean> {
 }
 
 /** Client IDs are mounted; an empty one gets a generated ID when the protocol allows it (SPEC §5). */
-function assignClientId (session: Connecting, a: Attempt): boolean {
+function assignClientId(session: Connecting, a: Attempt): boolean {
   let id = a.packet.clientId
   if (id === '') {
     const mayAssign = session.version === 5 || (session.version === 4 && a.packet.clean !== false)
-    if (!mayAssign) return session.refuseConnect('identifierRejected', 'empty client ID without clean session') // [MQTT-3.1.3-8]
+    // [MQTT-3.1.3-8]
+    if (!mayAssign) return session.refuseConnect('identifierRejected', 'empty client ID without clean session')
     id = `auto-${randomBytes(12).toString('base64url')}`
     a.assignedId = true
   }
@@ -145,7 +161,7 @@ function assignClientId (session: Connecting, a: Attempt): boolean {
   return true
 }
 
-function checkWill (session: Connecting, a: Attempt): boolean {
+function checkWill(session: Connecting, a: Attempt): boolean {
   const will = a.packet.will
   const tenant = a.tenant
   if (tenant === undefined) return false
@@ -161,18 +177,22 @@ function checkWill (session: Connecting, a: Attempt): boolean {
   mounted.willTopic = willTopic
   if (will.topic.startsWith('$')) return session.refuseConnect('notAuthorized', 'will topic starts with $')
   if (!a.acl.allows('publish', will.topic)) return session.refuseConnect('notAuthorized', 'will topic denied by ACL')
-  if (limits.maxQos !== undefined && (will.qos ?? 0) > limits.maxQos) return session.refuseConnect('qosNotSupported', 'will QoS above the plan')
-  if (limits.retain === false && will.retain === true) return session.refuseConnect('retainNotSupported', 'retained will not allowed')
+  if (limits.maxQos !== undefined && (will.qos ?? 0) > limits.maxQos)
+    return session.refuseConnect('qosNotSupported', 'will QoS above the plan')
+  if (limits.retain === false && will.retain === true)
+    return session.refuseConnect('retainNotSupported', 'retained will not allowed')
   const responseTopic = will.properties?.responseTopic
   if (responseTopic !== undefined) {
-    if (!isValidTopicName(responseTopic) || responseTopic.startsWith('$')) return session.refuseConnect('topicNameInvalid', 'invalid will response topic')
+    if (!isValidTopicName(responseTopic) || responseTopic.startsWith('$'))
+      return session.refuseConnect('topicNameInvalid', 'invalid will response topic')
     mounted.willResponseTopic = tryMountTopic(tenant.ns, responseTopic)
-    if (mounted.willResponseTopic === undefined) return session.refuseConnect('topicNameInvalid', 'will response topic too long once mounted')
+    if (mounted.willResponseTopic === undefined)
+      return session.refuseConnect('topicNameInvalid', 'will response topic too long once mounted')
   }
   return true
 }
 
-async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected | undefined> {
+async function dialUpstream(session: Connecting, a: Attempt): Promise<Connected | undefined> {
   const { tenant, packet, mounted } = a
   if (tenant === undefined || mounted === undefined) return undefined
   const target = session.host.upstreamFor(tenant)
@@ -190,9 +210,10 @@ async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected
     const { properties, ...will } = packet.will
     upstreamConnect.will = { ...will, topic: mounted.willTopic ?? will.topic }
     if (properties !== undefined) {
-      upstreamConnect.will.properties = mounted.willResponseTopic !== undefined
-        ? { ...properties, responseTopic: mounted.willResponseTopic }
-        : properties
+      upstreamConnect.will.properties =
+        mounted.willResponseTopic !== undefined
+          ? { ...properties, responseTopic: mounted.willResponseTopic }
+          : properties
     }
   }
   if (session.version === 5) upstreamConnect.properties = upstreamConnectProperties(tenant, packet)
@@ -203,7 +224,10 @@ async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected
     // The last wall: every mounted field was checked above, so this is a field nobody foresaw (e.g. an
     // upstream username template that grew past 65,535 bytes). Named for the operator, refused cleanly.
     const field = err instanceof EncodeError ? err.field : undefined
-    session.log.warn({ field, err: err instanceof Error ? err.message : String(err) }, 'mounted CONNECT cannot be encoded')
+    session.log.warn(
+      { field, err: err instanceof Error ? err.message : String(err) },
+      'mounted CONNECT cannot be encoded',
+    )
     session.refuseConnect('unspecified', 'mounted CONNECT cannot be encoded')
     return undefined
   }
@@ -224,34 +248,45 @@ async function dialUpstream (session: Connecting, a: Attempt): Promise<Connected
  * The gateway enforces the client's keep alive itself (0x8D, see Session.tick); the broker is
  * given twice as long, so it never cuts first and the device hears "keep alive timeout", not "broker lost".
  */
-function upstreamKeepalive (keepalive: number): number {
+function upstreamKeepalive(keepalive: number): number {
   return Math.min(keepalive * 2, 65_535)
 }
 
-function upstreamConnectProperties (tenant: TenantRuntime, packet: ConnectPacket): NonNullable<ConnectPacket['properties']> {
+function upstreamConnectProperties(
+  tenant: TenantRuntime,
+  packet: ConnectPacket,
+): NonNullable<ConnectPacket['properties']> {
   // Topic Alias Maximum is not forwarded: the broker then always sends full topics, which unmount needs.
-  const { topicAliasMaximum: _alias, authenticationMethod: _m, authenticationData: _d, ...props } = packet.properties ?? {}
+  const {
+    topicAliasMaximum: _alias,
+    authenticationMethod: _m,
+    authenticationData: _d,
+    ...props
+  } = packet.properties ?? {}
   const limits = tenant.limits
   const prefix = tenant.ns.topicPrefixBytes.length
   // The client's limit is on what it receives, unmounted; the broker measures the mounted packet.
-  if (props.maximumPacketSize !== undefined) props.maximumPacketSize = Math.min(props.maximumPacketSize + prefix, 268_435_455)
+  if (props.maximumPacketSize !== undefined)
+    props.maximumPacketSize = Math.min(props.maximumPacketSize + prefix, 268_435_455)
   if (limits.maxSessionExpiry !== undefined && props.sessionExpiryInterval !== undefined) {
     props.sessionExpiryInterval = Math.min(props.sessionExpiryInterval, limits.maxSessionExpiry)
   }
-  if (limits.maxInflight !== undefined) props.receiveMaximum = Math.min(props.receiveMaximum ?? 65535, limits.maxInflight)
+  if (limits.maxInflight !== undefined)
+    props.receiveMaximum = Math.min(props.receiveMaximum ?? 65535, limits.maxInflight)
   return props
 }
 
 /** The broker's CONNACK, told to the client in its own namespace, with the tenant's limits advertised. */
-function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket): Connected | undefined {
+function relayConnack(session: Connecting, a: Attempt, upstream: ConnackPacket): Connected | undefined {
   const { tenant, policy, acl, packet } = a
   if (tenant === undefined || policy === undefined || acl === undefined) return undefined
   const code = (session.version === 5 ? upstream.reasonCode : upstream.returnCode) ?? 0
   if (code !== 0) {
     session.log.info({ code }, 'broker refused the connection')
-    const refusal: ConnackPacket = session.version === 5
-      ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
-      : { cmd: 'connack', sessionPresent: false, returnCode: code }
+    const refusal: ConnackPacket =
+      session.version === 5
+        ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
+        : { cmd: 'connack', sessionPresent: false, returnCode: code }
     session.toClient(encode(refusal, wireVersion(session.version)))
     session.close(null, 'broker refused the connection')
     return undefined
@@ -261,22 +296,48 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
   // The keep alive the client must honour [MQTT-3.2.2-21]: its own, unless the broker's Server Keep Alive
   // is shorter (the broker was asked for twice the client's, so a longer one is no reason to change it).
   const serverKeepAlive = upstream.properties?.serverKeepAlive
-  const keepalive = serverKeepAlive !== undefined && (requestedKeepalive === 0 || serverKeepAlive < requestedKeepalive) ? serverKeepAlive : requestedKeepalive
+  const keepalive =
+    serverKeepAlive !== undefined && (requestedKeepalive === 0 || serverKeepAlive < requestedKeepalive)
+      ? serverKeepAlive
+      : requestedKeepalive
   // How long the broker keeps the session once the connection ends: what its subscriptions count for.
   const requestedExpiry = packet.properties?.sessionExpiryInterval
-  const clampedExpiry = requestedExpiry !== undefined && limits.maxSessionExpiry !== undefined ? Math.min(requestedExpiry, limits.maxSessionExpiry) : requestedExpiry
-  const expiry = session.version === 5
-    ? expirySeconds(upstream.properties?.sessionExpiryInterval ?? clampedExpiry ?? 0)
-    : packet.clean === false ? Infinity : 0
-  const link = new Connected(session, { version: session.version, tenant, user: a.user, clientId: a.clientId, policy, acl, expiry, keepalive })
+  const clampedExpiry =
+    requestedExpiry !== undefined && limits.maxSessionExpiry !== undefined
+      ? Math.min(requestedExpiry, limits.maxSessionExpiry)
+      : requestedExpiry
+  const expiry =
+    session.version === 5
+      ? expirySeconds(upstream.properties?.sessionExpiryInterval ?? clampedExpiry ?? 0)
+      : packet.clean === false
+        ? Infinity
+        : 0
+  const link = new Connected(session, {
+    version: session.version,
+    tenant,
+    user: a.user,
+    clientId: a.clientId,
+    policy,
+    acl,
+    expiry,
+    keepalive,
+  })
   policy.resume(a.clientId, upstream.sessionPresent)
   if (session.version !== 5) {
     session.toClient(upstream.sessionPresent ? CONNACK_V4_ACCEPTED_SESSION_PRESENT : CONNACK_V4_ACCEPTED)
   } else {
     const connack: ConnackPacket = { cmd: 'connack', sessionPresent: upstream.sessionPresent, reasonCode: 0 }
     const {
-      serverReference: _ref, assignedClientIdentifier: _assigned, responseInformation, topicAliasMaximum: _alias,
-      maximumPacketSize, maximumQoS, retainAvailable, sessionExpiryInterval, serverKeepAlive: _keepalive, ...props
+      serverReference: _ref,
+      assignedClientIdentifier: _assigned,
+      responseInformation,
+      topicAliasMaximum: _alias,
+      maximumPacketSize,
+      maximumQoS,
+      retainAvailable,
+      sessionExpiryInterval,
+      serverKeepAlive: _keepalive,
+      ...props
     } = upstream.properties ?? {}
     const prefix = tenant.ns.topicPrefixBytes.length
     const out: NonNullable<ConnackPacket['properties']> = { ...props, topicAliasMaximum: TOPIC_ALIAS_MAXIMUM }
@@ -285,7 +346,10 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
       const local = unmountTopic(tenant.ns, responseInformation)
       if (local !== undefined) out.responseInformation = local
     }
-    const maxPacket = minDefined(maximumPacketSize !== undefined ? maximumPacketSize - prefix : undefined, limits.maxPacketSize)
+    const maxPacket = minDefined(
+      maximumPacketSize !== undefined ? maximumPacketSize - prefix : undefined,
+      limits.maxPacketSize,
+    )
     if (maxPacket !== undefined) out.maximumPacketSize = maxPacket
     const maxQos = minDefined(maximumQoS, limits.maxQos)
     if (maxQos !== undefined && maxQos < 2) out.maximumQoS = maxQos
@@ -294,14 +358,27 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
     const receiveMaximum = minDefined(props.receiveMaximum, limits.maxInflight)
     if (receiveMaximum !== undefined) out.receiveMaximum = receiveMaximum
     if (sessionExpiryInterval !== undefined) out.sessionExpiryInterval = sessionExpiryInterval
-    else if (limits.maxSessionExpiry !== undefined && requestedExpiry !== undefined && requestedExpiry > limits.maxSessionExpiry) {
+    else if (
+      limits.maxSessionExpiry !== undefined &&
+      requestedExpiry !== undefined &&
+      requestedExpiry > limits.maxSessionExpiry
+    ) {
       out.sessionExpiryInterval = limits.maxSessionExpiry
     }
     if (keepalive !== requestedKeepalive) out.serverKeepAlive = keepalive
     connack.properties = out
     link.sendToClient(connack)
   }
-  session.log.info({ user: a.user, protocol: session.version, keepalive, clean: packet.clean ?? true, sessionPresent: upstream.sessionPresent }, 'connected')
+  session.log.info(
+    {
+      user: a.user,
+      protocol: session.version,
+      keepalive,
+      clean: packet.clean ?? true,
+      sessionPresent: upstream.sessionPresent,
+    },
+    'connected',
+  )
   return link
 }
 
@@ -309,7 +386,7 @@ function relayConnack (session: Connecting, a: Attempt, upstream: ConnackPacket)
 const CONNACK_V4_ACCEPTED = encode({ cmd: 'connack', sessionPresent: false, returnCode: 0 }, 4)
 const CONNACK_V4_ACCEPTED_SESSION_PRESENT = encode({ cmd: 'connack', sessionPresent: true, returnCode: 0 }, 4)
 
-function minDefined (a: number | undefined, b: number | undefined): number | undefined {
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b
   if (b === undefined) return a
   return Math.min(a, b)

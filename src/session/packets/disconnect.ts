@@ -6,7 +6,7 @@ import type { Connected } from '../connected.js'
  * Forwarded before the upstream is closed, so the broker discards the will (or sends it for v5 0x04).
  * A v5 Session Expiry is clamped to the plan's maxSessionExpiry here too, as in CONNECT (SPEC §7).
  */
-export function disconnectFromClient (c: Connected, frame: Frame): void {
+export function disconnectFromClient(c: Connected, frame: Frame): void {
   if (frame.flags !== 0) return c.io.close('malformedPacket', 'DISCONNECT with reserved flags')
   const packet = c.v5 && frame.bytes.length > 3 ? c.decodeClient(frame) : undefined
   if (packet !== undefined && packet.cmd !== 'disconnect') return
@@ -25,17 +25,17 @@ export function disconnectFromClient (c: Connected, frame: Frame): void {
 }
 
 /** v5 Session Expiry Interval in seconds; 0xFFFFFFFF means the session never expires [MQTT-3.1.2.11.2]. */
-export function expirySeconds (interval: number): number {
-  return interval === 0xFFFFFFFF ? Infinity : interval
+export function expirySeconds(interval: number): number {
+  return interval === 0xffffffff ? Infinity : interval
 }
 
-export function pingFromClient (c: Connected, frame: Frame): void {
+export function pingFromClient(c: Connected, frame: Frame): void {
   if (frame.flags !== 0 || frame.bytes.length !== 2) return c.io.close('malformedPacket', 'malformed PINGREQ')
   c.io.toUpstream(frame.bytes)
 }
 
 /** The broker's DISCONNECT reaches a v5 client without Server Reference (another tenant's world). */
-export function disconnectFromUpstream (c: Connected, frame: Frame): void {
+export function disconnectFromUpstream(c: Connected, frame: Frame): void {
   if (c.v5) {
     const packet = c.decodeUpstream(frame)
     if (packet?.cmd === 'disconnect') {

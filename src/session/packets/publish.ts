@@ -5,7 +5,14 @@
 import type { Frame, PublishPacket } from '../../codec.js'
 import { tryMountTopic, unmountTopic, isValidTopicName } from '../../tenancy/namespace.js'
 import { Reason, type ReasonName } from '../../reason-codes.js'
-import { readPublish, topicBytesProblem, mountPublish, unmountPublish, topicLevels, type PublishView } from '../splice.js'
+import {
+  readPublish,
+  topicBytesProblem,
+  mountPublish,
+  unmountPublish,
+  topicLevels,
+  type PublishView,
+} from '../splice.js'
 import type { Connected } from '../connected.js'
 
 const MAX_TOPIC_BYTES = 65535
@@ -13,7 +20,7 @@ const DOLLAR = 0x24
 
 // ---- client → broker -------------------------------------------------------------------------
 
-export function publishFromClient (c: Connected, frame: Frame): void {
+export function publishFromClient(c: Connected, frame: Frame): void {
   const view = readPublish(frame, c.v5)
   if (view === null) return c.io.close('malformedPacket', 'malformed PUBLISH')
   // Topic alias or response topic to rewrite: the slow path, through the codec.
@@ -22,21 +29,29 @@ export function publishFromClient (c: Connected, frame: Frame): void {
   const problem = topicBytesProblem(buf, view.topicOffset, view.topicLength)
   if (problem !== undefined) return c.io.close(problem, 'invalid topic name')
   const acl = c.acl
-  const refusal = vetPublish(c, view.qos, view.retain, view.topicLength, topicLevels(buf, view), buf[view.topicOffset] === DOLLAR,
-    acl.open ? undefined : buf.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength))
+  const refusal = vetPublish(
+    c,
+    view.qos,
+    view.retain,
+    view.topicLength,
+    topicLevels(buf, view),
+    buf[view.topicOffset] === DOLLAR,
+    acl.open ? undefined : buf.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength),
+  )
   if (refusal !== undefined) return refusePublish(c, view, refusal)
   c.policy.countPublish()
   c.io.toUpstream(mountPublish(frame, view, c.tenant.ns.topicPrefixBytes))
 }
 
-function publishWithProperties (c: Connected, frame: Frame): void {
+function publishWithProperties(c: Connected, frame: Frame): void {
   const packet = c.decodeClient(frame)
   if (packet?.cmd !== 'publish') return
   const props = packet.properties
   const alias = props?.topicAlias
   if (alias !== undefined) {
     const aliases = c.aliases
-    if (aliases === undefined || !aliases.inRange(alias)) return c.io.close('topicAliasInvalid', `topic alias ${alias} out of range`)
+    if (aliases === undefined || !aliases.inRange(alias))
+      return c.io.close('topicAliasInvalid', `topic alias ${alias} out of range`)
     if (packet.topic === '') {
       const topic = aliases.get(alias)
       if (topic === undefined) return c.io.close('protocolError', `unknown topic alias ${alias}`)
@@ -50,19 +65,33 @@ function publishWithProperties (c: Connected, frame: Frame): void {
   if (!isValidTopicName(topic)) return c.io.close('topicNameInvalid', 'invalid topic name')
   const view = { qos: packet.qos, packetId: packet.messageId ?? 0 }
   const responseTopic = props?.responseTopic
-  if (responseTopic !== undefined && !isValidTopicName(responseTopic)) return c.io.close('topicNameInvalid', 'invalid response topic')
+  if (responseTopic !== undefined && !isValidTopicName(responseTopic))
+    return c.io.close('topicNameInvalid', 'invalid response topic')
   const byteLength = Buffer.byteLength(topic)
-  let refusal = vetPublish(c, packet.qos, packet.retain, byteLength, topic.split('/').length, topic.startsWith('$'), c.acl.open ? undefined : topic)
+  let refusal = vetPublish(
+    c,
+    packet.qos,
+    packet.retain,
+    byteLength,
+    topic.split('/').length,
+    topic.startsWith('$'),
+    c.acl.open ? undefined : topic,
+  )
   if (refusal === undefined && responseTopic?.startsWith('$') === true) refusal = 'notAuthorized'
   const ns = c.tenant.ns
   const mountedTopic = tryMountTopic(ns, topic)
   // A Response Topic near 65,535 bytes outgrows its MQTT string once mounted: PUBACK/PUBREC 0x90, like the topic.
   const mountedResponse = responseTopic === undefined ? undefined : tryMountTopic(ns, responseTopic)
-  if (refusal === undefined && (mountedTopic === undefined || (responseTopic !== undefined && mountedResponse === undefined))) refusal = 'topicNameInvalid'
+  if (
+    refusal === undefined &&
+    (mountedTopic === undefined || (responseTopic !== undefined && mountedResponse === undefined))
+  )
+    refusal = 'topicNameInvalid'
   if (refusal !== undefined || mountedTopic === undefined) return refusePublish(c, view, refusal ?? 'topicNameInvalid')
   c.policy.countPublish()
   const upstream: PublishPacket = { ...packet, topic: mountedTopic }
-  if (props !== undefined && mountedResponse !== undefined) upstream.properties = { ...props, responseTopic: mountedResponse }
+  if (props !== undefined && mountedResponse !== undefined)
+    upstream.properties = { ...props, responseTopic: mountedResponse }
   c.sendToUpstream(upstream)
 }
 
@@ -70,11 +99,25 @@ function publishWithProperties (c: Connected, frame: Frame): void {
  * Decides whether a PUBLISH may go upstream: undefined when it may, else the refusal the client gets on
  * its PUBACK/PUBREC. Limits that end the connection (QoS, retain) close it here and answer 'closed'.
  */
-function vetPublish (c: Connected, qos: number, retain: boolean, topicBytes: number, levels: number, dollar: boolean, topic: string | undefined): ReasonName | 'closed' | undefined {
+function vetPublish(
+  c: Connected,
+  qos: number,
+  retain: boolean,
+  topicBytes: number,
+  levels: number,
+  dollar: boolean,
+  topic: string | undefined,
+): ReasonName | 'closed' | undefined {
   const tenant = c.tenant
   const limits = tenant.limits
-  if (limits.maxQos !== undefined && qos > limits.maxQos) { c.io.close('qosNotSupported', 'PUBLISH above maxQos'); return 'closed' }
-  if (retain && limits.retain === false) { c.io.close('retainNotSupported', 'retained PUBLISH not allowed'); return 'closed' }
+  if (limits.maxQos !== undefined && qos > limits.maxQos) {
+    c.io.close('qosNotSupported', 'PUBLISH above maxQos')
+    return 'closed'
+  }
+  if (retain && limits.retain === false) {
+    c.io.close('retainNotSupported', 'retained PUBLISH not allowed')
+    return 'closed'
+  }
   if (dollar) return 'notAuthorized' // $SYS and friends belong to the broker, not to a tenant (SPEC §5)
   if (topicBytes + tenant.ns.topicPrefixBytes.length > MAX_TOPIC_BYTES) {
     // Too long once mounted: v5 hears 0x90 on its PUBACK/PUBREC; v3 has no code, and a silently dropped
@@ -83,14 +126,21 @@ function vetPublish (c: Connected, qos: number, retain: boolean, topicBytes: num
     c.io.close('topicNameInvalid', 'topic too long once mounted')
     return 'closed'
   }
-  if ((limits.maxTopicLength !== undefined && topicBytes > limits.maxTopicLength) ||
-      (limits.maxTopicLevels !== undefined && levels > limits.maxTopicLevels)) return 'topicNameInvalid'
+  if (
+    (limits.maxTopicLength !== undefined && topicBytes > limits.maxTopicLength) ||
+    (limits.maxTopicLevels !== undefined && levels > limits.maxTopicLevels)
+  )
+    return 'topicNameInvalid'
   if (topic !== undefined && !c.acl.allows('publish', topic)) return 'notAuthorized'
   return undefined
 }
 
 /** v5: PUBACK/PUBREC with the reason; v3: acknowledged and dropped (SPEC §6); QoS 0: dropped. */
-function refusePublish (c: Connected, view: Pick<PublishView, 'qos' | 'packetId'>, refusal: ReasonName | 'closed'): void {
+function refusePublish(
+  c: Connected,
+  view: Pick<PublishView, 'qos' | 'packetId'>,
+  refusal: ReasonName | 'closed',
+): void {
   if (refusal === 'closed') return
   c.policy.countRefusal(refusal)
   if (view.qos === 0) return
@@ -106,17 +156,18 @@ function refusePublish (c: Connected, view: Pick<PublishView, 'qos' | 'packetId'
 
 // ---- broker → client -------------------------------------------------------------------------
 
-export function publishFromUpstream (c: Connected, frame: Frame): void {
+export function publishFromUpstream(c: Connected, frame: Frame): void {
   const view = readPublish(frame, c.upstreamVersion === 5)
   if (view === null) return c.io.close('unspecified', 'malformed PUBLISH from the broker')
   if (view.hasProperties) return upstreamPublishWithProperties(c, frame, view)
   const out = unmountPublish(frame, view, c.tenant.ns.topicPrefixBytes)
-  if (out === null) return dropForeign(c, view, frame.bytes.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength))
+  if (out === null)
+    return dropForeign(c, view, frame.bytes.toString('utf8', view.topicOffset, view.topicOffset + view.topicLength))
   c.policy.countDelivery(out.length)
   c.io.toClient(out)
 }
 
-function upstreamPublishWithProperties (c: Connected, frame: Frame, view: PublishView): void {
+function upstreamPublishWithProperties(c: Connected, frame: Frame, view: PublishView): void {
   const packet = c.decodeUpstream(frame)
   if (packet?.cmd !== 'publish') return
   const ns = c.tenant.ns
@@ -138,7 +189,7 @@ function upstreamPublishWithProperties (c: Connected, frame: Frame, view: Publis
 }
 
 /** Never delivered; acknowledged so the broker's in-flight window does not stall. */
-function dropForeign (c: Connected, view: PublishView, topic: string): void {
+function dropForeign(c: Connected, view: PublishView, topic: string): void {
   c.log.error({ topic }, 'isolation fault: message outside the tenant namespace dropped')
   c.policy.countIsolationFault()
   if (view.qos === 1) c.sendToUpstream({ cmd: 'puback', messageId: view.packetId })

@@ -5,11 +5,11 @@ import type { Frame } from '../../codec.js'
 import type { Connected } from '../connected.js'
 
 /** PUBACK/PUBREC/PUBCOMP from the client. */
-export function ackFromClient (c: Connected, frame: Frame): void {
+export function ackFromClient(c: Connected, frame: Frame): void {
   forwardAck(c, frame, 0)
 }
 
-export function pubrelFromClient (c: Connected, frame: Frame): void {
+export function pubrelFromClient(c: Connected, frame: Frame): void {
   if (frame.flags !== 0x02) return c.io.close('malformedPacket', 'PUBREL with reserved flags') // [MQTT-3.6.1-1]
   if (frame.bytes.length >= 4) {
     const id = frame.bytes.readUInt16BE(frame.headerLength)
@@ -19,7 +19,7 @@ export function pubrelFromClient (c: Connected, frame: Frame): void {
 }
 
 /** Checked for shape and passed as raw bytes. */
-function forwardAck (c: Connected, frame: Frame, flags: number): void {
+function forwardAck(c: Connected, frame: Frame, flags: number): void {
   const remaining = frame.bytes.length - frame.headerLength
   const wellFormed = frame.flags === flags && (c.v5 ? remaining >= 2 : remaining === 2)
   if (!wellFormed) return c.io.close('malformedPacket', 'malformed acknowledgement')
@@ -27,7 +27,7 @@ function forwardAck (c: Connected, frame: Frame, flags: number): void {
   c.io.toUpstream(frame.bytes)
 }
 
-export function pubrelFromUpstream (c: Connected, frame: Frame): void {
+export function pubrelFromUpstream(c: Connected, frame: Frame): void {
   if (frame.bytes.length >= 4) {
     const id = frame.bytes.readUInt16BE(frame.headerLength)
     if (c.takeForeignQos2(id)) return c.sendToUpstream({ cmd: 'pubcomp', messageId: id })

@@ -9,37 +9,46 @@ import type { Connected, PendingAck } from '../connected.js'
  * What a filter that cannot be mounted gets: $SYS and every other `$` filter, shared or not, belong to
  * the broker (SPEC §5); one too long once mounted is as invalid as a malformed one (SUBACK 0x8F / 0x80).
  */
-const MOUNT_REFUSAL: Record<FilterRefusal, ReasonName> = { invalid: 'topicFilterInvalid', reserved: 'notAuthorized', tooLong: 'topicFilterInvalid' }
+const MOUNT_REFUSAL: Record<FilterRefusal, ReasonName> = {
+  invalid: 'topicFilterInvalid',
+  reserved: 'notAuthorized',
+  tooLong: 'topicFilterInvalid',
+}
 
 type Mounted = ReturnType<typeof tryMountFilter>
 
 /** Why a filter may not be subscribed, or undefined when it may (SPEC §5, §6, §7). */
-function vetFilter (c: Connected, filter: string, mounted: Mounted): ReasonName | undefined {
+function vetFilter(c: Connected, filter: string, mounted: Mounted): ReasonName | undefined {
   if ('refused' in mounted) return MOUNT_REFUSAL[mounted.refused]
   const local = parseShared(filter)?.filter ?? filter
   const limits = c.tenant.limits
-  if ((limits.maxTopicLength !== undefined && Buffer.byteLength(local) > limits.maxTopicLength) ||
-      (limits.maxTopicLevels !== undefined && local.split('/').length > limits.maxTopicLevels)) return 'topicFilterInvalid'
+  if (
+    (limits.maxTopicLength !== undefined && Buffer.byteLength(local) > limits.maxTopicLength) ||
+    (limits.maxTopicLevels !== undefined && local.split('/').length > limits.maxTopicLevels)
+  )
+    return 'topicFilterInvalid'
   if (!c.acl.allows('subscribe', filter)) return 'notAuthorized'
   return undefined
 }
 
-export function subscribeFromClient (c: Connected, frame: Frame): void {
+export function subscribeFromClient(c: Connected, frame: Frame): void {
   const packet = c.decodeClient(frame)
   if (packet?.cmd !== 'subscribe') return
-  if (packet.subscriptions.length === 0) return c.io.close('malformedPacket', 'SUBSCRIBE without a topic filter') // [MQTT-3.8.3-2]
+  // [MQTT-3.8.3-2]
+  if (packet.subscriptions.length === 0) return c.io.close('malformedPacket', 'SUBSCRIBE without a topic filter')
   const { tenant, policy } = c
   const maxQos = tenant.limits.maxQos ?? 2
   const codes: Array<number | null> = []
   const forward: Subscription[] = []
   const mounted = packet.subscriptions.map((sub) => tryMountFilter(tenant.ns, sub.topic))
-  let room = policy.subscriptionRoom(mounted.flatMap((m) => 'filter' in m ? [m.filter] : []))
+  let room = policy.subscriptionRoom(mounted.flatMap((m) => ('filter' in m ? [m.filter] : [])))
   packet.subscriptions.forEach((sub, i) => {
     const m = mounted[i] as Mounted
     const filter = 'filter' in m ? m.filter : undefined
     let refusal = vetFilter(c, sub.topic, m)
     // A filter the client already holds is a resubscription and takes no new slot.
-    if (refusal === undefined && filter !== undefined && !policy.isSubscribed(filter) && room-- <= 0) refusal = 'quotaExceeded'
+    if (refusal === undefined && filter !== undefined && !policy.isSubscribed(filter) && room-- <= 0)
+      refusal = 'quotaExceeded'
     if (refusal !== undefined || filter === undefined) {
       const reason = refusal ?? 'topicFilterInvalid'
       policy.countRefusal(reason)
@@ -56,12 +65,12 @@ export function subscribeFromClient (c: Connected, frame: Frame): void {
 }
 
 /** Merges the broker's codes into the places the gateway left open (filters it refused itself). */
-export function mergeCodes (pending: PendingAck, fromBroker: number[]): number[] {
+export function mergeCodes(pending: PendingAck, fromBroker: number[]): number[] {
   let next = 0
   return pending.codes.map((code) => code ?? fromBroker[next++] ?? 0x80)
 }
 
-export function subackFromUpstream (c: Connected, frame: Frame): void {
+export function subackFromUpstream(c: Connected, frame: Frame): void {
   const pending = c.pendingAcks
   if (pending.size === 0) return c.io.toClient(frame.bytes)
   const packet = c.decodeUpstream(frame) as SubackPacket | undefined

@@ -10,10 +10,11 @@ import { mergeCodes } from './subscribe.js'
 /** v5 UNSUBACK code for a filter that never reached the broker: No subscription existed. */
 const NO_SUBSCRIPTION_EXISTED = 0x11
 
-export function unsubscribeFromClient (c: Connected, frame: Frame): void {
+export function unsubscribeFromClient(c: Connected, frame: Frame): void {
   const packet = c.decodeClient(frame)
   if (packet?.cmd !== 'unsubscribe') return
-  if (packet.unsubscriptions.length === 0) return c.io.close('malformedPacket', 'UNSUBSCRIBE without a topic filter') // [MQTT-3.10.3-2]
+  // [MQTT-3.10.3-2]
+  if (packet.unsubscriptions.length === 0) return c.io.close('malformedPacket', 'UNSUBSCRIBE without a topic filter')
   const ns = c.tenant.ns
   const codes: Array<number | null> = []
   const forward: string[] = []
@@ -28,19 +29,24 @@ export function unsubscribeFromClient (c: Connected, frame: Frame): void {
       codes.push(Reason.topicFilterInvalid.v5)
     } else {
       // v3 can only refuse by closing (3.1.1 §4.8); an UNSUBACK would tell the device it worked.
-      return c.io.close('topicFilterInvalid', mounted.refused === 'tooLong' ? 'UNSUBSCRIBE filter too long once mounted' : 'invalid UNSUBSCRIBE filter')
+      return c.io.close(
+        'topicFilterInvalid',
+        mounted.refused === 'tooLong' ? 'UNSUBSCRIBE filter too long once mounted' : 'invalid UNSUBSCRIBE filter',
+      )
     }
   }
   const messageId = packet.messageId ?? 0
   if (forward.length === 0) {
-    return c.sendToClient(c.v5 ? { cmd: 'unsuback', messageId, granted: codes as number[] } : { cmd: 'unsuback', messageId, granted: [] })
+    return c.sendToClient(
+      c.v5 ? { cmd: 'unsuback', messageId, granted: codes as number[] } : { cmd: 'unsuback', messageId, granted: [] },
+    )
   }
   // Negative keys keep UNSUBSCRIBE apart from SUBSCRIBE with the same message ID.
   c.pendingAcks.set(-messageId - 1, { codes, filters: forward })
   c.sendToUpstream({ ...packet, unsubscriptions: forward })
 }
 
-export function unsubackFromUpstream (c: Connected, frame: Frame): void {
+export function unsubackFromUpstream(c: Connected, frame: Frame): void {
   const messageId = frame.bytes.length >= frame.headerLength + 2 ? frame.bytes.readUInt16BE(frame.headerLength) : 0
   const decided = c.pendingAcks.get(-messageId - 1)
   if (decided === undefined) return c.io.toClient(frame.bytes)
