@@ -1,7 +1,7 @@
 // A tenant key's writes are rationed (issue #17 item 14): each one can cost an scrypt hash and a reload
 // of the whole gateway, and eight in parallel were enough to slow every other tenant's logins fourfold.
 // The budget is per key, so one tenant's script cannot spend another's; the operator is not rationed.
-import type { FastifyInstance, RouteOptions, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, RouteOptions, onRequestAsyncHookHandler } from 'fastify'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import { onRequestHooks } from './access.js'
 import { ApiError } from './control.js'
@@ -14,7 +14,7 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** Call after declareAccess: the limit runs once the caller is known. */
 export function limitTenantWrites(app: FastifyInstance): void {
   const limiter = new RateLimiterMemory({ points: TENANT_WRITES.points, duration: TENANT_WRITES.seconds })
-  const ration: onRequestHookHandler = async (req, reply) => {
+  const ration: onRequestAsyncHookHandler = async (req, reply) => {
     const p = req.principal
     if (p?.kind !== 'tenant') return
     try {
