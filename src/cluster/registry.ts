@@ -6,7 +6,7 @@
 // received it), each answers on the asker's own channel, and the asker waits for that many answers,
 // bounded by `timeoutMs` (a gateway that dies mid-request costs the wait, not the answer of the others).
 import { randomUUID } from 'node:crypto'
-import type { ClientInfo } from '../gateway.js'
+import type { ClientInfo } from '../admin/client-info.js'
 import type { ClusterRedis } from './redis.js'
 
 /** What a gateway does for the registry: the Gateway's own clients() and kick(), and the takeover. */
