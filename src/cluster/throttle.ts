@@ -4,7 +4,7 @@
 // answers (its insurance), so each gateway then counts alone: at most `gateways` × the limit, for the
 // outage only.
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible'
-import type { FailureThrottle } from '../tenancy/auth.js'
+import { limiterThrottle, type FailureThrottle } from '../tenancy/auth.js'
 import type { ClusterRedis } from './redis.js'
 
 /**
@@ -27,24 +27,7 @@ export function redisThrottle(
     rejectIfRedisNotReady: true,
     insuranceLimiter: new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration }),
   })
-  return {
-    async blocked(source) {
-      const res = await limiter.get(source).catch(() => null)
-      return res !== null && res.consumedPoints >= perMinute
-    },
-    async fail(source) {
-      const res = await limiter.consume(source).catch((r: unknown) => r)
-      // As memoryThrottle: the Nth failure in a minute starts the cooldown, wherever it was counted.
-      if (
-        typeof res === 'object' &&
-        res !== null &&
-        'consumedPoints' in res &&
-        (res.consumedPoints as number) >= perMinute
-      ) {
-        await limiter.block(source, blockDuration).catch(() => {})
-      }
-    },
-  }
+  return limiterThrottle(limiter, perMinute, blockDuration)
 }
 
 /**

@@ -3,7 +3,7 @@
 // tenants and users cannot be enumerated; failures are throttled per source IP; a verified password is
 // remembered per user as a keyed hash, so a reconnect storm is not bound by scrypt's cost.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { RateLimiterMemory } from 'rate-limiter-flexible'
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import type { GatewayConfig } from '../config/schema.js'
 import { resolveTenant, type ResolutionFailure } from './resolve.js'
 import { isCostlyHash, verifyDummy, verifyPassword } from './passwords.js'
@@ -57,26 +57,38 @@ export interface FailureThrottle {
 export type ThrottleFactory = (perMinute: number, cooldownMs: number) => FailureThrottle
 
 export function memoryThrottle(perMinute: number, cooldownMs: number): FailureThrottle {
-  const limiter = new RateLimiterMemory({
-    points: perMinute,
-    duration: 60,
-    blockDuration: Math.ceil(cooldownMs / 1000),
-  })
+  const blockSeconds = Math.ceil(cooldownMs / 1000)
+  return limiterThrottle(
+    new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration: blockSeconds }),
+    perMinute,
+    blockSeconds,
+  )
+}
+
+/**
+ * A FailureThrottle over any rate-limiter-flexible limiter counting failures per minute (in memory, or
+ * in Redis for a cluster): the Nth failure in a minute starts the cooldown, however the minute's window
+ * lies. A limiter that cannot answer (Redis gone) neither blocks nor throws.
+ */
+export function limiterThrottle(
+  limiter: RateLimiterAbstract,
+  perMinute: number,
+  blockSeconds: number,
+): FailureThrottle {
   return {
     async blocked(source) {
-      const res = await limiter.get(source)
+      const res = await limiter.get(source).catch(() => null)
       return res !== null && res.consumedPoints >= perMinute
     },
     async fail(source) {
       const res = await limiter.consume(source).catch((r: unknown) => r)
-      // The Nth failure in a minute starts the cooldown, however the minute's window lies.
       if (
         typeof res === 'object' &&
         res !== null &&
         'consumedPoints' in res &&
         (res.consumedPoints as number) >= perMinute
       ) {
-        await limiter.block(source, Math.ceil(cooldownMs / 1000))
+        await limiter.block(source, blockSeconds).catch(() => {})
       }
     },
   }
