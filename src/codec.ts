@@ -1,6 +1,7 @@
 // The one codec boundary: only this module imports mqtt-packet. Frames are cut from the byte stream
 // here without decoding them, so packets the gateway does not rewrite (acks, pings) pass as raw bytes,
-// and PUBLISH can be rewritten by splicing (see session/publish.ts).
+// and PUBLISH can be rewritten by splicing (see session/splice.ts).
+// Longer than ~300 lines on purpose: everything that touches mqtt-packet stays behind this one boundary.
 import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
 import type { ProtocolVersion } from './reason-codes.js'

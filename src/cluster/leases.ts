@@ -9,6 +9,7 @@
 // counting its own connections; connections it already holds stay whatever the share. The cluster
 // total then stays within max(limit, what was held when Redis went). When Redis is back, each gateway
 // writes its live counts (a sync), and the limits are cluster-wide again without dropping anyone.
+// Longer than ~300 lines because the Lua scripts and the TypeScript that calls them are read together.
 import type { Logger } from '../log.js'
 import { luaScript, type ClusterRedis } from './redis.js'
 

@@ -1,5 +1,6 @@
 // Reading the configuration: YAML with positions, ${ENV} substitution, schema validation, files read
 // relative to the config. The only module that touches the config's files and the environment.
+// Longer than ~300 lines: every cross-key check that needs YAML line numbers lives here, beside the loader.
 import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'

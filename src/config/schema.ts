@@ -1,6 +1,7 @@
 // The configuration schema: the single source of the config's shape, its defaults and its TypeScript
 // type (SPEC §3). Every object is strict so a typo is an error, not a silently ignored key. Defaults are
 // written once, on the keys: an absent section is `prefault({})`, parsed as empty so its keys fill in.
+// Longer than ~300 lines because it is the whole config, one schema; split, the shape would be read in pieces.
 import proxyaddr from '@fastify/proxy-addr'
 import { z } from 'zod'
 import { namespacePatternError } from '../tenancy/namespace.js'

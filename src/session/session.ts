@@ -9,6 +9,7 @@
 // behind its CONNACK wait for the connected session, and a client's FIN (or reset) only means that no
 // more bytes will come — what was read before it is still forwarded, at the client's rate, for up to
 // `throttleLinger`; what is left then is dropped and counted. Only `close` ends a session.
+// Longer than ~300 lines: the state machine, its clock and close() are one transition table, kept together.
 import type net from 'node:net'
 import {
   EncodeError,

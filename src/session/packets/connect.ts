@@ -1,6 +1,7 @@
 // CONNECT → CONNACK, as a list of steps run in order (the list is this file's table of contents).
 // Each step either refuses with the spec's reason code or lets the next one run; the last one creates
 // the connected session, which exists from the CONNACK on.
+// Longer than ~300 lines: the connect steps are one list read top to bottom, CONNACK relay included.
 import { randomBytes } from 'node:crypto'
 import {
   EncodeError,
