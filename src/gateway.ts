@@ -80,7 +80,9 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
   const authenticator = new Authenticator(config, cluster?.loginThrottle)
   const quotas = new TenantLimits(
     config.maxConnections,
-    cluster === undefined ? undefined : { connections: cluster.leases, budget: cluster.budget },
+    cluster === undefined
+      ? undefined
+      : { connections: cluster.leases, budget: cluster.budget, subscriptions: cluster.leases },
   )
   const sessions = new Set<Session>()
   const servers: net.Server[] = []
@@ -111,6 +113,7 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
   // The same tenant's client ID connected through another gateway: the broker drops this one's upstream
   // connection next; the client hears 0x8E now, not "upstream lost" then.
   const takenOver = (tenant: string, clientId: string, by: string): void => {
+    quotas.handOff(tenant, clientId)
     for (const s of sessionsOf(tenant)) {
       if (s.clientId !== clientId || s.state === 'closed') continue
       log.info({ tenant, clientId, by }, 'session taken over through another gateway')

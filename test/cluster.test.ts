@@ -39,6 +39,12 @@ tenants:
     users: { u: { password: "plain:p" } }
   open:
     users: { u: { password: "plain:p" } }
+  s1:
+    limits: { maxSubscriptions: 3 }
+    users: { u: { password: "plain:p" } }
+  s2:
+    limits: { maxSubscriptions: 3 }
+    users: { u: { password: "plain:p" } }
 `
 
 before(async () => {
@@ -108,6 +114,55 @@ test('maxConnections holds across both gateways exactly, per tenant with the sam
       }
     }, "acme's freed slot")
     assert.equal(await connectRefusal(b.mqttPort, as('acme', 'c5')), 0x97, 'the freed slot was taken once')
+  } finally {
+    await endAll(held)
+  }
+})
+
+/** The SUBACK codes a subscription of `filters` gets (QoS 0 asked: 0 granted, 0x97 quota, …). */
+async function suback(c: TestClient, filters: string[]): Promise<number[]> {
+  try {
+    return (await c.client.subscribeAsync(filters, { qos: 0 })).map((g) => g.qos)
+  } catch (err) {
+    // MQTT.js rejects a v5 SUBACK with any failure code, the packet attached.
+    const granted = (err as { packet?: { granted?: number[] } }).packet?.granted
+    if (granted === undefined) throw err
+    return granted
+  }
+}
+
+test('maxSubscriptions holds across both gateways, per tenant; unsubscribed and taken-over slots come back', async () => {
+  const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } }
+  const held: TestClient[] = []
+  try {
+    const c1 = await connectClient(a.mqttPort, { ...as('s1', 'c1'), ...persistent })
+    const c2 = await connectClient(b.mqttPort, as('s1', 'c2'))
+    held.push(c1, c2)
+    assert.deepEqual(await suback(c1, ['f/a', 'f/b']), [0, 0])
+    assert.deepEqual(await suback(c2, ['f/c', 'f/d']), [0, 0x97], "s1's third and fourth, through the other gateway")
+    assert.deepEqual(await suback(c1, ['f/a']), [0], 'a resubscription takes no new slot')
+    // The same client IDs and filters in another tenant: its own three.
+    const o1 = await connectClient(a.mqttPort, as('s2', 'c1'))
+    const o2 = await connectClient(b.mqttPort, as('s2', 'c2'))
+    held.push(o1, o2)
+    assert.deepEqual(await suback(o1, ['f/a', 'f/b']), [0, 0])
+    assert.deepEqual(await suback(o2, ['f/c', 'f/d']), [0, 0x97])
+
+    await c1.client.unsubscribeAsync('f/b')
+    // gw-a gives the slot back to Redis as the UNSUBACK goes out; gw-b may ask just before it lands.
+    await until(async () => (await suback(c2, ['f/d']))[0] === 0, "s1's freed slot, through gw-b")
+    assert.deepEqual(await suback(c2, ['f/e']), [0x97], 'the freed slot was taken once')
+
+    // c1's persistent session ends on gw-a: its filter stays at the broker, and counted.
+    await c1.end()
+    held.shift()
+    assert.deepEqual(await suback(c2, ['f/e']), [0x97], "the parked session's filter still counts")
+    // c1 comes back through gw-b: gw-a stops counting the session it parked, and c1's own filter, subscribed
+    // again, is counted once, by gw-b.
+    const back = await connectClient(b.mqttPort, { ...as('s1', 'c1'), ...persistent })
+    held.push(back)
+    assert.deepEqual(await suback(back, ['f/a']), [0], 'counted once, not twice')
+    assert.deepEqual(await suback(back, ['f/z']), [0x97], 'and the tenant is full again')
   } finally {
     await endAll(held)
   }

@@ -31,7 +31,7 @@ export interface ClusterLeases {
   /**
    * at SUBSCRIBE: how many of `want` new filters fit under maxSubscriptions (tenant total); release what was granted
    */
-  acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number): Promise<number>
+  acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number | undefined): Promise<number>
   /** at UNSUBSCRIBE and session end, for filters counted by acquireSubscriptions */
   releaseSubscriptions(tenant: string, n: number): void
   close(): Promise<void>
@@ -155,7 +155,7 @@ export class RedisLeases implements ClusterLeases {
     this.giveBack('conn', tenant, 1)
   }
 
-  async acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number): Promise<number> {
+  async acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number | undefined): Promise<number> {
     const granted = await this.take('subs', tenant, want, maxSubscriptions, undefined)
     return granted === 'rate' ? 0 : granted
   }

@@ -3,16 +3,16 @@
 // a packet is forwarded; the policy returns what to do (go on, hold N ms, disconnect) and the session
 // does it — nothing here touches a socket.
 //
-// In a cluster (SPEC §11) the tenant's maxConnections and connectRate are checked by the cluster's
-// leases, and its publishRate and bandwidth charged to the shared budget; the gateway's own
-// maxConnections, clientPublishRate and the tenant's counters stay local.
+// In a cluster (SPEC §11) the tenant's maxConnections, connectRate and maxSubscriptions are checked by
+// the cluster's leases, and its publishRate and bandwidth charged to the shared budget; the gateway's own
+// maxConnections, clientPublishRate, maxSubscriptionsPerClient and the tenant's counters stay local.
 import type { ReasonName } from '../reason-codes.js'
 import type { TenantRuntime } from '../tenancy/tenants.js'
 import { connectionsChanged, countRefusal, type LimitName, type TenantCounters } from './counters.js'
 import type { SharedBudget } from './rate.js'
 import type { SessionPolicy } from './session-policy.js'
-import { SessionLimits } from './session-limits.js'
-import { applyLimits, newTenantState, pruneExpired, type TenantState } from './tenant-state.js'
+import { SessionLimits, type SharedSubscriptions } from './session-limits.js'
+import { applyLimits, dropSubscriptions, newTenantState, pruneExpired, type TenantState } from './tenant-state.js'
 
 /** A tenant's connection slot across gateways (the cluster's leases: src/cluster/leases.ts). */
 export interface SharedConnections {
@@ -27,6 +27,7 @@ export interface SharedConnections {
 export interface SharedLimits {
   connections: SharedConnections
   budget: SharedBudget
+  subscriptions: SharedSubscriptions
 }
 
 export class TenantLimits {
@@ -42,6 +43,11 @@ export class TenantLimits {
     let s = this.tenants.get(tenant.id)
     if (s === undefined) {
       s = newTenantState(tenant.limits)
+      const shared = this.shared
+      if (shared !== undefined) {
+        const id = tenant.id
+        s.giveBackSubscriptions = (n) => shared.subscriptions.releaseSubscriptions(id, n)
+      }
       this.tenants.set(tenant.id, s)
     } else if (s.limits !== tenant.limits) {
       applyLimits(s, tenant.limits)
@@ -83,9 +89,12 @@ export class TenantLimits {
     connectionsChanged(s.counters, 1)
     s.counters.connects++
     this.total++
+    const shared = this.shared
     return new SessionLimits(
       s,
-      this.shared === undefined ? undefined : { tenant: tenant.id, budget: this.shared.budget },
+      shared === undefined
+        ? undefined
+        : { tenant: tenant.id, budget: shared.budget, subscriptions: shared.subscriptions },
     )
   }
 
@@ -128,20 +137,42 @@ export class TenantLimits {
     const t = policy.tenant
     connectionsChanged(t.counters, -1)
     this.total--
-    if (this.shared !== undefined) this.shared.connections.releaseConnection(policy.tenantId)
+    if (this.shared !== undefined) {
+      this.shared.connections.releaseConnection(policy.tenantId)
+      // SUBSCRIBEs granted by the cluster whose SUBACK will not be counted now
+      if (policy.reserved > 0) this.shared.subscriptions.releaseSubscriptions(policy.tenantId, policy.reserved)
+      policy.reserved = 0
+    }
     const filters = policy.filters
     policy.filters = undefined
     const id = policy.clientId
     if (id !== undefined && t.live.get(id) === policy) {
       t.live.delete(id)
-      if (expirySeconds > 0 && filters !== undefined && filters.size > 0) {
+      if (expirySeconds > 0 && !policy.handedOff && filters !== undefined && filters.size > 0) {
         const expiresAt = now + expirySeconds * 1000
         t.parked.set(id, { filters, expiresAt })
         if (expiresAt < t.nextExpiry) t.nextExpiry = expiresAt
         return
       }
     }
-    t.subscriptions -= filters?.size ?? 0
+    dropSubscriptions(t, filters?.size ?? 0)
+  }
+
+  /**
+   * The tenant's client ID connected through another gateway of the cluster: the broker's session (and
+   * its filters) goes with it, so this gateway stops counting them — a parked session's now, a live
+   * one's when it ends. The other gateway counts them as its client subscribes them again.
+   */
+  handOff(tenantId: string, clientId: string): void {
+    const t = this.tenants.get(tenantId)
+    if (t === undefined) return
+    const live = t.live.get(clientId)
+    if (live instanceof SessionLimits) live.handedOff = true
+    const parked = t.parked.get(clientId)
+    if (parked !== undefined) {
+      t.parked.delete(clientId)
+      dropSubscriptions(t, parked.filters.size)
+    }
   }
 
   connections(tenantId?: string): number {

@@ -4,7 +4,7 @@ import type { ReasonName } from '../reason-codes.js'
 import { countRefusal, type DropReason, type LimitName } from './counters.js'
 import type { SharedBudget, TokenBucket } from './rate.js'
 import { DISCONNECT, GO, type SessionPolicy, type SessionStats, type Verdict } from './session-policy.js'
-import { bucket, pruneExpired, type TenantState } from './tenant-state.js'
+import { bucket, dropSubscriptions, pruneExpired, type TenantState } from './tenant-state.js'
 
 /**
  * Debt below this does not hold a client: each hold costs a timer, so a client at a high rate is held
@@ -12,10 +12,22 @@ import { bucket, pruneExpired, type TenantState } from './tenant-state.js'
  */
 const MIN_HOLD_MS = 5
 
-/** A clustered tenant's publishRate and bandwidth: charged to the budget the gateways share. */
+/** A tenant's subscriptions counted across the cluster (the cluster's leases: src/cluster/leases.ts). */
+export interface SharedSubscriptions {
+  /** how many of `want` new filters fit under maxSubscriptions (none: all of them), taken at once */
+  acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number | undefined): Promise<number>
+  /** filters counted by acquireSubscriptions that no longer are */
+  releaseSubscriptions(tenant: string, n: number): void
+}
+
+/**
+ * A clustered tenant's share of the cluster: its publishRate and bandwidth charged to the budget the
+ * gateways share, its subscriptions counted across them.
+ */
 export interface SharedRates {
   readonly tenant: string
   readonly budget: SharedBudget
+  readonly subscriptions: SharedSubscriptions
 }
 
 /** One admitted session's share of its tenant's limits. */
@@ -26,6 +38,10 @@ export class SessionLimits implements SessionPolicy {
   /** mounted filters the broker holds for this client */
   filters: Set<string> | undefined
   readonly stats: SessionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  /** filters the cluster granted for SUBSCRIBEs still waiting for their SUBACK */
+  reserved = 0
+  /** a takeover through another gateway: the session is there now, so its filters are not parked here */
+  handedOff = false
   private clientPublish: TokenBucket | undefined
 
   constructor(
@@ -188,13 +204,15 @@ export class SessionLimits implements SessionPolicy {
     t.live.set(clientId, this)
     if (held === undefined) return
     if (!sessionPresent)
-      t.subscriptions -= held.size // the broker started afresh: they are gone
+      dropSubscriptions(t, held.size) // the broker started afresh: they are gone
     else if (this.filters === undefined) this.filters = held
     else {
+      let twice = 0
       for (const f of held) {
-        if (this.filters.has(f)) t.subscriptions--
+        if (this.filters.has(f)) twice++
         else this.filters.add(f)
       }
+      dropSubscriptions(t, twice)
     }
   }
 
@@ -213,21 +231,49 @@ export class SessionLimits implements SessionPolicy {
     return this.filters?.has(filter) === true
   }
 
-  subscribed(filters: readonly string[]): void {
-    if (this.released) return // a SUBACK after the session ended: its filters were already given back
+  reserveSubscriptions(n: number): Promise<number> | undefined {
+    const shared = this.shared
+    if (shared === undefined) return undefined
+    return shared.subscriptions
+      .acquireSubscriptions(shared.tenant, n, this.tenant.limits.maxSubscriptions)
+      .catch(() => 0)
+      .then((granted) => {
+        // The session ended while Redis answered: nothing will be subscribed.
+        if (this.released) shared.subscriptions.releaseSubscriptions(shared.tenant, granted)
+        else this.reserved += granted
+        return this.released ? 0 : granted
+      })
+  }
+
+  subscribed(filters: readonly string[], reserved: number): void {
+    // After the session ended its reservations were given back with it (TenantLimits.release), and its filters.
+    if (this.released) return
+    const fromReserve = Math.min(reserved, this.reserved)
+    this.reserved -= fromReserve
     const set = (this.filters ??= new Set())
+    let added = 0
     for (const f of filters) {
       if (!set.has(f)) {
         set.add(f)
-        this.tenant.subscriptions++
+        added++
       }
+    }
+    this.tenant.subscriptions += added
+    // Reserved but not added (refused by the broker, or subscribed meanwhile by another SUBSCRIBE); and in
+    // a cluster, filters added beyond the reservation are counted there too (the cluster only grows here).
+    if (this.shared !== undefined) {
+      if (fromReserve > added) this.shared.subscriptions.releaseSubscriptions(this.shared.tenant, fromReserve - added)
+      else if (added > fromReserve)
+        void this.shared.subscriptions
+          .acquireSubscriptions(this.shared.tenant, added - fromReserve, undefined)
+          .catch(() => 0)
     }
   }
 
   unsubscribed(filters: readonly string[]): void {
     if (this.filters === undefined) return
-    for (const f of filters) {
-      if (this.filters.delete(f)) this.tenant.subscriptions--
-    }
+    let removed = 0
+    for (const f of filters) if (this.filters.delete(f)) removed++
+    dropSubscriptions(this.tenant, removed)
   }
 }

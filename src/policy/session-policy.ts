@@ -46,10 +46,19 @@ export interface SessionPolicy {
    * filters that session holds at the broker are this client's again, and keep counting.
    */
   resume(clientId: string, sessionPresent: boolean): void
-  /** how many NEW filters (not yet subscribed by this client) may be added now */
+  /** how many NEW filters (not yet subscribed by this client) may be added now, as this gateway knows */
   subscriptionRoom(filters: readonly string[]): number
   isSubscribed(filter: string): boolean
-  /** mounted filters the broker granted / the client removed */
-  subscribed(filters: readonly string[]): void
+  /**
+   * In a cluster, the tenant's subscriptions are counted across gateways: how many of `n` new filters
+   * the cluster grants (a round trip to Redis). Undefined outside a cluster, where subscriptionRoom says it all.
+   */
+  reserveSubscriptions(n: number): Promise<number> | undefined
+  /**
+   * mounted filters the broker granted, `reserved` of them taken by reserveSubscriptions (what the
+   * broker refused, or the client held already, is given back)
+   */
+  subscribed(filters: readonly string[], reserved: number): void
+  /** mounted filters the client removed */
   unsubscribed(filters: readonly string[]): void
 }

@@ -4,12 +4,12 @@ import type { Limits } from '../config/schema.js'
 import { newCounters, type TenantCounters } from './counters.js'
 import { memoryRateLimiter, TokenBucket, type RateLimiter } from './rate.js'
 
-/** A persistent session that ended: its filters stay at the broker, and counted, until it expires. */
 /** A connected session, as its client ID's entry: a newer one with the same ID takes its filters over. */
 export interface LiveSession {
   filters: Set<string> | undefined
 }
 
+/** A persistent session that ended: its filters stay at the broker, and counted, until it expires. */
 export interface ParkedSession {
   readonly filters: Set<string>
   readonly expiresAt: number
@@ -18,8 +18,10 @@ export interface ParkedSession {
 /** A tenant's live state: shared by its sessions, kept across reloads (buckets rebuilt as needed). */
 export interface TenantState {
   readonly counters: TenantCounters
-  /** filters held at the broker: live sessions' and parked persistent sessions' */
+  /** filters held at the broker: live sessions' and parked persistent sessions' (change it with dropSubscriptions) */
   subscriptions: number
+  /** in a cluster: gives filters that stopped counting back to the tenant's cluster-wide count */
+  giveBackSubscriptions: ((n: number) => void) | undefined
   limits: Limits
   publish: TokenBucket | undefined
   bandwidth: TokenBucket | undefined
@@ -53,6 +55,13 @@ export function applyLimits(state: TenantState, limits: Limits): void {
   state.limits = limits
 }
 
+/** Filters the broker no longer holds stop counting, here and, in a cluster, cluster-wide. */
+export function dropSubscriptions(s: TenantState, n: number): void {
+  if (n <= 0) return
+  s.subscriptions -= n
+  s.giveBackSubscriptions?.(n)
+}
+
 /** Parked sessions past their expiry are gone at the broker: their filters stop counting. */
 export function pruneExpired(s: TenantState, now: number): void {
   if (now < s.nextExpiry) return
@@ -60,7 +69,7 @@ export function pruneExpired(s: TenantState, now: number): void {
   for (const [id, p] of s.parked) {
     if (p.expiresAt <= now) {
       s.parked.delete(id)
-      s.subscriptions -= p.filters.size
+      dropSubscriptions(s, p.filters.size)
     } else if (p.expiresAt < s.nextExpiry) {
       s.nextExpiry = p.expiresAt
     }
@@ -71,6 +80,7 @@ export function newTenantState(limits: Limits): TenantState {
   const s: TenantState = {
     counters: newCounters(),
     subscriptions: 0,
+    giveBackSubscriptions: undefined,
     limits: {},
     publish: undefined,
     bandwidth: undefined,

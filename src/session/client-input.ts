@@ -1,17 +1,18 @@
 // What the session has read from its client and not processed yet, and why: the frame reader, the
-// holds on processing (connecting, a rate's debt, back-pressure either way), and whether the socket
+// holds on processing (connecting, a rate's debt, back-pressure either way, a SUBSCRIBE waiting for
+// the cluster's count), and whether the socket
 // itself is read. Holding stops processing; only back-pressure, or a full read-ahead, stops reading.
 import { FrameReader, PacketType, type Frame } from '../codec.js'
 import type { ClientStream } from './connecting.js'
 
 /** Why the client's frames are not being processed now: several may hold at once (a bit each). */
-export const Hold = { connecting: 1, throttle: 2, upstream: 4, clientOutput: 8 } as const
+export const Hold = { connecting: 1, throttle: 2, upstream: 4, clientOutput: 8, cluster: 16 } as const
 
 /**
- * While only connecting or a rate holds the client, its socket is still read, up to this many bytes:
- * so its FIN is seen (and the linger starts) when it leaves, not once its backlog has been forwarded.
+ * While only connecting, a rate or the cluster holds the client, its socket is still read, up to this many
+ * bytes: so its FIN is seen (and the linger starts) when it leaves, not once its backlog has been forwarded.
  */
-const READ_AHEAD_HOLDS = Hold.connecting | Hold.throttle
+const READ_AHEAD_HOLDS = Hold.connecting | Hold.throttle | Hold.cluster
 const READ_AHEAD_BYTES = 64 * 1024
 
 export class ClientInput {

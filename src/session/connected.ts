@@ -16,6 +16,12 @@ export interface SessionIO {
   toUpstream(bytes: Buffer): void
   /** raw bytes to the client; past its output bound, neither the client nor the broker is read */
   toClient(bytes: Buffer): void
+  /**
+   * Stops processing the client's packets until `resumeInput` (in order: the ones after wait), while an
+   * answer the next packets depend on is on its way (the cluster's count of subscriptions)
+   */
+  holdInput(): void
+  resumeInput(): void
   /** ends the session; `reason` is told to a v5 client in DISCONNECT */
   close(reason: ReasonName | null, why: string, opts?: { clientDisconnected?: boolean }): void
 }
@@ -26,6 +32,8 @@ export interface PendingAck {
   readonly codes: Array<number | null>
   /** the mounted filters forwarded, in order */
   readonly filters: string[]
+  /** how many of them the cluster's count of subscriptions granted (SUBSCRIBE only) */
+  readonly reserved: number
 }
 
 export interface ConnectedInit {

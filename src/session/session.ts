@@ -362,6 +362,14 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     }
   }
 
+  holdInput(): void {
+    this.input.hold(Hold.cluster)
+  }
+
+  resumeInput(): void {
+    if (this.state !== 'closed') this.input.release(Hold.cluster)
+  }
+
   identified(tenant: TenantRuntime, user: string | undefined): void {
     this.tenant = tenant
     this.user = user

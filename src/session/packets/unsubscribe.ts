@@ -42,7 +42,7 @@ export function unsubscribeFromClient(c: Connected, frame: Frame): void {
     )
   }
   // Negative keys keep UNSUBSCRIBE apart from SUBSCRIBE with the same message ID.
-  c.pendingAcks.set(-messageId - 1, { codes, filters: forward })
+  c.pendingAcks.set(-messageId - 1, { codes, filters: forward, reserved: 0 })
   c.sendToUpstream({ ...packet, unsubscriptions: forward })
 }
 
