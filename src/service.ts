@@ -79,7 +79,9 @@ export async function startService(config: GatewayConfig, opts: { logger: Logger
     const planChanges = await store.planChanges()
     const merged = mergeTenantChanges(config, changes, planChanges)
     for (const w of merged.warnings) log.warn(w)
-    const metrics = createMetrics(cluster !== undefined ? { clusterOutages: () => cluster.redis.outages } : {})
+    const metrics = createMetrics(
+      cluster !== undefined ? { clusterOutages: () => cluster.redis.outages, gateway: cluster.name } : {},
+    )
     await provision(merged.config, log)
     gateway = provisioning(
       await startGateway(merged.config, { ...options, onUpstreamConnect: metrics.upstreamConnected }),

@@ -196,6 +196,19 @@ test("the admin API lists a tenant's clients on every gateway and kicks one on t
   }
 })
 
+test("/metrics: every series carries the gateway's name, so the gateways' series sum to cluster totals", async () => {
+  const c = await connectClient(b.mqttPort, as('globex', 'metered'))
+  try {
+    const series = (s: TestService): Promise<string[]> =>
+      s.api('/metrics').then((r) => r.text.split('\n').filter((l) => l.startsWith('mqtt_gateway_connections{')))
+    assert.ok((await series(b)).includes('mqtt_gateway_connections{tenant="globex",gateway="gw-b"} 1'))
+    assert.ok(!(await series(a)).some((l) => l.includes('tenant="globex"') && l.endsWith(' 1')), 'gw-a holds none')
+    assert.ok((await series(a)).every((l) => l.includes('gateway="gw-a"')))
+  } finally {
+    await c.end()
+  }
+})
+
 test('a takeover through the other gateway gives the old v5 client 0x8E; the new one works', async () => {
   const old = await connectClient(a.mqttPort, as('open', 'dev'))
   const globex = await connectClient(a.mqttPort, as('globex', 'dev'))

@@ -15,9 +15,13 @@ export interface GatewayMetrics {
 
 type CounterKey = 'connects' | 'messagesIn' | 'messagesOut' | 'bytesIn' | 'bytesOut' | 'aclDenials' | 'isolationFaults'
 
-/** `clusterOutages`: a cluster member's count of times its Redis became unreachable */
-export function createMetrics(opts: { clusterOutages?: () => number } = {}): GatewayMetrics {
+/**
+ * `clusterOutages`: a cluster member's count of times its Redis became unreachable; `gateway`: its name in
+ * the cluster, a label on every series, so one Prometheus query sums the gateways' series into cluster totals
+ */
+export function createMetrics(opts: { clusterOutages?: () => number; gateway?: string } = {}): GatewayMetrics {
   const registry = new Registry()
+  if (opts.gateway !== undefined) registry.setDefaultLabels({ gateway: opts.gateway })
   // Node's standard process metrics, event-loop lag (nodejs_eventloop_lag_*) among them.
   collectDefaultMetrics({ register: registry })
   let gateway: Gateway | undefined
