@@ -11,6 +11,8 @@ import { parseConfigText } from '../src/config/load.js'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { adminYaml, startTestService } from './helpers/service.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
+import { connectPacket, rawConnect } from './helpers/raw.js'
+import type { IConnackPacket } from 'mqtt-packet'
 
 const cleanup: Array<() => Promise<void>> = []
 after(async () => {
@@ -60,6 +62,18 @@ tenants:
     password: 'g',
   })
   assert.ok(acme.client.connected && globex.client.connected)
+  // The refusal says why, so the device maker knows to fall back to 3.1.1.
+  const raw = await rawConnect(svc.mqttPort, 5)
+  try {
+    raw.send(
+      connectPacket({ protocolVersion: 5, clientId: 'dev-2', username: 'alice@globex', password: Buffer.from('g') }),
+    )
+    const connack = (await raw.next()) as IConnackPacket
+    assert.equal(connack.reasonCode, 0x84)
+    assert.match(connack.properties?.reasonString ?? '', /MQTT 3\.1\.1/)
+  } finally {
+    raw.end()
+  }
   await Promise.all([acme.end(), globex.end()])
 })
 

@@ -63,5 +63,5 @@ export interface Connecting extends SessionIO {
    * CONNACK with a refusal (v3: close without one when it has no code), then close; `details` go on the
    * refusal's one log line (the failed login's cause, the limit that refused).
    */
-  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>): false
+  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>, reasonString?: string): false
 }

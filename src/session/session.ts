@@ -454,13 +454,21 @@ export class Session implements Connecting, SessionIO, UpstreamEvents {
     this.log.warn({ reason, dropped: publishes }, 'PUBLISH packets received from the client were dropped unforwarded')
   }
 
-  /** CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. */
-  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>): false {
+  /**
+   * CONNACK with a refusal, then close; v3 has no code for some refusals and is simply closed. A v5
+   * client is told `reasonString` when given: only for refusals that reveal nothing about credentials.
+   */
+  refuseConnect(reason: ReasonName, why: string, details?: Record<string, unknown>, reasonString?: string): false {
     const code = reasonCode(reason, this.version)
     if (code !== null) {
       const connack: ConnackPacket =
         this.version === 5
-          ? { cmd: 'connack', sessionPresent: false, reasonCode: code }
+          ? {
+              cmd: 'connack',
+              sessionPresent: false,
+              reasonCode: code,
+              ...(reasonString !== undefined ? { properties: { reasonString } } : {}),
+            }
           : { cmd: 'connack', sessionPresent: false, returnCode: code }
       this.toClient(encode(connack, wireVersion(this.version)))
     }

@@ -92,11 +92,10 @@ function checkProtocol(session: Connecting, a: Attempt): boolean {
  */
 function checkUpstreamProtocol(session: Connecting, a: Attempt): boolean {
   if (session.version !== 5 || a.tenant === undefined || session.host.upstreamFor(a.tenant).v5) return true
-  session.log.warn('MQTT 5 client refused: the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker')
-  return session.refuseConnect(
-    'unsupportedProtocolVersion',
-    'the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker',
-  )
+  const why = 'the upstream broker speaks MQTT 3.1.1 only; use an MQTT 5 broker'
+  session.log.warn(`MQTT 5 client refused: ${why}`)
+  // The device maker sees why in the CONNACK: connect with MQTT 3.1.1 (issue #19).
+  return session.refuseConnect('unsupportedProtocolVersion', why, undefined, 'this service speaks MQTT 3.1.1 only')
 }
 
 async function authenticate(session: Connecting, a: Attempt): Promise<boolean> {
