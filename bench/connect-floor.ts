@@ -56,6 +56,8 @@ async function main(): Promise<void> {
       direct: 'mosquitto directly',
       l4: 'haproxy (L4)',
       gateway: 'gateway',
+      cluster: 'gateway with cluster:', // not started here (startPeers without `cluster`)
+      pair: 'two gateways behind haproxy',
     }
     const all = [...peers.endpoints.map((e) => ({ ...e, label: labels[e.name] })), ...references]
     const rows: Array<{ label: string; rate: number; user?: number; sys?: number }> = []

@@ -1,13 +1,18 @@
-// The three endpoints measured side by side, all on loopback and all in front of ONE mosquitto:
-// the broker directly, an L4 proxy (haproxy `mode tcp`), and the gateway (a separate process).
+// The endpoints measured side by side, all on loopback and all in front of ONE mosquitto: the broker
+// directly, an L4 proxy (haproxy `mode tcp`), and the gateway (a separate process); with `cluster`, also
+// the same gateway with `cluster:` on a local redis-server, and two such gateways behind haproxy.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, waitForPort } from '../test/helpers/net.js'
+import { REDIS_BIN, startRedis, type RedisServer } from '../test/helpers/redis.js'
 
 export interface Endpoint {
-  readonly name: 'direct' | 'l4' | 'gateway'
+  /** cluster: the gateway with `cluster:`; pair: two of those behind haproxy (send-proxy-v2, round robin) */
+  readonly name: 'direct' | 'l4' | 'gateway' | 'cluster' | 'pair'
+  /** the scenarios this endpoint is measured in; all when absent */
+  readonly scenarios?: readonly string[]
   readonly port: number
   /** the process that holds the connections (for RSS) */
   readonly pid: number
@@ -37,7 +42,16 @@ export interface PeerOptions {
   noisyPublishRate: number
   /** a scrypt hash for the connection-rate scenario's user, or undefined for plain */
   hashedPassword: string | undefined
+  /** also start a redis-server and the cluster endpoints (issue #18's cluster-mode column) */
+  cluster?: boolean
 }
+
+/**
+ * The scenarios with a cluster-mode target (issue #18): QoS 0 and QoS 1 throughput ≥ 0.9 × the gateway
+ * alone, connection rate ≥ 0.7 ×; two gateways behind haproxy: the connection rate only.
+ */
+const CLUSTER_SCENARIOS = ['qos0', 'qos1', 'connect']
+const PAIR_SCENARIOS = ['connect']
 
 export async function startPeers(opts: PeerOptions): Promise<Peers> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-bench-'))
@@ -96,46 +110,102 @@ listen mqtt
     skipped.push('l4: haproxy not installed (apt-get install haproxy)')
   }
 
-  const gwPort = await freePort()
   const password = opts.hashedPassword ?? 'plain:p'
-  writeFileSync(
-    join(dir, 'gateway.yaml'),
-    `listeners:
-  - { name: bench, type: tcp, bind: "127.0.0.1:${gwPort}" }
+  /** The gateway's YAML: the bench's two tenants behind `listeners`, `extra` (cluster:) added. */
+  const gatewayYaml = (listeners: string, extra = ''): string => `listeners:
+${listeners}
 upstream: { url: "mqtt://127.0.0.1:${mqttPort}" }
 auth: { maxFailuresPerMinute: 1000000 }
 log: { level: warn }
-tenants:
+${extra}tenants:
   bench-a:
     limits: { publishRate: ${opts.noisyPublishRate} }
     users: { u: { password: "${password}" } }
   bench-b:
     users: { u: { password: "${password}" } }
-`,
-  )
+`
   const compiled = existsSync('dist/cli.js')
   // BENCH_GATEWAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=bench/results" profiles the gateway under load.
   const nodeOptions = process.env.BENCH_GATEWAY_NODE_OPTIONS?.split(' ').filter((o) => o !== '') ?? []
-  const gateway = spawn(
-    process.execPath,
-    compiled
-      ? [...nodeOptions, 'dist/cli.js', 'start', '-c', join(dir, 'gateway.yaml')]
-      : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', join(dir, 'gateway.yaml')],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  )
-  children.push(gateway)
+  /** Starts a gateway from `yaml`, resolves with its pid once `port` accepts connections. */
+  const startGateway = async (name: string, port: number, yaml: string): Promise<number> => {
+    const file = join(dir, `${name}.yaml`)
+    writeFileSync(file, yaml)
+    const gateway = spawn(
+      process.execPath,
+      compiled
+        ? [...nodeOptions, 'dist/cli.js', 'start', '-c', file]
+        : ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    )
+    children.push(gateway)
+    await waitForChild(port, gateway, name)
+    return gateway.pid ?? 0
+  }
+  const users = { userA: 'u@bench-a', userB: 'u@bench-b', password: 'p' }
+
+  const gwPort = await freePort()
   try {
-    await waitForChild(gwPort, gateway, 'gateway')
-    endpoints.push({
-      name: 'gateway',
-      port: gwPort,
-      pid: gateway.pid ?? 0,
-      userA: 'u@bench-a',
-      userB: 'u@bench-b',
-      password: 'p',
-    })
+    const pid = await startGateway(
+      'gateway',
+      gwPort,
+      gatewayYaml(`  - { name: bench, type: tcp, bind: "127.0.0.1:${gwPort}" }`),
+    )
+    endpoints.push({ name: 'gateway', port: gwPort, pid, ...users })
   } catch (err) {
     skipped.push(`gateway: ${(err as Error).message}`)
+  }
+
+  let redis: RedisServer | undefined
+  if (opts.cluster === true && !existsSync(REDIS_BIN)) skipped.push('cluster: redis-server not installed')
+  else if (opts.cluster === true) {
+    try {
+      redis = await startRedis()
+      const cluster = (name: string): string => `cluster: { redis: "${redis?.url}", name: ${name} }\n`
+      const port = await freePort()
+      const pid = await startGateway(
+        'cluster',
+        port,
+        gatewayYaml(`  - { name: bench, type: tcp, bind: "127.0.0.1:${port}" }`, cluster('bench-1')),
+      )
+      endpoints.push({ name: 'cluster', port, pid, scenarios: CLUSTER_SCENARIOS, ...users })
+      if (!existsSync('/usr/sbin/haproxy')) skipped.push('pair: haproxy not installed')
+      else {
+        // Two more gateways of the same cluster, each behind haproxy with the client's address in PROXY v2.
+        const backends: number[] = []
+        for (const name of ['bench-2', 'bench-3']) {
+          const p = await freePort()
+          await startGateway(
+            name,
+            p,
+            gatewayYaml(`  - { name: bench, type: tcp, bind: "127.0.0.1:${p}", proxyProtocol: true }`, cluster(name)),
+          )
+          backends.push(p)
+        }
+        const lbPort = await freePort()
+        writeFileSync(
+          join(dir, 'haproxy-pair.cfg'),
+          `global
+  maxconn 9900
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen mqtt
+  bind 127.0.0.1:${lbPort}
+  balance roundrobin
+${backends.map((p, i) => `  server gw${i} 127.0.0.1:${p} send-proxy-v2`).join('\n')}
+`,
+        )
+        const lb = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy-pair.cfg'), '-db'], { stdio: 'ignore' })
+        children.push(lb)
+        await waitForChild(lbPort, lb, 'haproxy (pair)')
+        endpoints.push({ name: 'pair', port: lbPort, pid: lb.pid ?? 0, scenarios: PAIR_SCENARIOS, ...users })
+      }
+    } catch (err) {
+      skipped.push(`cluster: ${(err as Error).message}`)
+    }
   }
 
   return {
@@ -152,6 +222,7 @@ tenants:
       }, 5000)
       await Promise.all(exited)
       clearTimeout(timer)
+      await redis?.stop() // after the gateways, so none of them logs Redis going away
     },
   }
 }

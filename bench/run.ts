@@ -1,6 +1,8 @@
 // npm run bench [-- --quick] [-- --only=qos0,latency]
 // Runs every scenario against the broker directly, through haproxy (L4) and through the gateway, in
-// one run, prints one table and writes JSON to bench/results/.
+// one run, prints one table and writes JSON to bench/results/. The cluster-mode columns (issue #18): the
+// same gateway with `cluster:` on a local redis-server, and two such gateways behind haproxy, measured in
+// the scenarios that have a cluster target only (throughput and connection rate), to keep the run short.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { startPeers, cpuSeconds, type Endpoint } from './peers.js'
@@ -30,7 +32,7 @@ function record(metric: string, unit: string, higherIsBetter: boolean, name: End
 }
 
 async function main(): Promise<void> {
-  const peers = await startPeers({ noisyPublishRate: 2000, hashedPassword: await hashPassword('p') })
+  const peers = await startPeers({ noisyPublishRate: 2000, hashedPassword: await hashPassword('p'), cluster: true })
   for (const s of peers.skipped) process.stderr.write(`skipped ${s}\n`)
   // Scenario by scenario, each against every endpoint in turn, starting from a quiet broker: a run
   // must not pay for the backlog the one before left in mosquitto. Memory goes first, while every
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
   const each = async (name: string, run: (ep: Endpoint) => Promise<void>): Promise<void> => {
     if (!want(name)) return
     for (const ep of peers.endpoints) {
+      if (ep.scenarios !== undefined && !ep.scenarios.includes(name)) continue
       await quiet(broker)
       process.stderr.write(`== ${name}: ${ep.name}\n`)
       await run(ep)
@@ -126,20 +129,38 @@ function fmt(v: number | undefined): string {
   return v.toFixed(Math.abs(v) >= 10 ? 1 : 2)
 }
 
+/** `a / b` as `0.93×`, or '' when either is missing. */
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a === undefined || b === undefined ? '' : `${(a / b).toFixed(2)}×`
+}
+
 function print(): void {
-  const header = ['scenario', 'unit', 'direct', 'L4 proxy', 'gateway', 'gateway/L4']
+  const header = [
+    'scenario',
+    'unit',
+    'direct',
+    'L4 proxy',
+    'gateway',
+    'gateway/L4',
+    'cluster',
+    'cluster/gateway',
+    '2 gw + haproxy',
+    '2 gw/cluster',
+  ]
   const lines = rows.map((r) => {
-    const ratio =
-      r.values.gateway !== undefined && r.values.l4 !== undefined && r.unit !== '×'
-        ? r.values.gateway / r.values.l4
-        : undefined
+    const v = r.values
+    const rated = r.unit !== '×'
     return [
       r.metric,
       r.unit,
-      fmt(r.values.direct),
-      fmt(r.values.l4),
-      fmt(r.values.gateway),
-      ratio === undefined ? '' : `${ratio.toFixed(2)}×`,
+      fmt(v.direct),
+      fmt(v.l4),
+      fmt(v.gateway),
+      rated ? ratio(v.gateway, v.l4) : '',
+      v.cluster === undefined ? '' : fmt(v.cluster),
+      rated ? ratio(v.cluster, v.gateway) : '',
+      v.pair === undefined ? '' : fmt(v.pair),
+      rated ? ratio(v.pair, v.cluster) : '',
     ]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)))
@@ -148,6 +169,27 @@ function print(): void {
   process.stdout.write(
     [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(line)].join('\n') + '\n',
   )
+  // Issue #18's cluster targets, against the same gateway without `cluster:` in this run.
+  const of = (metric: string): Row['values'] => rows.find((r) => r.metric.startsWith(metric))?.values ?? {}
+  const targets = [
+    ['QoS 0', of('QoS 0 throughput'), 0.9],
+    ['QoS 1', of('QoS 1 throughput'), 0.9],
+    ['connection rate', of('connection rate'), 0.7],
+  ] as const
+  const verdicts = targets
+    .filter(([, v]) => v.cluster !== undefined && v.gateway !== undefined)
+    .map(([what, v, target]) => {
+      const r = (v.cluster ?? 0) / (v.gateway ?? 1)
+      return `${what} ${r.toFixed(2)}× (target ≥ ${target}: ${r >= target ? 'met' : 'NOT met'})`
+    })
+  if (verdicts.length > 0) process.stdout.write(`\ncluster mode against the gateway alone: ${verdicts.join(', ')}\n`)
+  const pair = of('connection rate')
+  if (pair.pair !== undefined && pair.cluster !== undefined)
+    process.stdout.write(
+      `two gateways behind haproxy: ${ratio(pair.pair, pair.cluster)} the connection rate of one cluster gateway; ` +
+        `on ${os.cpus().length} cores the load generator, mosquitto, haproxy, Redis and both gateways share the ` +
+        'same cores, so this mostly shows the overhead of the extra hop and process, not how the cluster scales\n',
+    )
 }
 
 main().catch((err: unknown) => {

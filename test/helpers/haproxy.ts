@@ -1,6 +1,7 @@
 // A real haproxy in front of the gateway, as a load balancer: each route listens on its own port and
 // forwards to a gateway port — `mode tcp` writing a PROXY protocol header (v1 or v2) first, or `mode http`
-// adding X-Forwarded-For, as an HTTP reverse proxy in front of a WebSocket listener does.
+// adding X-Forwarded-For, as an HTTP reverse proxy in front of a WebSocket listener does. A `mode tcp`
+// route may name several gateway ports: haproxy then balances round robin among them.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,7 +11,7 @@ import { freePort, waitForPort } from './net.js'
 export const HAPROXY_BIN = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy'
 
 export type Route =
-  | { readonly name: string; readonly to: number; readonly send: 'send-proxy' | 'send-proxy-v2' }
+  | { readonly name: string; readonly to: number | readonly number[]; readonly send: 'send-proxy' | 'send-proxy-v2' }
   | { readonly name: string; readonly to: number; readonly forwardFor: true }
 
 export interface Haproxy {
@@ -27,7 +28,11 @@ export async function startHaproxy(routes: readonly Route[]): Promise<Haproxy> {
     const port = (ports[r.name] = await freePort())
     sections.push(
       'send' in r
-        ? `listen ${r.name}\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to} ${r.send}`
+        ? `listen ${r.name}\n  balance roundrobin\n  bind 127.0.0.1:${port}\n` +
+            [r.to]
+              .flat()
+              .map((to, i) => `  server gateway${i} 127.0.0.1:${to} ${r.send}`)
+              .join('\n')
         : `listen ${r.name}\n  mode http\n  option forwardfor\n  timeout tunnel 1m\n  bind 127.0.0.1:${port}\n  server gateway 127.0.0.1:${r.to}`,
     )
   }

@@ -8,9 +8,9 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-/** Resolves once something accepts TCP connections on the port (bounded: 10 s). */
-export async function waitForPort(port: number, host = '127.0.0.1'): Promise<void> {
-  const deadline = Date.now() + 10_000
+/** Resolves once something accepts TCP connections on the port (bounded: `ms`, 10 s by default). */
+export async function waitForPort(port: number, host = '127.0.0.1', ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ port, host }, () => {
