@@ -59,10 +59,17 @@ const publish = (topic: string, payload: string, qos: 0 | 1, messageId?: number)
 let ids = 0
 const uniqueId = (what: string): string => `${what}-${process.pid}-${ids++}`
 
-async function subscriber(target: Target, tenant: string, filter: string, v: Version = 5): Promise<TestClient> {
+async function subscriber(
+  target: Target,
+  tenant: string,
+  filter: string,
+  v: Version = 5,
+  clientId?: string,
+): Promise<TestClient> {
   const { username, password } = target.creds(tenant)
   const c = await connectClient(target.port(), {
     protocolVersion: v,
+    ...(clientId !== undefined ? { clientId } : {}),
     ...(username !== undefined ? { username, password: password?.toString() } : {}),
   })
   await c.client.subscribeAsync(filter, { qos: 1 })
@@ -274,6 +281,46 @@ test('publishRate 5: 30 QoS 1 PUBLISH sent without waiting for acks, then DISCON
   raw.end()
   await sub.end()
 })
+
+for (const v of [4, 5] as const) {
+  for (const target of [direct, viaGateway]) {
+    test(`v${v} ${target.name}: publishRate 5, 12 QoS 0 PUBLISH then FIN without DISCONNECT: all 12 arrive in order, then the will`, async () => {
+      const topic = uniqueId('finwill')
+      const clientId = uniqueId('finwill')
+      const sub = await subscriber(target, 'rated', `${topic}/#`)
+      // Another tenant, same client ID and topics: hears neither the messages nor the will, and is not displaced.
+      const neighbour = target === viaGateway ? await subscriber(target, 'acme', `${topic}/#`, v, clientId) : undefined
+      const raw = await rawConnect(target.port(), v)
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          clientId,
+          ...target.creds('rated'),
+          will: { topic: `${topic}/will`, payload: Buffer.from('will'), qos: 1, retain: false },
+        }),
+      )
+      assert.equal((await raw.next()).cmd, 'connack')
+      // More than the burst in one write, so the client is held when its FIN comes.
+      raw.write(Buffer.concat(range(12, String).map((p) => gen(publish(`${topic}/x`, p, 0), v))))
+      raw.socket.end() // FIN, no DISCONNECT: an abrupt leave, after everything it sent
+      const got = await collect(sub, 13, 5000)
+      assert.deepEqual(
+        got,
+        [...range(12, String), 'will'],
+        'the 12 messages in order, then the will (after the last of them)',
+      )
+      assert.equal(sub.received.at(-1)?.topic, `${topic}/will`)
+      await quiet(sub)
+      if (neighbour !== undefined) {
+        assert.equal(neighbour.received.length, 0, 'another tenant hears nothing')
+        assert.equal(neighbour.client.connected, true, 'another tenant is not taken over')
+        await neighbour.end()
+      }
+      raw.end()
+      await sub.end()
+    })
+  }
+}
 
 // ---- 4. rateAction: disconnect acts at the first PUBLISH beyond rate + burst ---------------------
 
