@@ -18,7 +18,8 @@ tenants:
   acme: { users: { u: { password: "plain:p" } } }
   globex: { users: { u: { password: "plain:p" } } }
   rated: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
-  strict: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
+  strict-v4: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
+  strict-v5: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
   narrow: { limits: { bandwidth: 4000 }, users: { u: { password: "plain:p" } } }
 `
 
@@ -324,30 +325,51 @@ for (const v of [4, 5] as const) {
 
 // ---- 4. rateAction: disconnect acts at the first PUBLISH beyond rate + burst ---------------------
 
-test("publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96; an unlimited tenant's client with the same ID and topic gets all of its own through", async () => {
-  const sub = await subscriber(viaGateway, 'strict', 'flood')
-  const acmeSub = await subscriber(viaGateway, 'acme', 'flood')
-  const raw = await rawConnect(gw.port(), 5)
-  raw.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('strict') }))
-  assert.equal((await raw.next()).cmd, 'connack')
-  const acme = await rawConnect(gw.port(), 5)
-  acme.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('acme') }))
-  assert.equal((await acme.next()).cmd, 'connack')
-  const flood = Buffer.concat(range(3000, String).map((p) => gen(publish('flood', p, 0), 5)))
-  raw.write(flood)
-  acme.write(Buffer.concat(range(500, String).map((p) => gen(publish('flood', p, 0), 5))))
-  let answer: mqttPacket.Packet
-  do answer = await raw.next(5000)
-  while (answer.cmd !== 'disconnect')
-  assert.equal(answer.reasonCode, 0x96)
-  await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
-  assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
-  assert.ok(sub.received.length >= 5, 'the burst passes')
-  assert.deepEqual(await collect(acmeSub, 500), range(500, String))
-  raw.end()
-  acme.end()
-  await Promise.all([sub.end(), acmeSub.end()])
-})
+for (const v of [4, 5] as const) {
+  test(`v${v}: publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then ${v === 5 ? '0x96' : 'the socket closes'}; an unlimited tenant's client with the same ID and topic gets all of its own through`, async () => {
+    const topic = uniqueId('flood')
+    const clientId = uniqueId('flooder')
+    const strict = `strict-v${v}` // its own bucket: the other version's flood does not drain it
+    const sub = await subscriber(viaGateway, strict, topic)
+    const acmeSub = await subscriber(viaGateway, 'acme', topic)
+    const raw = await rawConnect(gw.port(), v)
+    raw.send(connectPacket({ protocolVersion: v, clientId, ...viaGateway.creds(strict) }))
+    assert.equal((await raw.next()).cmd, 'connack')
+    const acme = await rawConnect(gw.port(), v)
+    acme.send(connectPacket({ protocolVersion: v, clientId, ...viaGateway.creds('acme') }))
+    assert.equal((await acme.next()).cmd, 'connack')
+    raw.write(Buffer.concat(range(3000, String).map((p) => gen(publish(topic, p, 0), v))))
+    acme.write(Buffer.concat(range(500, String).map((p) => gen(publish(topic, p, 0), v))))
+    if (v === 5) {
+      let answer: mqttPacket.Packet
+      do answer = await raw.next(5000)
+      while (answer.cmd !== 'disconnect')
+      assert.equal(answer.reasonCode, 0x96)
+    } else {
+      // MQTT 3.1.1 has no DISCONNECT from the server: the gateway closes the socket, with nothing before it.
+      await raw.closed(5000)
+      const answers: mqttPacket.Packet[] = []
+      for (;;) {
+        try {
+          answers.push(await raw.next(0))
+        } catch {
+          break
+        }
+      }
+      assert.deepEqual(
+        answers.map((p) => p.cmd),
+        [],
+      )
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
+    assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
+    assert.ok(sub.received.length >= 5, `the burst passes: ${sub.received.length}`)
+    assert.deepEqual(await collect(acmeSub, 500), range(500, String))
+    raw.end()
+    acme.end()
+    await Promise.all([sub.end(), acmeSub.end()])
+  })
+}
 
 // ---- 5. bandwidth paces by bytes -----------------------------------------------------------------
 
