@@ -397,71 +397,79 @@ for (const v of [4, 5] as const) {
 
 // ---- the linger: what a throttled client that left still gets forwarded, and what is dropped ------
 
-test('throttleLinger 1s: a throttled client that left gets its packets forwarded for 1 s, the rest dropped, counted and logged', async () => {
-  const t = await startTestGateway(
-    yamlConfig(
-      broker.url,
-      `
+for (const v of [4, 5] as const) {
+  test(`v${v}: throttleLinger 1s: a throttled client that left gets its packets forwarded for 1 s, the rest dropped, counted and logged`, async () => {
+    const topic = `linger-v${v}`
+    const clientId = `lingerer-v${v}`
+    const t = await startTestGateway(
+      yamlConfig(
+        broker.url,
+        `
 throttleLinger: 1s
 tenants:
   rated: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
   other: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
 `,
-    ),
-  )
-  try {
-    const port = { name: 'short linger', port: () => t.port(), creds: viaGateway.creds }
-    const sub = await subscriber(port, 'rated', 'linger/#')
-    const otherSub = await subscriber(port, 'other', 'linger/#')
-    const raw = await rawConnect(t.port(), 5)
-    raw.send(
-      connectPacket({
-        protocolVersion: 5,
-        clientId: 'lingerer',
-        ...viaGateway.creds('rated'),
-        will: { topic: 'linger/will', payload: Buffer.from('will'), qos: 1, retain: false },
-      }),
+      ),
     )
-    assert.equal((await raw.next()).cmd, 'connack')
-    raw.write(
-      Buffer.concat([
-        ...range(30, String).map((p) => gen(publish('linger/x', p, 0), 5)),
-        gen({ cmd: 'disconnect' }, 5),
-      ]),
-    )
-    raw.socket.end()
-    const got = await collect(sub, 30, 2500)
-    assert.deepEqual(got, range(got.length, String), 'what arrives arrives in order')
-    assert.ok(got.length >= 5 && got.length < 30, `${got.length} forwarded in the linger`)
-    await waitUntil(() => t.counters('rated')?.dropped.lingerExpired !== undefined)
-    assert.equal(t.counters('rated')?.dropped.lingerExpired, 30 - got.length, 'every PUBLISH not forwarded is counted')
-    const line = t.logs.find((l) => l.dropped !== undefined)
-    assert.ok(
-      line !== undefined &&
-        line.tenant === 'rated' &&
-        line.clientId === 'lingerer' &&
-        line.dropped === 30 - got.length &&
-        line.reason === 'lingerExpired',
-      JSON.stringify(line),
-    )
-    assert.equal(t.counters('other')?.dropped.lingerExpired, undefined, 'another tenant counts nothing')
-    const { createMetrics } = await import('../src/admin/metrics.js')
-    const metrics = createMetrics()
-    metrics.attach(t)
-    assert.match(
-      await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'),
-      new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`),
-    )
-    // Its DISCONNECT was still forwarded: the broker discarded the will.
-    await quiet(sub)
-    assert.ok(!sub.received.some((m) => m.topic === 'linger/will'), 'no will')
-    assert.equal(otherSub.received.length, 0)
-    raw.end()
-    await Promise.all([sub.end(), otherSub.end()])
-  } finally {
-    await t.close()
-  }
-})
+    try {
+      const port = { name: 'short linger', port: () => t.port(), creds: viaGateway.creds }
+      const sub = await subscriber(port, 'rated', `${topic}/#`, v)
+      const otherSub = await subscriber(port, 'other', `${topic}/#`, v)
+      const raw = await rawConnect(t.port(), v)
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          clientId,
+          ...viaGateway.creds('rated'),
+          will: { topic: `${topic}/will`, payload: Buffer.from('will'), qos: 1, retain: false },
+        }),
+      )
+      assert.equal((await raw.next()).cmd, 'connack')
+      raw.write(
+        Buffer.concat([
+          ...range(30, String).map((p) => gen(publish(`${topic}/x`, p, 0), v)),
+          gen({ cmd: 'disconnect' }, v),
+        ]),
+      )
+      raw.socket.end()
+      const got = await collect(sub, 30, 2500)
+      assert.deepEqual(got, range(got.length, String), 'what arrives arrives in order')
+      assert.ok(got.length >= 5 && got.length < 30, `${got.length} forwarded in the linger`)
+      await waitUntil(() => t.counters('rated')?.dropped.lingerExpired !== undefined)
+      assert.equal(
+        t.counters('rated')?.dropped.lingerExpired,
+        30 - got.length,
+        'every PUBLISH not forwarded is counted',
+      )
+      const line = t.logs.find((l) => l.dropped !== undefined)
+      assert.ok(
+        line !== undefined &&
+          line.tenant === 'rated' &&
+          line.clientId === clientId &&
+          line.dropped === 30 - got.length &&
+          line.reason === 'lingerExpired',
+        JSON.stringify(line),
+      )
+      assert.equal(t.counters('other')?.dropped.lingerExpired, undefined, 'another tenant counts nothing')
+      const { createMetrics } = await import('../src/admin/metrics.js')
+      const metrics = createMetrics()
+      metrics.attach(t)
+      assert.match(
+        await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'),
+        new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`),
+      )
+      // Its DISCONNECT was still forwarded: the broker discarded the will.
+      await quiet(sub)
+      assert.ok(!sub.received.some((m) => m.topic === `${topic}/will`), 'no will')
+      assert.equal(otherSub.received.length, 0)
+      raw.end()
+      await Promise.all([sub.end(), otherSub.end()])
+    } finally {
+      await t.close()
+    }
+  })
+}
 
 async function waitUntil(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
