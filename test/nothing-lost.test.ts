@@ -18,8 +18,10 @@ tenants:
   acme: { users: { u: { password: "plain:p" } } }
   globex: { users: { u: { password: "plain:p" } } }
   rated: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
-  strict: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
-  narrow: { limits: { bandwidth: 4000 }, users: { u: { password: "plain:p" } } }
+  strict-v4: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
+  strict-v5: { limits: { publishRate: 5, rateAction: disconnect }, users: { u: { password: "plain:p" } } }
+  narrow-v4: { limits: { bandwidth: 4000 }, users: { u: { password: "plain:p" } } }
+  narrow-v5: { limits: { bandwidth: 4000 }, users: { u: { password: "plain:p" } } }
 `
 
 before(async () => {
@@ -59,10 +61,17 @@ const publish = (topic: string, payload: string, qos: 0 | 1, messageId?: number)
 let ids = 0
 const uniqueId = (what: string): string => `${what}-${process.pid}-${ids++}`
 
-async function subscriber(target: Target, tenant: string, filter: string, v: Version = 5): Promise<TestClient> {
+async function subscriber(
+  target: Target,
+  tenant: string,
+  filter: string,
+  v: Version = 5,
+  clientId?: string,
+): Promise<TestClient> {
   const { username, password } = target.creds(tenant)
   const c = await connectClient(target.port(), {
     protocolVersion: v,
+    ...(clientId !== undefined ? { clientId } : {}),
     ...(username !== undefined ? { username, password: password?.toString() } : {}),
   })
   await c.client.subscribeAsync(filter, { qos: 1 })
@@ -275,116 +284,192 @@ test('publishRate 5: 30 QoS 1 PUBLISH sent without waiting for acks, then DISCON
   await sub.end()
 })
 
+for (const v of [4, 5] as const) {
+  for (const target of [direct, viaGateway]) {
+    test(`v${v} ${target.name}: publishRate 5, 12 QoS 0 PUBLISH then FIN without DISCONNECT: all 12 arrive in order, then the will`, async () => {
+      const topic = uniqueId('finwill')
+      const clientId = uniqueId('finwill')
+      const sub = await subscriber(target, 'rated', `${topic}/#`)
+      // Another tenant, same client ID and topics: hears neither the messages nor the will, and is not displaced.
+      const neighbour = target === viaGateway ? await subscriber(target, 'acme', `${topic}/#`, v, clientId) : undefined
+      const raw = await rawConnect(target.port(), v)
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          clientId,
+          ...target.creds('rated'),
+          will: { topic: `${topic}/will`, payload: Buffer.from('will'), qos: 1, retain: false },
+        }),
+      )
+      assert.equal((await raw.next()).cmd, 'connack')
+      // More than the burst in one write, so the client is held when its FIN comes.
+      raw.write(Buffer.concat(range(12, String).map((p) => gen(publish(`${topic}/x`, p, 0), v))))
+      raw.socket.end() // FIN, no DISCONNECT: an abrupt leave, after everything it sent
+      const got = await collect(sub, 13, 5000)
+      assert.deepEqual(
+        got,
+        [...range(12, String), 'will'],
+        'the 12 messages in order, then the will (after the last of them)',
+      )
+      assert.equal(sub.received.at(-1)?.topic, `${topic}/will`)
+      await quiet(sub)
+      if (neighbour !== undefined) {
+        assert.equal(neighbour.received.length, 0, 'another tenant hears nothing')
+        assert.equal(neighbour.client.connected, true, 'another tenant is not taken over')
+        await neighbour.end()
+      }
+      raw.end()
+      await sub.end()
+    })
+  }
+}
+
 // ---- 4. rateAction: disconnect acts at the first PUBLISH beyond rate + burst ---------------------
 
-test("publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then 0x96; an unlimited tenant's client with the same ID and topic gets all of its own through", async () => {
-  const sub = await subscriber(viaGateway, 'strict', 'flood')
-  const acmeSub = await subscriber(viaGateway, 'acme', 'flood')
-  const raw = await rawConnect(gw.port(), 5)
-  raw.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('strict') }))
-  assert.equal((await raw.next()).cmd, 'connack')
-  const acme = await rawConnect(gw.port(), 5)
-  acme.send(connectPacket({ protocolVersion: 5, clientId: 'flooder', ...viaGateway.creds('acme') }))
-  assert.equal((await acme.next()).cmd, 'connack')
-  const flood = Buffer.concat(range(3000, String).map((p) => gen(publish('flood', p, 0), 5)))
-  raw.write(flood)
-  acme.write(Buffer.concat(range(500, String).map((p) => gen(publish('flood', p, 0), 5))))
-  let answer: mqttPacket.Packet
-  do answer = await raw.next(5000)
-  while (answer.cmd !== 'disconnect')
-  assert.equal(answer.reasonCode, 0x96)
-  await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
-  assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
-  assert.ok(sub.received.length >= 5, 'the burst passes')
-  assert.deepEqual(await collect(acmeSub, 500), range(500, String))
-  raw.end()
-  acme.end()
-  await Promise.all([sub.end(), acmeSub.end()])
-})
+for (const v of [4, 5] as const) {
+  test(`v${v}: publishRate 5, rateAction disconnect: a 3,000-message flood in one write gets at most a dozen through, then ${v === 5 ? '0x96' : 'the socket closes'}; an unlimited tenant's client with the same ID and topic gets all of its own through`, async () => {
+    const topic = uniqueId('flood')
+    const clientId = uniqueId('flooder')
+    const strict = `strict-v${v}` // its own bucket: the other version's flood does not drain it
+    const sub = await subscriber(viaGateway, strict, topic)
+    const acmeSub = await subscriber(viaGateway, 'acme', topic)
+    const raw = await rawConnect(gw.port(), v)
+    raw.send(connectPacket({ protocolVersion: v, clientId, ...viaGateway.creds(strict) }))
+    assert.equal((await raw.next()).cmd, 'connack')
+    const acme = await rawConnect(gw.port(), v)
+    acme.send(connectPacket({ protocolVersion: v, clientId, ...viaGateway.creds('acme') }))
+    assert.equal((await acme.next()).cmd, 'connack')
+    raw.write(Buffer.concat(range(3000, String).map((p) => gen(publish(topic, p, 0), v))))
+    acme.write(Buffer.concat(range(500, String).map((p) => gen(publish(topic, p, 0), v))))
+    if (v === 5) {
+      let answer: mqttPacket.Packet
+      do answer = await raw.next(5000)
+      while (answer.cmd !== 'disconnect')
+      assert.equal(answer.reasonCode, 0x96)
+    } else {
+      // MQTT 3.1.1 has no DISCONNECT from the server: the gateway closes the socket, with nothing before it.
+      await raw.closed(5000)
+      const answers: mqttPacket.Packet[] = []
+      for (;;) {
+        try {
+          answers.push(await raw.next(0))
+        } catch {
+          break
+        }
+      }
+      assert.deepEqual(
+        answers.map((p) => p.cmd),
+        [],
+      )
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500)) // anything still in flight to the subscriber lands
+    assert.ok(sub.received.length <= 12, `${sub.received.length} messages passed`)
+    assert.ok(sub.received.length >= 5, `the burst passes: ${sub.received.length}`)
+    assert.deepEqual(await collect(acmeSub, 500), range(500, String))
+    raw.end()
+    acme.end()
+    await Promise.all([sub.end(), acmeSub.end()])
+  })
+}
 
 // ---- 5. bandwidth paces by bytes -----------------------------------------------------------------
 
-test("bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one second's burst) / rate", async () => {
-  const sub = await subscriber(viaGateway, 'narrow', 'bw/#')
-  const pub = await connectClient(gw.port(), { protocolVersion: 5, username: 'u@narrow', password: 'p' })
-  const payload = 'x'.repeat(100)
-  const t0 = performance.now()
-  await Promise.all(range(100, String).map(() => pub.client.publishAsync('bw/x', payload, { qos: 1 })))
-  const took = performance.now() - t0
-  const bytes = 100 * (2 + 2 + 4 + 2 + 1 + payload.length) // fixed header, topic, packet ID, properties
-  const expected = ((bytes - 4000) / 4000) * 1000
-  assert.ok(took >= expected * 0.9, `took ${took.toFixed(0)} ms for ${bytes} bytes, expected ≥ ${expected.toFixed(0)}`)
-  assert.equal((await collect(sub, 100)).length, 100)
-  await Promise.all([pub.end(), sub.end()])
-})
+for (const v of [4, 5] as const) {
+  test(`v${v}: bandwidth 4000 B/s: 100 QoS 1 PUBLISH of ~110 bytes take (bytes − one second's burst) / rate`, async () => {
+    const narrow = `narrow-v${v}` // its own bucket: the other version's bytes do not slow it
+    const sub = await subscriber(viaGateway, narrow, 'bw/#', v)
+    const pub = await connectClient(gw.port(), { protocolVersion: v, username: `u@${narrow}`, password: 'p' })
+    const payload = 'x'.repeat(100)
+    const t0 = performance.now()
+    await Promise.all(range(100, String).map(() => pub.client.publishAsync('bw/x', payload, { qos: 1 })))
+    const took = performance.now() - t0
+    // fixed header, topic, packet ID, (v5) properties
+    const bytes = 100 * (2 + 2 + 4 + 2 + (v === 5 ? 1 : 0) + payload.length)
+    const expected = ((bytes - 4000) / 4000) * 1000
+    assert.ok(
+      took >= expected * 0.9,
+      `took ${took.toFixed(0)} ms for ${bytes} bytes, expected ≥ ${expected.toFixed(0)}`,
+    )
+    assert.equal((await collect(sub, 100)).length, 100)
+    await Promise.all([pub.end(), sub.end()])
+  })
+}
 
 // ---- the linger: what a throttled client that left still gets forwarded, and what is dropped ------
 
-test('throttleLinger 1s: a throttled client that left gets its packets forwarded for 1 s, the rest dropped, counted and logged', async () => {
-  const t = await startTestGateway(
-    yamlConfig(
-      broker.url,
-      `
+for (const v of [4, 5] as const) {
+  test(`v${v}: throttleLinger 1s: a throttled client that left gets its packets forwarded for 1 s, the rest dropped, counted and logged`, async () => {
+    const topic = `linger-v${v}`
+    const clientId = `lingerer-v${v}`
+    const t = await startTestGateway(
+      yamlConfig(
+        broker.url,
+        `
 throttleLinger: 1s
 tenants:
   rated: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
   other: { limits: { publishRate: 5 }, users: { u: { password: "plain:p" } } }
 `,
-    ),
-  )
-  try {
-    const port = { name: 'short linger', port: () => t.port(), creds: viaGateway.creds }
-    const sub = await subscriber(port, 'rated', 'linger/#')
-    const otherSub = await subscriber(port, 'other', 'linger/#')
-    const raw = await rawConnect(t.port(), 5)
-    raw.send(
-      connectPacket({
-        protocolVersion: 5,
-        clientId: 'lingerer',
-        ...viaGateway.creds('rated'),
-        will: { topic: 'linger/will', payload: Buffer.from('will'), qos: 1, retain: false },
-      }),
+      ),
     )
-    assert.equal((await raw.next()).cmd, 'connack')
-    raw.write(
-      Buffer.concat([
-        ...range(30, String).map((p) => gen(publish('linger/x', p, 0), 5)),
-        gen({ cmd: 'disconnect' }, 5),
-      ]),
-    )
-    raw.socket.end()
-    const got = await collect(sub, 30, 2500)
-    assert.deepEqual(got, range(got.length, String), 'what arrives arrives in order')
-    assert.ok(got.length >= 5 && got.length < 30, `${got.length} forwarded in the linger`)
-    await waitUntil(() => t.counters('rated')?.dropped.lingerExpired !== undefined)
-    assert.equal(t.counters('rated')?.dropped.lingerExpired, 30 - got.length, 'every PUBLISH not forwarded is counted')
-    const line = t.logs.find((l) => l.dropped !== undefined)
-    assert.ok(
-      line !== undefined &&
-        line.tenant === 'rated' &&
-        line.clientId === 'lingerer' &&
-        line.dropped === 30 - got.length &&
-        line.reason === 'lingerExpired',
-      JSON.stringify(line),
-    )
-    assert.equal(t.counters('other')?.dropped.lingerExpired, undefined, 'another tenant counts nothing')
-    const { createMetrics } = await import('../src/admin/metrics.js')
-    const metrics = createMetrics()
-    metrics.attach(t)
-    assert.match(
-      await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'),
-      new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`),
-    )
-    // Its DISCONNECT was still forwarded: the broker discarded the will.
-    await quiet(sub)
-    assert.ok(!sub.received.some((m) => m.topic === 'linger/will'), 'no will')
-    assert.equal(otherSub.received.length, 0)
-    raw.end()
-    await Promise.all([sub.end(), otherSub.end()])
-  } finally {
-    await t.close()
-  }
-})
+    try {
+      const port = { name: 'short linger', port: () => t.port(), creds: viaGateway.creds }
+      const sub = await subscriber(port, 'rated', `${topic}/#`, v)
+      const otherSub = await subscriber(port, 'other', `${topic}/#`, v)
+      const raw = await rawConnect(t.port(), v)
+      raw.send(
+        connectPacket({
+          protocolVersion: v,
+          clientId,
+          ...viaGateway.creds('rated'),
+          will: { topic: `${topic}/will`, payload: Buffer.from('will'), qos: 1, retain: false },
+        }),
+      )
+      assert.equal((await raw.next()).cmd, 'connack')
+      raw.write(
+        Buffer.concat([
+          ...range(30, String).map((p) => gen(publish(`${topic}/x`, p, 0), v)),
+          gen({ cmd: 'disconnect' }, v),
+        ]),
+      )
+      raw.socket.end()
+      const got = await collect(sub, 30, 2500)
+      assert.deepEqual(got, range(got.length, String), 'what arrives arrives in order')
+      assert.ok(got.length >= 5 && got.length < 30, `${got.length} forwarded in the linger`)
+      await waitUntil(() => t.counters('rated')?.dropped.lingerExpired !== undefined)
+      assert.equal(
+        t.counters('rated')?.dropped.lingerExpired,
+        30 - got.length,
+        'every PUBLISH not forwarded is counted',
+      )
+      const line = t.logs.find((l) => l.dropped !== undefined)
+      assert.ok(
+        line !== undefined &&
+          line.tenant === 'rated' &&
+          line.clientId === clientId &&
+          line.dropped === 30 - got.length &&
+          line.reason === 'lingerExpired',
+        JSON.stringify(line),
+      )
+      assert.equal(t.counters('other')?.dropped.lingerExpired, undefined, 'another tenant counts nothing')
+      const { createMetrics } = await import('../src/admin/metrics.js')
+      const metrics = createMetrics()
+      metrics.attach(t)
+      assert.match(
+        await metrics.registry.getSingleMetricAsString('mqtt_gateway_dropped_total'),
+        new RegExp(`mqtt_gateway_dropped_total\\{tenant="rated",reason="lingerExpired"\\} ${30 - got.length}`),
+      )
+      // Its DISCONNECT was still forwarded: the broker discarded the will.
+      await quiet(sub)
+      assert.ok(!sub.received.some((m) => m.topic === `${topic}/will`), 'no will')
+      assert.equal(otherSub.received.length, 0)
+      raw.end()
+      await Promise.all([sub.end(), otherSub.end()])
+    } finally {
+      await t.close()
+    }
+  })
+}
 
 async function waitUntil(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
