@@ -1,8 +1,9 @@
 // A malicious tenant fuzzed over real sockets (issue #17): strings at the 65,535-byte edge in every
 // field the gateway mounts (client ID, will topic and Response Topic, topics, Response Topic, filters
 // of SUBSCRIBE and UNSUBSCRIBE, shared or not) so the mounted one may overflow, and packets with huge
-// property counts. Whatever evil sends, the broker sees only evil's namespace and whole packets, the
-// other tenant hears nothing, and the gateway goes on. Bounded to a few seconds.
+// property counts, and a client that never reads flooding packets the gateway answers itself. Whatever
+// evil sends, the broker sees only evil's namespace and whole packets, the other tenant hears nothing,
+// and the gateway goes on. Bounded to several seconds; FUZZ_RUNS=n multiplies the runs for a long one.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
@@ -12,12 +13,21 @@ import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { drained, startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { connectClient, type TestClient } from './helpers/clients.js'
 import { connectPacket, rawConnect, type RawClient } from './helpers/raw.js'
+import { floodWithoutReading } from './helpers/never-reads.js'
+
+/** A multiplier on every property's number of runs, for a long run: `FUZZ_RUNS=20`. */
+const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 1)
+if (!Number.isInteger(FUZZ_RUNS) || FUZZ_RUNS < 1)
+  throw new Error(`FUZZ_RUNS must be a positive integer, not ${process.env.FUZZ_RUNS ?? ''}`)
+const runs = (n: number): number => n * FUZZ_RUNS
 
 let broker: Mosquitto
 let gw: TestGateway
 let victim: TestClient
 let watch: mqtt.MqttClient
 const seenByBroker: string[] = []
+/** the victim's own round trips (rt/…), the only messages it may hear */
+const roundTrips = new Set<string>()
 
 before(async () => {
   broker = await startMosquitto()
@@ -26,7 +36,9 @@ listeners: [{ name: mqtt, type: tcp, bind: "127.0.0.1:0" }]
 upstream: { url: ${broker.url} }
 auth: { maxFailuresPerMinute: 100000 }
 tenants:
-  evil: { users: { alice: { password: "plain:e" } } }
+  evil:
+    users: { alice: { password: "plain:e" } }
+    acl: [{ deny: all, topic: "deny/#" }, { allow: all, topic: "#" }]
   victim: { users: { alice: { password: "plain:v" } } }
 `)
   victim = await connectClient(gw.port(), { username: 'alice@victim', password: 'v', clientId: 'dev' })
@@ -172,10 +184,12 @@ async function brokerSync(round: string): Promise<void> {
 
 async function assertContained(logsBefore: number, round: string): Promise<void> {
   await brokerSync(round)
-  const foreign = seenByBroker.filter((t) => t !== 'sync' && !t.startsWith('evil/'))
+  const foreign = seenByBroker.filter(
+    (t) => t !== 'sync' && !t.startsWith('evil/') && !(t.startsWith('victim/') && roundTrips.has(t.slice(7))),
+  )
   assert.deepEqual(foreign, [], 'the broker saw topics outside evil/')
   assert.deepEqual(
-    victim.received.map((m) => m.topic),
+    victim.received.map((m) => m.topic).filter((t) => !roundTrips.has(t)),
     [],
     'victim heard something',
   )
@@ -215,7 +229,7 @@ test('fuzz: over-long mounted strings and huge property counts after CONNECT', a
       raw.end()
       await assertContained(logsBefore, `a${round++}`)
     }),
-    { numRuns: 30 },
+    { numRuns: runs(30) },
   )
 })
 
@@ -234,9 +248,101 @@ test('fuzz: over-long mounted CONNECT fields', async () => {
       raw.end()
       await assertContained(logsBefore, `c${round++}`)
     }),
-    { numRuns: 12 },
+    { numRuns: runs(12) },
   )
   // and evil is still served
   const ok = await connectClient(gw.port(), { username: 'alice@evil', password: 'e', clientId: 'after' })
   await ok.end()
+})
+
+/**
+ * A packet the gateway answers itself (SPEC §5, §6): PUBLISH to a `$` topic or one the ACL denies (PUBACK
+ * / PUBREC, v5 0x87; a v3 QoS 2 one's PUBREL gets the gateway's PUBCOMP too), SUBSCRIBE to `$` or denied
+ * filters (SUBACK 0x80 / 0x87), UNSUBSCRIBE of `$` filters (UNSUBACK); and PINGREQ, answered by the
+ * broker through the same output.
+ */
+type OwnReply =
+  | { kind: 'publish'; topic: string; qos: 1 | 2 }
+  | { kind: 'subscribe'; filters: string[] }
+  | { kind: 'unsubscribe'; filters: string[] }
+  | { kind: 'pingreq' }
+const ownReply: fc.Arbitrary<OwnReply> = fc.oneof(
+  fc.record({
+    kind: fc.constant('publish' as const),
+    topic: fc.constantFrom('$x', '$SYS/broker/load', 'deny/t'),
+    qos: fc.constantFrom<1 | 2>(1, 2),
+  }),
+  fc.record({
+    kind: fc.constant('subscribe' as const),
+    filters: fc.array(fc.constantFrom('$SYS/#', '$x/+', '#/$', 'deny/#', '$share/g/$x'), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  }),
+  fc.record({
+    kind: fc.constant('unsubscribe' as const),
+    filters: fc.array(fc.constantFrom('$SYS/#', '$x', '$share/g/$x'), { minLength: 1, maxLength: 3 }),
+  }),
+  fc.record({ kind: fc.constant('pingreq' as const) }),
+)
+const neverReads = fc.record({
+  v: fc.constantFrom<4 | 5>(4, 5),
+  packets: fc.array(ownReply, { minLength: 1, maxLength: 5 }),
+})
+
+function ownReplyPackets(r: OwnReply, i: number): mqttPacket.Packet[] {
+  const messageId = i + 1
+  switch (r.kind) {
+    case 'publish': {
+      const p = { ...publish(r.topic), qos: r.qos, messageId }
+      return r.qos === 2 ? [p, { cmd: 'pubrel', messageId }] : [p]
+    }
+    case 'subscribe':
+      return [{ cmd: 'subscribe', messageId, subscriptions: r.filters.map((topic) => ({ topic, qos: 1 as const })) }]
+    case 'unsubscribe':
+      return [{ cmd: 'unsubscribe', messageId, unsubscriptions: r.filters }]
+    case 'pingreq':
+      return [{ cmd: 'pingreq' }]
+  }
+}
+
+test('fuzz: a client that never reads floods packets the gateway answers itself', async () => {
+  const logsBefore = gw.logs.length
+  let round = 0
+  await fc.assert(
+    fc.asyncProperty(neverReads, async ({ v, packets }) => {
+      const clientId = `n${round}`
+      const unit = Buffer.concat(
+        packets.flatMap((r, i) => ownReplyPackets(r, i).map((p) => mqttPacket.generate(p, { protocolVersion: v }))),
+      )
+      const connect = mqttPacket.generate(
+        connectPacket({ protocolVersion: v, username: 'alice@evil', password: Buffer.from('e'), clientId }),
+        { protocolVersion: v },
+      )
+      const heapBefore = process.memoryUsage().heapUsed
+      const flooder = await floodWithoutReading(gw.port(), connect, unit, {
+        repeat: Math.ceil(16_000_000 / unit.length),
+      })
+      try {
+        assert.deepEqual([flooder.connack[0], flooder.connack[3]], [0x20, 0], 'CONNACK, accepted')
+        const readNow = (): number => gw.clients('evil').find((c) => c.clientId === clientId)?.bytesIn ?? -1
+        const read = readNow()
+        assert.ok(flooder.sent < flooder.total, 'the client could not send everything: the gateway stopped reading it')
+        assert.ok(read >= 0 && read < flooder.sent, `the gateway read ${read} bytes of the ${flooder.sent} sent`)
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        assert.equal(readNow(), read, 'and reads no more while the client reads nothing')
+        const grown = process.memoryUsage().heapUsed - heapBefore
+        assert.ok(grown < 64 * 1024 * 1024, `the heap grew by ${(grown / 1048576).toFixed(1)} MiB`)
+        // The other tenant is served meanwhile: a round trip through the gateway and the broker.
+        const topic = `rt/${round}`
+        roundTrips.add(topic)
+        await victim.client.publishAsync(topic, 'x', { qos: 1 })
+        await victim.next((m) => m.topic === topic)
+      } finally {
+        flooder.stop()
+      }
+      await assertContained(logsBefore, `n${round++}`)
+    }),
+    { numRuns: runs(4) },
+  )
 })

@@ -4,11 +4,12 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
-import { spawn } from 'node:child_process'
 import mqttPacket from 'mqtt-packet'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway, yamlConfig, type TestGateway } from './helpers/gateway.js'
 import { rawConnect, connectPacket, type RawClient } from './helpers/raw.js'
+import { floodWithoutReading } from './helpers/never-reads.js'
+import { connectClient } from './helpers/clients.js'
 
 let broker: Mosquitto
 let gw: TestGateway
@@ -23,6 +24,7 @@ tenants:
   acme: { plan: small, users: { u: { password: "plain:p" } } }
   globex: { plan: small, users: { u: { password: "plain:p" } } }
   open: { users: { u: { password: "plain:p" } } }
+  bystander: { users: { u: { password: "plain:p" } } }
 `
 
 before(async () => {
@@ -88,60 +90,89 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 
 // ---- #17 item 2: one output bound for everything written to a client ------------------------------
 
-/**
- * A client with a 2 KiB receive buffer that never reads floods QoS 1 PUBLISH to `$x`: each one is
- * answered by the gateway itself (PUBACK 0x87 / acknowledged). Prints how many bytes it got sent.
- */
-const NEVER_READS = `
-import socket, sys
-port, connect, publish = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-s.connect(('127.0.0.1', port))
-s.sendall(connect)
-s.recv(4)
-flood = publish * 2000000
-s.settimeout(1.5)
-sent = 0
-try:
-    while sent < len(flood):
-        sent += s.send(flood[sent:sent + 65536])
-except socket.timeout:
-    pass
-print(sent, flush=True)
-sys.stdin.read()
-`
+/** A packet the gateway answers itself, never forwarded: what a never-reading client floods. */
+interface OwnReply {
+  name: string
+  v: 4 | 5
+  packet: mqttPacket.Packet
+  /** the gateway's answer, as one client that reads hears it */
+  reply: (p: mqttPacket.Packet) => boolean
+}
+const OWN_REPLIES: OwnReply[] = [
+  {
+    name: 'v3 QoS 1 PUBLISH to $x, acknowledged and dropped',
+    v: 4,
+    packet: { cmd: 'publish', topic: '$x', payload: Buffer.alloc(0), qos: 1, messageId: 7, retain: false, dup: false },
+    reply: (p) => p.cmd === 'puback' && p.messageId === 7,
+  },
+  {
+    name: 'v3 UNSUBSCRIBE $SYS/#, UNSUBACK',
+    v: 4,
+    packet: { cmd: 'unsubscribe', messageId: 7, unsubscriptions: ['$SYS/#'] },
+    reply: (p) => p.cmd === 'unsuback' && p.messageId === 7,
+  },
+  {
+    name: 'v3 SUBSCRIBE $SYS/#, SUBACK 0x80',
+    v: 4,
+    packet: { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: '$SYS/#', qos: 1 }] },
+    reply: (p) => p.cmd === 'suback' && p.messageId === 7 && p.granted[0] === 0x80,
+  },
+  {
+    name: 'v5 QoS 1 PUBLISH to $x, PUBACK 0x87',
+    v: 5,
+    packet: { cmd: 'publish', topic: '$x', payload: Buffer.alloc(0), qos: 1, messageId: 7, retain: false, dup: false },
+    reply: (p) => p.cmd === 'puback' && p.messageId === 7 && p.reasonCode === 0x87,
+  },
+]
 
-test('a client that never reads stops being read once what the gateway wrote to it passes its bound, replies included', async () => {
-  const connect = mqttPacket.generate(
-    connectPacket({ username: 'u@open', password: Buffer.from('p'), clientId: 'never-reads' }),
-    { protocolVersion: 4 },
-  )
-  const publish = mqttPacket.generate(
-    { cmd: 'publish', topic: '$x', payload: Buffer.alloc(0), qos: 1, messageId: 7, retain: false, dup: false },
-    { protocolVersion: 4 },
-  )
-  const child = spawn(
-    '/usr/bin/python3',
-    ['-c', NEVER_READS, String(gw.port()), connect.toString('hex'), publish.toString('hex')],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  )
-  try {
-    const sent = await new Promise<number>((resolve, reject) => {
-      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
-      child.once('exit', () => reject(new Error('the flooding client exited')))
-    })
-    const readNow = (): number => gw.clients('open').find((c) => c.clientId === 'never-reads')?.bytesIn ?? -1
-    const read = readNow()
-    assert.ok(sent < publish.length * 2000000, 'the client could not send everything: the gateway stopped reading it')
-    // What it read is bounded by the kernel's socket buffers (a few MiB on loopback), not by the flood.
-    assert.ok(read >= 0 && read < sent, `the gateway read ${read} bytes of the ${sent} sent`)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    assert.equal(readNow(), read, 'and reads no more while the client reads nothing')
-  } finally {
-    child.kill()
-  }
-})
+for (const kind of OWN_REPLIES) {
+  test(`a client that never reads stops being read once what the gateway wrote to it passes its bound: ${kind.name}`, async () => {
+    const unit = mqttPacket.generate(kind.packet, { protocolVersion: kind.v })
+    // The premise: the gateway answers this packet itself, and the broker never sees it.
+    const brokerSaw = toBroker.length
+    const probe = await session('open', kind.v, `probe-${kind.v}`)
+    probe.raw.write(unit)
+    const answer = await probe.raw.next()
+    assert.ok(kind.reply(answer), JSON.stringify(answer))
+    probe.raw.end()
+    await waitFor(() => gw.connections('open') === 0)
+
+    const clientId = `never-reads-${kind.v}`
+    const connect = mqttPacket.generate(
+      connectPacket({ protocolVersion: kind.v, username: 'u@open', password: Buffer.from('p'), clientId }),
+      { protocolVersion: kind.v },
+    )
+    const heapBefore = process.memoryUsage().heapUsed
+    const repeat = Math.ceil(16_000_000 / unit.length)
+    const flooder = await floodWithoutReading(gw.port(), connect, unit, { repeat })
+    try {
+      assert.deepEqual([flooder.connack[0], flooder.connack[3]], [0x20, 0], 'CONNACK, accepted')
+      const readNow = (): number => gw.clients('open').find((c) => c.clientId === clientId)?.bytesIn ?? -1
+      const read = readNow()
+      assert.ok(flooder.sent < flooder.total, 'the client could not send everything: the gateway stopped reading it')
+      // What it read is bounded by the kernel's socket buffers (under 1 MiB with the client's small MSS), not by the flood.
+      assert.ok(read >= 0 && read < flooder.sent, `the gateway read ${read} bytes of the ${flooder.sent} sent`)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.equal(readNow(), read, 'and reads no more while the client reads nothing')
+      // Each queued reply costs far more than its 4 or 5 bytes: without the bound this flood grew the heap 200–300 MiB.
+      const grown = process.memoryUsage().heapUsed - heapBefore
+      assert.ok(grown < 64 * 1024 * 1024, `the heap grew by ${(grown / 1048576).toFixed(1)} MiB`)
+      assert.ok(
+        toBroker.slice(brokerSaw).every((p) => !['publish', 'subscribe', 'unsubscribe'].includes(p.cmd)),
+        "the broker saw none of it: every reply was the gateway's own",
+      )
+      // Another tenant is served meanwhile.
+      const other = await connectClient(gw.port(), { username: 'u@bystander', password: 'p', clientId: 'rt' })
+      await other.client.subscribeAsync('rt', { qos: 1 })
+      await other.client.publishAsync('rt', 'ping', { qos: 1 })
+      assert.equal((await other.next((m) => m.topic === 'rt')).payload, 'ping')
+      await other.end()
+    } finally {
+      flooder.stop()
+    }
+    await waitFor(() => gw.connections('open') === 0)
+  })
+}
 
 // ---- #17 item 7: Session Expiry in DISCONNECT is clamped ------------------------------------------
 
