@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js'
 import { startTestGateway, yamlConfig, drained, type TestGateway } from './helpers/gateway.js'
 import { connectClient, connectRefusal } from './helpers/clients.js'
+import { freePort } from './helpers/net.js'
 
 type Line = Record<string, unknown>
 
@@ -197,12 +198,14 @@ test('no password, right or wrong, in any log line', () => {
     assert.ok(!JSON.stringify(line).includes('hunter2'), `password in ${JSON.stringify(line)}`)
 })
 
-test('at level warn, connects and disconnects are not logged', async () => {
+test('at level warn, connects and disconnects are not logged; a broker that is down still is', async () => {
   const saved = process.env.TEST_LOG_LEVEL
   process.env.TEST_LOG_LEVEL = 'warn'
+  // A tenant on a broker nobody listens for: its refusal is the warn line that shows the logger writes.
+  const down = `upstreams:\n  down: { url: "mqtt://127.0.0.1:${await freePort()}" }\n${TENANTS}  down:\n    upstream: down\n    users: { alice: { password: "plain:${SECRET}" } }\n`
   let t: TestGateway
   try {
-    t = await startTestGateway(yamlConfig(broker.url, TENANTS))
+    t = await startTestGateway(yamlConfig(broker.url, down))
   } finally {
     if (saved === undefined) delete process.env.TEST_LOG_LEVEL
     else process.env.TEST_LOG_LEVEL = saved
@@ -213,6 +216,10 @@ test('at level warn, connects and disconnects are not logged', async () => {
     await drained(t)
     const chatty = t.logs.filter((l) => l.msg === 'connected' || l.msg === 'disconnected' || (l.level as number) < 40)
     assert.deepEqual(chatty, [])
+    assert.equal(await connectRefusal(t.port(), { username: 'alice@down', password: SECRET, clientId: 'dev-1' }), 3)
+    const warned = t.logs.filter((l) => l.msg === 'upstream unavailable')
+    assert.equal(warned.length, 1, 'the refusal of the tenant whose broker is down is logged at warn')
+    assert.equal(warned[0]?.level, 40)
   } finally {
     await t.close()
   }
