@@ -3,6 +3,7 @@
 // kernel sizes the gateway's send buffer small and the gateway reaches its output bound after a few
 // hundred KiB instead of several MiB (seconds of work for it). Node can set neither, hence Python
 // (Debian's /usr/bin/python3).
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 
 /**
@@ -84,4 +85,27 @@ export async function floodWithoutReading(
     stop()
     throw err
   }
+}
+
+/**
+ * What a client that never reads must find: accepted, then no longer read once what the gateway wrote to
+ * it passed its bound — it could not send everything, the gateway read less than it sent (`bytesRead`,
+ * the gateway's count) and reads no more — while the in-process gateway's heap grew under 64 MiB since
+ * `heapBefore`.
+ */
+export async function assertNoLongerRead(
+  flooder: NeverReader,
+  bytesRead: () => number,
+  heapBefore: number,
+): Promise<void> {
+  assert.deepEqual([flooder.connack[0], flooder.connack[3]], [0x20, 0], 'CONNACK, accepted')
+  const read = bytesRead()
+  assert.ok(flooder.sent < flooder.total, 'the client could not send everything: the gateway stopped reading it')
+  // What it read is bounded by the kernel's socket buffers (under 1 MiB with the client's small MSS), not by the flood.
+  assert.ok(read >= 0 && read < flooder.sent, `the gateway read ${read} bytes of the ${flooder.sent} sent`)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(bytesRead(), read, 'and reads no more while the client reads nothing')
+  // Each queued reply costs far more than its 4 or 5 bytes: without the bound a 16 MB flood grew the heap 200–300 MiB.
+  const grown = process.memoryUsage().heapUsed - heapBefore
+  assert.ok(grown < 64 * 1024 * 1024, `the heap grew by ${(grown / 1048576).toFixed(1)} MiB`)
 }
