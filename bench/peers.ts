@@ -53,6 +53,21 @@ export interface PeerOptions {
 const CLUSTER_SCENARIOS = ['qos0', 'qos1', 'connect']
 const PAIR_SCENARIOS = ['connect']
 
+/** haproxy in TCP mode on 127.0.0.1:`port`, its `listen` section's lines after the bind. */
+function haproxyConfig(port: number, lines: string[]): string {
+  return `global
+  maxconn 9900   # two descriptors per connection; this machine caps a process at 20,000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen mqtt
+  bind 127.0.0.1:${port}
+${lines.map((l) => `  ${l}`).join('\n')}
+`
+}
+
 export async function startPeers(opts: PeerOptions): Promise<Peers> {
   const dir = mkdtempSync(join(tmpdir(), 'mtg-bench-'))
   const children: ChildProcess[] = []
@@ -88,20 +103,7 @@ export async function startPeers(opts: PeerOptions): Promise<Peers> {
 
   if (existsSync('/usr/sbin/haproxy')) {
     const port = await freePort()
-    writeFileSync(
-      join(dir, 'haproxy.cfg'),
-      `global
-  maxconn 9900   # two descriptors per connection; this machine caps a process at 20,000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen mqtt
-  bind 127.0.0.1:${port}
-  server broker 127.0.0.1:${mqttPort}
-`,
-    )
+    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(port, [`server broker 127.0.0.1:${mqttPort}`]))
     const haproxy = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' })
     children.push(haproxy)
     await waitForChild(port, haproxy, 'haproxy')
@@ -185,18 +187,10 @@ ${extra}tenants:
         const lbPort = await freePort()
         writeFileSync(
           join(dir, 'haproxy-pair.cfg'),
-          `global
-  maxconn 9900
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen mqtt
-  bind 127.0.0.1:${lbPort}
-  balance roundrobin
-${backends.map((p, i) => `  server gw${i} 127.0.0.1:${p} send-proxy-v2`).join('\n')}
-`,
+          haproxyConfig(lbPort, [
+            'balance roundrobin',
+            ...backends.map((p, i) => `server gw${i} 127.0.0.1:${p} send-proxy-v2`),
+          ]),
         )
         const lb = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy-pair.cfg'), '-db'], { stdio: 'ignore' })
         children.push(lb)
