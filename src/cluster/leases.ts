@@ -121,6 +121,9 @@ export class RedisLeases implements ClusterLeases {
   private beating: Promise<void> | undefined
   /** local connectRate buckets used while Redis is unreachable */
   private readonly localRate = new Map<string, { tokens: number; at: number }>()
+  /** given back in `held` and not yet in Redis, by `${resource} ${tenant}` (see giveBack) */
+  private readonly givingBack = new Map<string, number>()
+  private flushing = false
   private readonly timer: NodeJS.Timeout
   private readonly offState: () => void
 
@@ -239,24 +242,41 @@ export class RedisLeases implements ClusterLeases {
     return true
   }
 
+  /**
+   * Gives back at once in `held`, and in Redis with the other give-backs of this turn of the event loop:
+   * one command per tenant and resource for all the sessions that ended meanwhile (under a connection
+   * storm, many), instead of one each. Until then Redis counts them still: a take may be refused that
+   * would have passed a moment later, never the reverse.
+   */
   private giveBack(resource: LeaseResource, tenant: string, n: number): void {
     const key = `${resource} ${tenant}`
     this.held.set(key, Math.max(0, (this.held.get(key) ?? 0) - n))
-    void (async () => {
-      while (this.syncing !== undefined) await this.syncing
-      if (this.redis.state !== 'reachable' || this.dirty) {
-        this.dirty = true
-        return
-      }
+    this.givingBack.set(key, (this.givingBack.get(key) ?? 0) + n)
+    if (this.flushing) return
+    this.flushing = true
+    setImmediate(() => void this.flushGiveBacks())
+  }
+
+  private async flushGiveBacks(): Promise<void> {
+    this.flushing = false
+    // A sync meanwhile wrote `held`, which counts these give-backs already: it empties `givingBack`.
+    while (this.syncing !== undefined) await this.syncing
+    if (this.givingBack.size === 0) return
+    const batch = [...this.givingBack]
+    this.givingBack.clear()
+    if (this.redis.state !== 'reachable' || this.dirty) {
+      this.dirty = true
+      return
+    }
+    for (const [key, n] of batch) {
+      const [resource, tenant] = key.split(' ') as [LeaseResource, string]
       this.inFlight++
-      try {
-        await GIVE_BACK(this.redis.commands, KEY(resource, tenant).slice(0, 2), [this.opts.gateway, n])
-      } catch {
-        this.dirty = true
-      } finally {
-        this.done()
-      }
-    })()
+      GIVE_BACK(this.redis.commands, KEY(resource, tenant).slice(0, 2), [this.opts.gateway, n])
+        .catch(() => {
+          this.dirty = true
+        })
+        .finally(() => this.done())
+    }
   }
 
   private done(): void {
@@ -299,6 +319,7 @@ export class RedisLeases implements ClusterLeases {
         })
       this.drained = undefined
       this.dirty = false
+      this.givingBack.clear()
       const writes: Array<Promise<unknown>> = []
       for (const [key, n] of this.held) {
         const [resource, tenant] = key.split(' ') as [LeaseResource, string]
