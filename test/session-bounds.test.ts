@@ -150,7 +150,8 @@ for (const kind of OWN_REPLIES) {
       const readNow = (): number => gw.clients('open').find((c) => c.clientId === clientId)?.bytesIn ?? -1
       const read = readNow()
       assert.ok(flooder.sent < flooder.total, 'the client could not send everything: the gateway stopped reading it')
-      // What it read is bounded by the kernel's socket buffers (under 1 MiB with the client's small MSS), not by the flood.
+      // What it read is bounded by the kernel's socket buffers (under 1 MiB with the client's small MSS),
+      // not by the flood.
       assert.ok(read >= 0 && read < flooder.sent, `the gateway read ${read} bytes of the ${flooder.sent} sent`)
       await new Promise((resolve) => setTimeout(resolve, 300))
       assert.equal(readNow(), read, 'and reads no more while the client reads nothing')
