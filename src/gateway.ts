@@ -67,6 +67,8 @@ export interface StartOptions {
 /** The parts of a cluster membership the gateway enforces with (src/cluster/cluster.ts). */
 export type GatewayCluster = Pick<Cluster, 'leases' | 'budget' | 'loginThrottle' | 'addressRate' | 'registry'>
 
+const clientKey = (tenant: string, clientId: string): string => `${tenant}\u0000${clientId}`
+
 /** How long close() waits for clients to go before cutting them. */
 const DRAIN_MS = 2000
 /** How often sessions' deadlines and keep alives are checked: deadlines hold to within this. */
@@ -99,13 +101,31 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
   let targets = upstreamTargets(config, embedded)
   const probe = new ReadinessProbe(log)
 
-  const sessionsOf = (tenant: string): Session[] => [...sessions].filter((s) => s.tenant?.id === tenant)
+  // Indexes of `sessions`, so a claim from another gateway (one per CONNECT anywhere in the cluster), a
+  // kick or a client list costs the sessions concerned, not a scan of every session of this gateway.
+  /** admitted sessions by tenant, from enter() to release() */
+  const byTenant = new Map<string, Set<Session>>()
+  /** admitted sessions by tenant and client ID, from claim() (the client ID is final by then) to release() */
+  const byClient = new Map<string, Set<Session>>()
+  const index = (map: Map<string, Set<Session>>, key: string, session: Session): void => {
+    const set = map.get(key)
+    if (set === undefined) map.set(key, new Set([session]))
+    else set.add(session)
+  }
+  const unindex = (map: Map<string, Set<Session>>, key: string, session: Session): void => {
+    const set = map.get(key)
+    if (set?.delete(session) === true && set.size === 0) map.delete(key)
+  }
+  const sessionsOf = (tenant: string): Session[] => [...(byTenant.get(tenant) ?? [])]
+  /** the tenant's sessions with this client ID, not closed */
+  const sessionsNamed = (tenant: string, clientId: string): Session[] =>
+    [...(byClient.get(clientKey(tenant, clientId)) ?? [])].filter((s) => s.state !== 'closed')
   const clients = (tenant: string): ClientInfo[] =>
     sessionsOf(tenant)
       .map(describe)
       .filter((c): c is ClientInfo => c !== undefined)
   const kick = (tenant: string, clientId: string): number => {
-    const targets = sessionsOf(tenant).filter((s) => s.clientId === clientId && s.state !== 'closed')
+    const targets = sessionsNamed(tenant, clientId)
     for (const s of targets) s.close('administrativeAction', 'disconnected by an administrator')
     if (targets.length > 0) log.info({ tenant, clientId }, 'client disconnected by an administrator')
     return targets.length
@@ -114,8 +134,7 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
   // connection next; the client hears 0x8E now, not "upstream lost" then.
   const takenOver = (tenant: string, clientId: string, by: string): void => {
     quotas.handOff(tenant, clientId)
-    for (const s of sessionsOf(tenant)) {
-      if (s.clientId !== clientId || s.state === 'closed') continue
+    for (const s of sessionsNamed(tenant, clientId)) {
       log.info({ tenant, clientId, by }, 'session taken over through another gateway')
       s.close('sessionTakenOver', `another connection took the session over through gateway ${by}`)
     }
@@ -123,7 +142,9 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
   const registry = cluster?.registry({ clients, kick, takenOver })
   /** the newest session of each tenant's client ID: an older one whose broker connection drops was taken over */
   const owners = new Map<string, Session>()
-  const ownerKey = (session: Session): string => `${session.tenant?.id ?? ''}\u0000${session.clientId}`
+  /** each claimed session's key in byClient */
+  const claimedAs = new Map<Session, string>()
+  const ownerKey = (session: Session): string => clientKey(session.tenant?.id ?? '', session.clientId)
   const host: SessionHost = {
     log,
     get throttleLinger() {
@@ -135,9 +156,14 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
     admit: (tenant) => quotas.admit(tenant),
     enter(session) {
       sessions.add(session)
+      const tenant = session.tenant?.id
+      if (tenant !== undefined) index(byTenant, tenant, session)
     },
     claim(session) {
-      owners.set(ownerKey(session), session)
+      const key = ownerKey(session)
+      owners.set(key, session)
+      claimedAs.set(session, key)
+      index(byClient, key, session)
       const tenant = session.tenant?.id
       if (registry !== undefined && tenant !== undefined) return registry.claim(tenant, session.clientId)
     },
@@ -147,6 +173,13 @@ export async function startGateway(initial: GatewayConfig, opts: StartOptions): 
     },
     release(session, policy, expirySeconds) {
       sessions.delete(session)
+      const tenant = session.tenant?.id
+      if (tenant !== undefined) unindex(byTenant, tenant, session)
+      const claimed = claimedAs.get(session)
+      if (claimed !== undefined) {
+        claimedAs.delete(session)
+        unindex(byClient, claimed, session)
+      }
       const key = ownerKey(session)
       if (owners.get(key) === session) owners.delete(key)
       quotas.release(policy, expirySeconds)

@@ -86,6 +86,31 @@ test("connectRate is one bucket across gateways (burst = one second's worth)", a
   assert.deepEqual(await b.leases.acquireConnection('other', limits), { ok: true })
 })
 
+test('CONNECTs of one event-loop turn are decided together as one after the other, in arrival order', async () => {
+  const a = await gateway('a5')
+  // maxConnections cuts first: the rest are refused for it, though tokens remain.
+  const byMax = await Promise.all(
+    Array.from({ length: 5 }, () => a.leases.acquireConnection('turn-max', { maxConnections: 2, connectRate: 10 })),
+  )
+  assert.deepEqual(byMax, [
+    { ok: true },
+    { ok: true },
+    { ok: false, limit: 'maxConnections' },
+    { ok: false, limit: 'maxConnections' },
+    { ok: false, limit: 'maxConnections' },
+  ])
+  // The bucket runs dry first: the rest are refused for the rate, though slots remain.
+  const byRate = await Promise.all(
+    Array.from({ length: 5 }, () => a.leases.acquireConnection('turn-rate', { maxConnections: 10, connectRate: 3 })),
+  )
+  assert.deepEqual(
+    byRate.map((r) => (r.ok ? 'ok' : r.limit)),
+    ['ok', 'ok', 'ok', 'connectRate', 'connectRate'],
+  )
+  assert.equal(a.leases.heldBy('conn', 'turn-max'), 2)
+  assert.equal(a.leases.heldBy('conn', 'turn-rate'), 3)
+})
+
 test('maxSubscriptions: the excess filters of a SUBSCRIBE are refused cluster-wide', async () => {
   const a = await gateway('a4')
   const b = await gateway('b4')

@@ -46,16 +46,19 @@ const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 // KEYS: counts (hash gateway → held), leases (zset gateway → deadline ms), rate bucket (hash)
-// ARGV: gateway, want, max (-1: none), rate (-1: none), ttlMs → { granted, total after, refusal (0 | 1 max | 2 rate) }
+// ARGV: gateway, want, max (-1: none), rate (-1: none), ttlMs, each (1: `want` connections, each one
+// rate token, as `want` takes one after the other; 0: `want` subscriptions, one token in all)
+// → { granted, total after, why the rest was refused (0 | 1 max | 2 rate) }
 const TAKE = luaScript(`${NOW}
 local gw, want, max, rate, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local each = ARGV[6] == '1'
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, g in ipairs(dead) do redis.call('HDEL', KEYS[1], g) end
 if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-local grant = want
-if max >= 0 then grant = math.max(0, math.min(want, max - total)) end
+local grant, cut = want, 0
+if max >= 0 and max - total < want then grant, cut = math.max(0, max - total), 1 end
 if grant == 0 then return {0, total, 1} end
 if rate > 0 then
   local burst = math.max(1, rate)
@@ -63,15 +66,18 @@ if rate > 0 then
   local tokens = tonumber(b[1]) or burst
   local ts = tonumber(b[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-  local ok = tokens >= 1
-  if ok then tokens = tokens - 1 end
+  -- one after the other, the take that finds no token is refused for the rate, and so is every later one
+  local spend = 1
+  if each then spend = math.min(grant, math.floor(tokens)) elseif tokens < 1 then spend = 0 end
+  if each and spend < grant then grant, cut = spend, 2 end
+  if spend > 0 then tokens = tokens - spend end
   redis.call('HSET', KEYS[3], 'tokens', tostring(tokens), 'ts', tostring(now))
   redis.call('PEXPIRE', KEYS[3], math.ceil(burst * 1000 / rate) + 1000)
-  if not ok then return {0, total, 2} end
+  if spend == 0 then return {0, total, 2} end
 end
 redis.call('HINCRBY', KEYS[1], gw, grant)
 redis.call('ZADD', KEYS[2], now + ttl, gw)
-return {grant, total + grant, 0}`)
+return {grant, total + grant, cut}`)
 
 // KEYS: counts, leases; ARGV: gateway, n
 const GIVE_BACK = luaScript(`
@@ -93,6 +99,12 @@ const BEAT = luaScript(`${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return redis.call('ZCARD', KEYS[1])`)
+
+/** What a take got: the first `granted` of those asked for; the rest were refused for `refusal`. */
+interface Taken {
+  granted: number
+  refusal: 'max' | 'rate'
+}
 
 export interface RedisLeasesOptions {
   /** this gateway's name in the cluster */
@@ -121,6 +133,19 @@ export class RedisLeases implements ClusterLeases {
   private beating: Promise<void> | undefined
   /** local connectRate buckets used while Redis is unreachable */
   private readonly localRate = new Map<string, { tokens: number; at: number }>()
+  /** given back in `held` and not yet in Redis, by `${resource} ${tenant}` (see giveBack) */
+  private readonly givingBack = new Map<string, number>()
+  /** CONNECTs waiting for this turn's TAKE, by tenant and limits (see acquireConnection) */
+  private readonly taking = new Map<
+    string,
+    {
+      tenant: string
+      limits: ConnectionLimits
+      waiters: Array<{ resolve: (admission: Admission) => void; reject: (err: unknown) => void }>
+    }
+  >()
+  private takingScheduled = false
+  private flushing = false
   private readonly timer: NodeJS.Timeout
   private readonly offState: () => void
 
@@ -145,10 +170,37 @@ export class RedisLeases implements ClusterLeases {
     void this.heartbeat()
   }
 
-  async acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission> {
-    const granted = await this.take('conn', tenant, 1, limits.maxConnections, limits.connectRate)
-    if (granted === 'rate') return { ok: false, limit: 'connectRate' }
-    return granted === 1 ? { ok: true } : { ok: false, limit: 'maxConnections' }
+  /**
+   * The CONNECTs of one turn of the event loop for the same tenant and limits are checked together: one
+   * TAKE of n, which decides them as n takes one after the other would (in arrival order), instead of n
+   * round trips. Under a connection storm that is one command for many CONNECTs.
+   */
+  acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission> {
+    const key = `${tenant} ${limits.maxConnections ?? -1} ${limits.connectRate ?? -1}`
+    return new Promise((resolve, reject) => {
+      const batch = this.taking.get(key)
+      if (batch === undefined) this.taking.set(key, { tenant, limits, waiters: [{ resolve, reject }] })
+      else batch.waiters.push({ resolve, reject })
+      if (this.takingScheduled) return
+      this.takingScheduled = true
+      setImmediate(() => this.flushTakes())
+    })
+  }
+
+  private flushTakes(): void {
+    this.takingScheduled = false
+    const batches = [...this.taking.values()]
+    this.taking.clear()
+    for (const { tenant, limits, waiters } of batches)
+      this.take('conn', tenant, waiters.length, limits.maxConnections, limits.connectRate, true).then(
+        ({ granted, refusal }) =>
+          waiters.forEach(({ resolve }, i) =>
+            resolve(
+              i < granted ? { ok: true } : { ok: false, limit: refusal === 'rate' ? 'connectRate' : 'maxConnections' },
+            ),
+          ),
+        (err: unknown) => waiters.forEach(({ reject }) => reject(err)),
+      )
   }
 
   releaseConnection(tenant: string): void {
@@ -156,8 +208,7 @@ export class RedisLeases implements ClusterLeases {
   }
 
   async acquireSubscriptions(tenant: string, want: number, maxSubscriptions: number | undefined): Promise<number> {
-    const granted = await this.take('subs', tenant, want, maxSubscriptions, undefined)
-    return granted === 'rate' ? 0 : granted
+    return (await this.take('subs', tenant, want, maxSubscriptions, undefined, false)).granted
   }
 
   releaseSubscriptions(tenant: string, n: number): void {
@@ -190,7 +241,8 @@ export class RedisLeases implements ClusterLeases {
     want: number,
     max: number | undefined,
     rate: number | undefined,
-  ): Promise<number | 'rate'> {
+    each: boolean,
+  ): Promise<Taken> {
     const key = `${resource} ${tenant}`
     // Redis back, or a command failed: write the truth first, then check against it.
     if (this.dirty && this.redis.state === 'reachable') await this.heartbeat()
@@ -204,9 +256,10 @@ export class RedisLeases implements ClusterLeases {
           max ?? -1,
           rate ?? -1,
           this.ttlMs,
+          each ? 1 : 0,
         ])) as [number, number, number]
         if (granted > 0) this.held.set(key, (this.held.get(key) ?? 0) + granted)
-        return refusal === 2 ? 'rate' : granted
+        return { granted, refusal: refusal === 2 ? 'rate' : 'max' }
       } catch {
         // The outcome is unknown (a timeout may still have taken the slot): the next sync writes the truth.
         this.dirty = true
@@ -214,7 +267,17 @@ export class RedisLeases implements ClusterLeases {
         this.done()
       }
     }
-    return this.takeLocally(key, want, max, rate)
+    if (!each) {
+      const granted = this.takeLocally(key, want, max, rate)
+      return granted === 'rate' ? { granted: 0, refusal: 'rate' } : { granted, refusal: 'max' }
+    }
+    // One after the other; the first refused ends the batch, the rest refused for the same reason.
+    let granted = 0
+    for (; granted < want; granted++) {
+      const one = this.takeLocally(key, 1, max, rate)
+      if (one !== 1) return { granted, refusal: one === 'rate' ? 'rate' : 'max' }
+    }
+    return { granted, refusal: 'max' }
   }
 
   private takeLocally(key: string, want: number, max: number | undefined, rate: number | undefined): number | 'rate' {
@@ -239,24 +302,41 @@ export class RedisLeases implements ClusterLeases {
     return true
   }
 
+  /**
+   * Gives back at once in `held`, and in Redis with the other give-backs of this turn of the event loop:
+   * one command per tenant and resource for all the sessions that ended meanwhile (under a connection
+   * storm, many), instead of one each. Until then Redis counts them still: a take may be refused that
+   * would have passed a moment later, never the reverse.
+   */
   private giveBack(resource: LeaseResource, tenant: string, n: number): void {
     const key = `${resource} ${tenant}`
     this.held.set(key, Math.max(0, (this.held.get(key) ?? 0) - n))
-    void (async () => {
-      while (this.syncing !== undefined) await this.syncing
-      if (this.redis.state !== 'reachable' || this.dirty) {
-        this.dirty = true
-        return
-      }
+    this.givingBack.set(key, (this.givingBack.get(key) ?? 0) + n)
+    if (this.flushing) return
+    this.flushing = true
+    setImmediate(() => void this.flushGiveBacks())
+  }
+
+  private async flushGiveBacks(): Promise<void> {
+    this.flushing = false
+    // A sync meanwhile wrote `held`, which counts these give-backs already: it empties `givingBack`.
+    while (this.syncing !== undefined) await this.syncing
+    if (this.givingBack.size === 0) return
+    const batch = [...this.givingBack]
+    this.givingBack.clear()
+    if (this.redis.state !== 'reachable' || this.dirty) {
+      this.dirty = true
+      return
+    }
+    for (const [key, n] of batch) {
+      const [resource, tenant] = key.split(' ') as [LeaseResource, string]
       this.inFlight++
-      try {
-        await GIVE_BACK(this.redis.commands, KEY(resource, tenant).slice(0, 2), [this.opts.gateway, n])
-      } catch {
-        this.dirty = true
-      } finally {
-        this.done()
-      }
-    })()
+      GIVE_BACK(this.redis.commands, KEY(resource, tenant).slice(0, 2), [this.opts.gateway, n])
+        .catch(() => {
+          this.dirty = true
+        })
+        .finally(() => this.done())
+    }
   }
 
   private done(): void {
@@ -299,6 +379,7 @@ export class RedisLeases implements ClusterLeases {
         })
       this.drained = undefined
       this.dirty = false
+      this.givingBack.clear()
       const writes: Array<Promise<unknown>> = []
       for (const [key, n] of this.held) {
         const [resource, tenant] = key.split(' ') as [LeaseResource, string]

@@ -18,6 +18,7 @@ export function redisThrottle(
   keyPrefix = 'mtg:login',
 ): FailureThrottle {
   const blockDuration = Math.ceil(cooldownMs / 1000)
+  const insurance = new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration })
   const limiter = new RateLimiterRedis({
     storeClient: redis.commands,
     keyPrefix,
@@ -25,9 +26,25 @@ export function redisThrottle(
     duration: 60,
     blockDuration,
     rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory({ points: perMinute, duration: 60, blockDuration }),
+    insuranceLimiter: insurance,
   })
-  return limiterThrottle(limiter, perMinute, blockDuration)
+  const throttle = limiterThrottle(limiter, perMinute, blockDuration)
+  const fallback = limiterThrottle(insurance, perMinute, blockDuration)
+  return {
+    // Asked at every CONNECT: one GET of the limiter's count instead of its get() (MULTI, GET, PTTL,
+    // EXEC), whose time to live the answer does not use. Redis unreachable: the limiter's insurance
+    // answers, as its get() would.
+    async blocked(source) {
+      let count: string | null
+      try {
+        count = await redis.commands.get(limiter.getKey(source))
+      } catch {
+        return fallback.blocked(source)
+      }
+      return count !== null && Number.parseInt(count, 10) >= perMinute
+    },
+    fail: (source) => throttle.fail(source),
+  }
 }
 
 /**
