@@ -14,8 +14,8 @@ import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-proc
 import { connectClient, connectRefusal, quiet, type TestClient } from './helpers/clients.js'
 import { nextEvent } from './helpers/events.js'
 
-/** The lease TTL of src/cluster/leases.ts (not configurable): a dead gateway's slots are free by then. */
-const LEASE_TTL_MS = 15_000
+/** The gateways' `cluster.leaseTtl` (default 15 s): a dead gateway's slots are free by then. */
+const LEASE_TTL_MS = 5000
 
 let broker: Mosquitto
 let redis: RedisServer
@@ -45,7 +45,7 @@ listeners:
   - { name: mqtt, type: tcp, bind: "127.0.0.1:${ports.mqtt}" }
   - { name: lb, type: tcp, bind: "127.0.0.1:${ports.lb}", proxyProtocol: true }
 upstream: { url: ${broker.url} }
-cluster: { redis: "redis://127.0.0.1:${redis.port}/${db}", name: ${name} }
+cluster: { redis: "redis://127.0.0.1:${redis.port}/${db}", name: ${name}, leaseTtl: ${LEASE_TTL_MS}ms }
 admin: { bind: "127.0.0.1:${ports.admin}", operatorToken: ${OPERATOR_TOKEN} }
 log: { level: warn }
 tenants:
@@ -113,7 +113,7 @@ test("a gateway SIGKILLed with clients connected: its slots are free once its le
   await pub.client.publishAsync('status/1', 'during', { qos: 1 })
   assert.equal((await sub.next((m) => m.topic === 'status/1')).payload, 'during')
 
-  // Polled: the slots come free when gw-b's last lease deadline passes, 10-15 s after the kill.
+  // Polled: the slots come free when gw-b's last lease deadline passes, 2/3 to 1 TTL after the kill.
   let fresh: TestClient | undefined
   await until(
     async () => {

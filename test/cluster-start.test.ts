@@ -18,8 +18,8 @@ after(async () => {
 })
 
 test("two members share acme's maxConnections; one leaving frees its slots at once; readiness follows Redis", async () => {
-  const a = startCluster({ redis: redis.url, name: 'gw-a' }, { log })
-  const b = startCluster({ redis: redis.url, name: 'gw-b' }, { log })
+  const a = startCluster({ redis: redis.url, name: 'gw-a', leaseTtl: 15_000 }, { log })
+  const b = startCluster({ redis: redis.url, name: 'gw-b', leaseTtl: 15_000 }, { log })
   try {
     assert.ok(await a.redis.ready(5000))
     assert.ok(await b.redis.ready(5000))

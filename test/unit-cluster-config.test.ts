@@ -59,3 +59,13 @@ test('cluster: a SQLite admin.store is refused with its path and line; so is a R
     'cluster.nmae (line 3): unknown key',
   )
 })
+
+test('cluster.leaseTtl: 15 s by default, a duration, at least 1 s, refused with its path', () => {
+  const ttl = (extra: string): number | undefined =>
+    parseConfigText(`${BASE}cluster: { redis: "redis://a:6379/0"${extra} }\n`, { baseDir: '/tmp', env: {} }).config
+      .cluster?.leaseTtl
+  assert.equal(ttl(''), 15_000)
+  assert.equal(ttl(', leaseTtl: 5s'), 5000)
+  refused(() => ttl(', leaseTtl: 500ms'), 'cluster.leaseTtl')
+  refused(() => ttl(', leaseTtl: soon'), 'cluster.leaseTtl')
+})

@@ -34,8 +34,6 @@ export interface Cluster {
 
 export interface ClusterOptions {
   log: Logger
-  /** lease TTL (default 15 s) */
-  leaseTtlMs?: number
 }
 
 export function startCluster(config: ClusterConfig, opts: ClusterOptions): Cluster {
@@ -43,7 +41,7 @@ export function startCluster(config: ClusterConfig, opts: ClusterOptions): Clust
   const leases = new RedisLeases(redis, {
     gateway: config.name,
     log: opts.log,
-    ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+    ttlMs: config.leaseTtl,
   })
   const budget = new SharedBudget(redis, { gateways: () => leases.gatewaysAlive })
   const closing: Array<() => Promise<void>> = []

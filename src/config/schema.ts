@@ -304,6 +304,13 @@ export const clusterSchema = z.strictObject({
     .string()
     .regex(/^[^\s]*$/, 'expected a name without spaces')
     .default(''),
+  /**
+   * how long a gateway that stops beating (SIGKILL, power) holds its connection and subscription slots;
+   * its heartbeat runs every third of it. Every gateway of the cluster should name the same.
+   */
+  leaseTtl: duration
+    .default(15_000)
+    .refine((ms) => ms >= 1000, 'expected at least 1s: the heartbeat runs every third of it'),
 })
 export type ClusterConfig = z.infer<typeof clusterSchema>
 
