@@ -7,6 +7,7 @@
 // bounded by `timeoutMs` (a gateway that dies mid-request costs the wait, not the answer of the others).
 import { randomUUID } from 'node:crypto'
 import type { ClientInfo } from '../admin/client-info.js'
+import { perTurn } from './per-turn.js'
 import type { ClusterRedis } from './redis.js'
 
 /** What a gateway does for the registry: the Gateway's own clients() and kick(), and the takeover. */
@@ -42,7 +43,8 @@ export interface ClusterRegistry {
 type Request =
   | { op: 'list'; id: string; from: string; tenant: string }
   | { op: 'kick'; id: string; from: string; tenant: string; clientId: string }
-  | { op: 'claim'; from: string; tenant: string; clientId: string }
+  // the client IDs (tenant, client ID) claimed by CONNECTs of one turn on gateway `from`
+  | { op: 'claims'; from: string; claims: Array<[string, string]> }
 type Reply = { id: string; from: string; clients?: ClientInfo[]; kicked?: number }
 
 export function redisRegistry(
@@ -68,14 +70,21 @@ export function redisRegistry(
     }
   }
   const answer = (req: Request): void => {
-    if (req.op === 'claim') {
-      if (req.from !== gateway) local.takenOver(req.tenant, req.clientId, req.from)
-      return
+    let reply: Reply
+    switch (req.op) {
+      case 'claims':
+        if (req.from !== gateway)
+          for (const [tenant, clientId] of req.claims) local.takenOver(tenant, clientId, req.from)
+        return
+      case 'list':
+        reply = { id: req.id, from: gateway, clients: local.clients(req.tenant) }
+        break
+      case 'kick':
+        reply = { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
+        break
+      default:
+        return // a request this gateway does not know (a newer one's): not answered
     }
-    const reply: Reply =
-      req.op === 'list'
-        ? { id: req.id, from: gateway, clients: local.clients(req.tenant) }
-        : { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
     void redis.commands.publish(repliesTo(req.from), JSON.stringify(reply)).catch(() => 0)
   }
   redis.subscriber.on('message', onMessage)
@@ -116,6 +125,14 @@ export function redisRegistry(
     else if (req.op === 'kick') into.push({ id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) })
   }
 
+  // The claims of one turn's CONNECTs in one PUBLISH (see per-turn.ts). Unreachable Redis: the connections
+  // go on; the gateway that held a client ID sees its upstream dropped instead.
+  const announce = perTurn<[string, string], void>(async (claims) => {
+    const req: Request = { op: 'claims', from: gateway, claims }
+    await redis.commands.publish(REQUESTS, JSON.stringify(req)).catch(() => 0)
+    return claims.map(() => undefined)
+  })
+
   return {
     subscribed,
     async list(tenant) {
@@ -127,10 +144,7 @@ export function redisRegistry(
       return replies.reduce((n, r) => n + (r.kicked ?? 0), 0)
     },
     async claim(tenant, clientId) {
-      // Unreachable Redis: the connection goes on; the old gateway sees its upstream dropped instead.
-      await redis.commands
-        .publish(REQUESTS, JSON.stringify({ op: 'claim', from: gateway, tenant, clientId } satisfies Request))
-        .catch(() => 0)
+      await announce([tenant, clientId])
     },
     async close() {
       redis.subscriber.off('message', onMessage)

@@ -5,6 +5,7 @@
 // outage only.
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { limiterThrottle, type FailureThrottle } from '../tenancy/auth.js'
+import { perTurn } from './per-turn.js'
 import type { ClusterRedis } from './redis.js'
 
 /**
@@ -30,14 +31,16 @@ export function redisThrottle(
   })
   const throttle = limiterThrottle(limiter, perMinute, blockDuration)
   const fallback = limiterThrottle(insurance, perMinute, blockDuration)
+  // The counts of one turn's CONNECTs in one MGET (see per-turn.ts).
+  const counts = perTurn<string, string | null>((keys) => redis.commands.mget(...keys))
   return {
-    // Asked at every CONNECT: one GET of the limiter's count instead of its get() (MULTI, GET, PTTL,
-    // EXEC), whose time to live the answer does not use. Redis unreachable: the limiter's insurance
-    // answers, as its get() would.
+    // Asked at every CONNECT: a read of the limiter's count instead of its get() (MULTI, GET, PTTL, EXEC),
+    // whose time to live the answer does not use. Redis unreachable: the limiter's insurance answers, as
+    // its get() would.
     async blocked(source) {
       let count: string | null
       try {
-        count = await redis.commands.get(limiter.getKey(source))
+        count = await counts(limiter.getKey(source))
       } catch {
         return fallback.blocked(source)
       }
