@@ -69,23 +69,20 @@ export function redisRegistry(
       waiting.get(reply.id)?.(reply)
     }
   }
+  /** This gateway's answer to a list or a kick; undefined for anything else. */
+  const localReply = (req: Request): Reply | undefined => {
+    if (req.op === 'list') return { id: req.id, from: gateway, clients: local.clients(req.tenant) }
+    if (req.op === 'kick') return { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
+    return undefined
+  }
   const answer = (req: Request): void => {
-    let reply: Reply
-    switch (req.op) {
-      case 'claims':
-        if (req.from !== gateway)
-          for (const [tenant, clientId] of req.claims) local.takenOver(tenant, clientId, req.from)
-        return
-      case 'list':
-        reply = { id: req.id, from: gateway, clients: local.clients(req.tenant) }
-        break
-      case 'kick':
-        reply = { id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) }
-        break
-      default:
-        return // a request this gateway does not know (a newer one's): not answered
+    if (req.op === 'claims') {
+      if (req.from !== gateway) for (const [tenant, clientId] of req.claims) local.takenOver(tenant, clientId, req.from)
+      return
     }
-    void redis.commands.publish(repliesTo(req.from), JSON.stringify(reply)).catch(() => 0)
+    // A request this gateway does not know (a newer one's) is not answered.
+    const reply = localReply(req)
+    if (reply !== undefined) void redis.commands.publish(repliesTo(req.from), JSON.stringify(reply)).catch(() => 0)
   }
   redis.subscriber.on('message', onMessage)
   const subscribed = redis.subscriber.subscribe(REQUESTS, repliesTo(gateway)).then(
@@ -121,8 +118,8 @@ export function redisRegistry(
   }
   const answerLocally = (req: Request & { id: string }, into: Reply[]): void => {
     into.length = 0
-    if (req.op === 'list') into.push({ id: req.id, from: gateway, clients: local.clients(req.tenant) })
-    else if (req.op === 'kick') into.push({ id: req.id, from: gateway, kicked: local.kick(req.tenant, req.clientId) })
+    const reply = localReply(req)
+    if (reply !== undefined) into.push(reply)
   }
 
   // The claims of one turn's CONNECTs in one PUBLISH (see per-turn.ts). Unreachable Redis: the connections
