@@ -1,7 +1,7 @@
 // What the session has read from its client and not processed yet, and why: the frame reader, the
 // holds on processing (connecting, a rate's debt, back-pressure either way, a SUBSCRIBE waiting for
-// the cluster's count), and whether the socket
-// itself is read. Holding stops processing; only back-pressure, or a full read-ahead, stops reading.
+// the cluster's count), and whether the socket itself is read. Holding stops processing; only
+// back-pressure, or a full read-ahead, stops reading.
 import { FrameReader, PacketType, type Frame } from '../codec.js'
 import type { ClientStream } from './connecting.js'
 
