@@ -11,6 +11,7 @@
 // writes its live counts (a sync), and the limits are cluster-wide again without dropping anyone.
 // Longer than ~300 lines because the Lua scripts and the TypeScript that calls them are read together.
 import type { Logger } from '../log.js'
+import { perTurn } from './per-turn.js'
 import { luaScript, type ClusterRedis } from './redis.js'
 
 export type LeaseResource = 'conn' | 'subs'
@@ -135,16 +136,6 @@ export class RedisLeases implements ClusterLeases {
   private readonly localRate = new Map<string, { tokens: number; at: number }>()
   /** given back in `held` and not yet in Redis, by `${resource} ${tenant}` (see giveBack) */
   private readonly givingBack = new Map<string, number>()
-  /** CONNECTs waiting for this turn's TAKE, by tenant and limits (see acquireConnection) */
-  private readonly taking = new Map<
-    string,
-    {
-      tenant: string
-      limits: ConnectionLimits
-      waiters: Array<{ resolve: (admission: Admission) => void; reject: (err: unknown) => void }>
-    }
-  >()
-  private takingScheduled = false
   private flushing = false
   private readonly timer: NodeJS.Timeout
   private readonly offState: () => void
@@ -175,33 +166,45 @@ export class RedisLeases implements ClusterLeases {
    * TAKE of n, which decides them as n takes one after the other would (in arrival order), instead of n
    * round trips. Under a connection storm that is one command for many CONNECTs.
    */
-  acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission> {
-    const key = `${tenant} ${limits.maxConnections ?? -1} ${limits.connectRate ?? -1}`
-    return new Promise((resolve, reject) => {
-      const batch = this.taking.get(key)
-      if (batch === undefined) this.taking.set(key, { tenant, limits, waiters: [{ resolve, reject }] })
-      else batch.waiters.push({ resolve, reject })
-      if (this.takingScheduled) return
-      this.takingScheduled = true
-      setImmediate(() => this.flushTakes())
-    })
+  async acquireConnection(tenant: string, limits: ConnectionLimits): Promise<Admission> {
+    const answer = await this.admitTurn({ tenant, limits })
+    if ('failed' in answer) throw answer.failed
+    return answer
   }
 
-  private flushTakes(): void {
-    this.takingScheduled = false
-    const batches = [...this.taking.values()]
-    this.taking.clear()
-    for (const { tenant, limits, waiters } of batches)
-      this.take('conn', tenant, waiters.length, limits.maxConnections, limits.connectRate, true).then(
-        ({ granted, refusal }) =>
-          waiters.forEach(({ resolve }, i) =>
-            resolve(
-              i < granted ? { ok: true } : { ok: false, limit: refusal === 'rate' ? 'connectRate' : 'maxConnections' },
-            ),
-          ),
-        (err: unknown) => waiters.forEach(({ reject }) => reject(err)),
+  /** One TAKE per tenant and limits among a turn's CONNECTs (per-turn.ts); a failed TAKE fails its own only. */
+  private readonly admitTurn = perTurn<{ tenant: string; limits: ConnectionLimits }, Admission | { failed: unknown }>(
+    async (asks) => {
+      const groups = new Map<string, number[]>()
+      asks.forEach(({ tenant, limits }, at) => {
+        const key = `${tenant} ${limits.maxConnections ?? -1} ${limits.connectRate ?? -1}`
+        const group = groups.get(key)
+        if (group === undefined) groups.set(key, [at])
+        else group.push(at)
+      })
+      const answers: Array<Admission | { failed: unknown }> = []
+      await Promise.all(
+        [...groups.values()].map(async (group) => {
+          const { tenant, limits } = asks[group[0] as number] as { tenant: string; limits: ConnectionLimits }
+          try {
+            const { granted, refusal } = await this.take(
+              'conn',
+              tenant,
+              group.length,
+              limits.maxConnections,
+              limits.connectRate,
+              true,
+            )
+            const limit = refusal === 'rate' ? 'connectRate' : 'maxConnections'
+            group.forEach((at, i) => (answers[at] = i < granted ? { ok: true } : { ok: false, limit }))
+          } catch (failed) {
+            for (const at of group) answers[at] = { failed }
+          }
+        }),
       )
-  }
+      return answers
+    },
+  )
 
   releaseConnection(tenant: string): void {
     this.giveBack('conn', tenant, 1)
